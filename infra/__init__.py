@@ -1,0 +1,1 @@
+"""The mlops-platform Pulumi program."""

@@ -1,0 +1,1 @@
+"""One module per platform component, each a pulumi.ComponentResource."""

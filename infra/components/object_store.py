@@ -1,0 +1,262 @@
+"""S3-compatible object storage: SeaweedFS in the cluster, or an existing external S3 service.
+
+The in-cluster server is one `weed server` (master, volume, filer and the S3 gateway) on a
+volume; a Job creates the platform's buckets, only those missing, on every deploy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import kube, versions
+from infra.config import ObjectStoreConfig, Resources
+
+COMPONENT = "seaweedfs"
+SECRET_NAME = "object-store"
+S3_PORT = 8333
+MASTER_PORT = 9333
+FILER_PORT = 8888
+VOLUME_PORT = 8080
+METRICS_PORT = 9327
+# Each HTTP port has its gRPC twin at +10000.
+GRPC_OFFSET = 10000
+JOB_SIZE = Resources("10m", "64Mi", "500m", "256Mi")
+REGION = "us-east-1"
+
+BUCKETS_SCRIPT = r"""#!/bin/sh
+set -eu
+run() { echo "$1" | weed shell -master="$MASTER" 2>&1; }
+until run "cluster.ps" | grep -q "$FILER_HOST_PREFIX"; do
+  echo "waiting for the seaweedfs filer"
+  sleep 2
+done
+for bucket in $BUCKETS; do
+  if run "s3.bucket.list" | grep -Eq "^[[:space:]]*${bucket}([[:space:]]|$)"; then
+    echo "bucket ${bucket} exists"
+  else
+    run "s3.bucket.create -name ${bucket}"
+    echo "bucket ${bucket} created"
+  fi
+done
+listing="$(run "s3.bucket.list")"
+for bucket in $BUCKETS; do
+  echo "$listing" | grep -Eq "^[[:space:]]*${bucket}([[:space:]]|$)" \
+    || { echo "bucket ${bucket} is missing after create"; exit 1; }
+done
+"""
+
+
+@dataclass(frozen=True)
+class ObjectStoreArgs:
+    config: ObjectStoreConfig
+    namespace: str
+    storage_class: str | None
+    data_protection: bool
+
+
+def identities(access_key: str, secret_key: str) -> str:
+    """SeaweedFS S3 identity config: one identity with full rights on every bucket."""
+    return json.dumps(
+        {
+            "identities": [
+                {
+                    "name": "platform",
+                    "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                }
+            ]
+        },
+        indent=2,
+    )
+
+
+class ObjectStore(pulumi.ComponentResource):
+    endpoint: str
+    region: str
+    # Bucket name for each platform use: mlflow, flyte, feast, models.
+    buckets: Mapping[str, str]
+    access_key: pulumi.Output[str]
+    secret_key: pulumi.Output[str]
+    # Kubernetes Secret with keys access-key-id, secret-access-key, endpoint and region.
+    secret_name: str
+
+    def __init__(self, name: str, args: ObjectStoreArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:components:ObjectStore", name, None, opts)
+        cfg, ns = args.config, args.namespace
+        assert cfg.access_key is not None and cfg.secret_key is not None
+        external = cfg.external
+        self.endpoint = (
+            external.endpoint if external else f"http://{COMPONENT}.{ns}.svc.cluster.local:{S3_PORT}"
+        )
+        self.region = external.region if external else REGION
+        self.buckets = dict(cfg.buckets)
+        self.access_key = pulumi.Output.secret(cfg.access_key)
+        self.secret_key = pulumi.Output.secret(cfg.secret_key)
+        self.secret_name = SECRET_NAME
+        credentials = k8s.core.v1.Secret(
+            SECRET_NAME,
+            metadata=kube.metadata(SECRET_NAME, ns, COMPONENT, "storage"),
+            type="Opaque",
+            string_data={
+                "access-key-id": cfg.access_key,
+                "secret-access-key": cfg.secret_key,
+                "endpoint": self.endpoint,
+                "region": self.region,
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        if external is None:
+            server = self._server(args)
+            self._bucket_job(args, [credentials, *server])
+        self.register_outputs({"endpoint": self.endpoint, "buckets": dict(self.buckets)})
+
+    def _server(self, args: ObjectStoreArgs) -> list[pulumi.Resource]:
+        cfg, ns = args.config, args.namespace
+        child = pulumi.ResourceOptions(parent=self)
+        s3_config = k8s.core.v1.Secret(
+            "seaweedfs-s3-config",
+            metadata=kube.metadata("seaweedfs-s3-config", ns, COMPONENT, "storage"),
+            type="Opaque",
+            string_data={
+                "s3.json": pulumi.Output.all(self.access_key, self.secret_key).apply(
+                    lambda keys: identities(keys[0], keys[1])
+                )
+            },
+            opts=child,
+        )
+        ports = {
+            "s3": S3_PORT,
+            "master": MASTER_PORT,
+            "master-grpc": MASTER_PORT + GRPC_OFFSET,
+            "filer": FILER_PORT,
+            "filer-grpc": FILER_PORT + GRPC_OFFSET,
+            "volume": VOLUME_PORT,
+            "volume-grpc": VOLUME_PORT + GRPC_OFFSET,
+            "metrics": METRICS_PORT,
+        }
+        server = kube.container(
+            COMPONENT,
+            versions.SEAWEEDFS_IMAGE,
+            cfg.resources,
+            ports=ports,
+            readiness=kube.http_probe("/healthz", "s3"),
+            liveness=kube.http_probe("/healthz", "s3", period=20, failures=6),
+            startup=kube.http_probe("/healthz", "s3", period=5, failures=60),
+            command=["/usr/bin/weed"],
+            args=[
+                "-logtostderr=true",
+                "server",
+                "-ip=$(POD_IP)",
+                "-ip.bind=0.0.0.0",
+                "-dir=/data",
+                "-volume.max=0",
+                "-master.volumeSizeLimitMB=1024",
+                "-s3",
+                f"-s3.port={S3_PORT}",
+                "-s3.config=/etc/seaweedfs/s3.json",
+                f"-metricsPort={METRICS_PORT}",
+            ],
+            # The embedded filer store is created in the working directory: keep it on the volume.
+            workingDir="/data",
+            env=[{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+            volumeMounts=[
+                {"name": "data", "mountPath": "/data"},
+                {"name": "s3-config", "mountPath": "/etc/seaweedfs", "readOnly": True},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        )
+        service = k8s.core.v1.Service(
+            COMPONENT,
+            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "storage"),
+            spec={
+                "selector": kube.selector(COMPONENT),
+                "ports": [
+                    {"name": name, "port": number, "targetPort": name}
+                    for name, number in ports.items()
+                ],
+            },
+            opts=child,
+        )
+        statefulset = k8s.apps.v1.StatefulSet(
+            COMPONENT,
+            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "storage"),
+            spec={
+                "serviceName": COMPONENT,
+                "replicas": 1,
+                "selector": {"matchLabels": kube.selector(COMPONENT)},
+                "persistentVolumeClaimRetentionPolicy": kube.claim_retention(args.data_protection),
+                "template": {
+                    "metadata": {"labels": kube.labels(COMPONENT, "storage")},
+                    "spec": kube.pod_spec(
+                        versions.SEAWEEDFS_UID,
+                        [server],
+                        volumes=[
+                            {"name": "s3-config", "secret": {"secretName": "seaweedfs-s3-config"}},
+                            kube.empty_dir("tmp", "1Gi"),
+                        ],
+                    ),
+                },
+                "volumeClaimTemplates": [
+                    kube.volume_claim("data", cfg.storage_size, args.storage_class)
+                ],
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.data_protection, depends_on=[s3_config]
+            ),
+        )
+        return [service, statefulset]
+
+    def _bucket_job(self, args: ObjectStoreArgs, needs: list[pulumi.Resource]) -> None:
+        ns = args.namespace
+        script = k8s.core.v1.ConfigMap(
+            "seaweedfs-buckets",
+            metadata=kube.metadata("seaweedfs-buckets", ns, COMPONENT, "init"),
+            data={"buckets.sh": BUCKETS_SCRIPT},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.batch.v1.Job(
+            "seaweedfs-buckets",
+            metadata=kube.metadata("seaweedfs-buckets", ns, COMPONENT, "init"),
+            spec={
+                "backoffLimit": 6,
+                "activeDeadlineSeconds": 900,
+                "template": {
+                    "metadata": {"labels": kube.labels(COMPONENT, "init")},
+                    "spec": kube.pod_spec(
+                        versions.SEAWEEDFS_UID,
+                        [kube.job_container(
+                            "buckets",
+                            versions.SEAWEEDFS_IMAGE,
+                            JOB_SIZE,
+                            command=["/bin/sh", "/scripts/buckets.sh"],
+                            env=[
+                                {"name": "MASTER",
+                                 "value": f"{COMPONENT}.{ns}.svc.cluster.local:{MASTER_PORT}"},
+                                {"name": "FILER_HOST_PREFIX", "value": "filer"},
+                                {"name": "BUCKETS",
+                                 "value": " ".join(sorted(set(self.buckets.values())))},
+                                {"name": "HOME", "value": "/tmp"},
+                            ],
+                            volumeMounts=[
+                                {"name": "scripts", "mountPath": "/scripts", "readOnly": True},
+                                {"name": "tmp", "mountPath": "/tmp"},
+                            ],
+                        )],
+                        restartPolicy="OnFailure",
+                        volumes=[
+                            {"name": "scripts", "configMap": {"name": "seaweedfs-buckets"}},
+                            kube.empty_dir("tmp"),
+                        ],
+                    ),
+                },
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[script, *needs], delete_before_replace=True
+            ),
+        )

@@ -1,0 +1,264 @@
+"""PostgreSQL: one server (in-cluster, or an existing external one) and a database per consumer.
+
+Each consumer (mlflow, flyte, feast) gets its own login and database, created by an idempotent
+Job that runs on every deploy and creates only what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import kube, versions
+from infra.config import PostgresConfig, Resources
+
+COMPONENT = "postgres"
+PORT = 5432
+METRICS_PORT = 9187
+SIDECAR_SIZE = Resources("10m", "32Mi", "200m", "64Mi")
+JOB_SIZE = Resources("10m", "32Mi", "200m", "128Mi")
+
+# Creates each consumer's role and database only when missing; sets the password every run
+# so that a rotated secret takes effect. Passwords arrive as psql variables, never in argv.
+INIT_SCRIPT = r"""#!/bin/sh
+set -eu
+until pg_isready --quiet --timeout=5; do
+  echo "waiting for postgres at ${PGHOST}:${PGPORT}"
+  sleep 2
+done
+for db in $DATABASES; do
+  password_var="PASSWORD_$(echo "$db" | tr '[:lower:]' '[:upper:]')"
+  eval "password=\${$password_var}"
+  psql --no-psqlrc --set=ON_ERROR_STOP=1 --quiet --set=name="$db" --set=password="$password" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'name')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'name') \gexec
+ALTER ROLE :"name" WITH LOGIN PASSWORD :'password';
+SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'name') \gexec
+REVOKE ALL ON DATABASE :"name" FROM PUBLIC;
+GRANT ALL ON DATABASE :"name" TO :"name";
+SQL
+  echo "database ${db} ready"
+done
+"""
+
+
+@dataclass(frozen=True)
+class PostgresDatabase:
+    """What a consumer needs to reach its database."""
+
+    host: str
+    port: int
+    name: str
+    user: str
+    ssl_mode: str
+    password: pulumi.Output[str]
+    url: pulumi.Output[str]
+    # Kubernetes Secret with keys username, password, database, host, port and url.
+    secret_name: str
+
+
+@dataclass(frozen=True)
+class PostgresArgs:
+    config: PostgresConfig
+    namespace: str
+    storage_class: str | None
+    data_protection: bool
+
+
+def database_url(host: str, port: int, name: str, ssl_mode: str,
+                 password: pulumi.Output[str]) -> pulumi.Output[str]:
+    return pulumi.Output.secret(password).apply(
+        lambda pw: f"postgresql://{name}:{quote(pw, safe='')}@{host}:{port}/{name}?sslmode={ssl_mode}"
+    )
+
+
+class Postgres(pulumi.ComponentResource):
+    databases: Mapping[str, PostgresDatabase]
+    host: str
+    port: int
+
+    def __init__(self, name: str, args: PostgresArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:components:Postgres", name, None, opts)
+        cfg = args.config
+        ns = args.namespace
+        child = pulumi.ResourceOptions(parent=self)
+        external = cfg.external
+        self.host = external.host if external else f"{COMPONENT}.{ns}.svc.cluster.local"
+        self.port = external.port if external else PORT
+        ssl_mode = external.ssl_mode if external else "disable"
+        admin_user = external.admin_user if external else "postgres"
+        assert cfg.admin_password is not None
+
+        admin = k8s.core.v1.Secret(
+            "postgres-admin",
+            metadata=kube.metadata("postgres-admin", ns, COMPONENT, "database"),
+            type="Opaque",
+            string_data={"username": admin_user, "password": cfg.admin_password},
+            opts=child,
+        )
+        server: list[pulumi.Resource] = []
+        if external is None:
+            server = self._server(args, admin)
+
+        secrets: list[pulumi.Resource] = [admin]
+        databases: dict[str, PostgresDatabase] = {}
+        for db, password in cfg.consumer_passwords.items():
+            url = database_url(self.host, self.port, db, ssl_mode, password)
+            secret_name = f"postgres-{db}"
+            secret = k8s.core.v1.Secret(
+                secret_name,
+                metadata=kube.metadata(secret_name, ns, COMPONENT, "database"),
+                type="Opaque",
+                string_data={
+                    "username": db,
+                    "password": password,
+                    "database": db,
+                    "host": self.host,
+                    "port": str(self.port),
+                    "url": url,
+                },
+                opts=child,
+            )
+            secrets.append(secret)
+            databases[db] = PostgresDatabase(
+                self.host, self.port, db, db, ssl_mode, password, url, secret_name
+            )
+        self.databases = databases
+        self._init_job(args, admin_user, ssl_mode, [*server, *secrets])
+        self.register_outputs({"host": self.host, "port": self.port,
+                               "databases": sorted(databases)})
+
+    def _server(self, args: PostgresArgs, admin: k8s.core.v1.Secret) -> list[pulumi.Resource]:
+        cfg, ns = args.config, args.namespace
+        child = pulumi.ResourceOptions(parent=self)
+        ready = kube.exec_probe(
+            ["pg_isready", "--username=postgres", "--host=127.0.0.1", f"--port={PORT}"]
+        )
+        postgres = kube.container(
+            COMPONENT,
+            versions.POSTGRES_IMAGE,
+            cfg.resources,
+            ports={"postgres": PORT},
+            readiness=ready,
+            liveness=kube.exec_probe(ready["exec"]["command"], period=20, failures=6),
+            startup=kube.exec_probe(ready["exec"]["command"], period=5, failures=60),
+            env=[
+                {"name": "POSTGRES_USER", "value": "postgres"},
+                kube.secret_env("POSTGRES_PASSWORD", "postgres-admin", "password"),
+            ],
+            volumeMounts=[
+                {"name": "data", "mountPath": "/var/lib/postgresql"},
+                {"name": "run", "mountPath": "/var/run/postgresql"},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        )
+        exporter = kube.container(
+            "exporter",
+            versions.POSTGRES_EXPORTER_IMAGE,
+            SIDECAR_SIZE,
+            ports={"metrics": METRICS_PORT},
+            readiness=kube.http_probe("/", "metrics"),
+            env=[
+                {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/postgres?sslmode=disable"},
+                {"name": "DATA_SOURCE_USER", "value": "postgres"},
+                kube.secret_env("DATA_SOURCE_PASS", "postgres-admin", "password"),
+            ],
+        )
+        service = k8s.core.v1.Service(
+            COMPONENT,
+            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "database"),
+            spec={
+                "selector": kube.selector(COMPONENT),
+                "ports": [
+                    {"name": "postgres", "port": PORT, "targetPort": "postgres"},
+                    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+                ],
+            },
+            opts=child,
+        )
+        statefulset = k8s.apps.v1.StatefulSet(
+            COMPONENT,
+            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "database"),
+            spec={
+                "serviceName": COMPONENT,
+                "replicas": 1,
+                "selector": {"matchLabels": kube.selector(COMPONENT)},
+                "persistentVolumeClaimRetentionPolicy": kube.claim_retention(args.data_protection),
+                "template": {
+                    "metadata": {"labels": kube.labels(COMPONENT, "database")},
+                    "spec": kube.pod_spec(
+                        versions.POSTGRES_UID,
+                        [postgres, exporter],
+                        terminationGracePeriodSeconds=60,
+                        volumes=[kube.empty_dir("run"), kube.empty_dir("tmp", "1Gi")],
+                    ),
+                },
+                "volumeClaimTemplates": [
+                    kube.volume_claim("data", cfg.storage_size, args.storage_class)
+                ],
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.data_protection, depends_on=[admin]
+            ),
+        )
+        return [service, statefulset]
+
+    def _init_job(self, args: PostgresArgs, admin_user: str, ssl_mode: str,
+                  needs: list[pulumi.Resource]) -> None:
+        ns = args.namespace
+        names = sorted(args.config.consumer_passwords)
+        script = k8s.core.v1.ConfigMap(
+            "postgres-init",
+            metadata=kube.metadata("postgres-init", ns, COMPONENT, "init"),
+            data={"init.sh": INIT_SCRIPT},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        env = [
+            {"name": "PGHOST", "value": self.host},
+            {"name": "PGPORT", "value": str(self.port)},
+            {"name": "PGUSER", "value": admin_user},
+            {"name": "PGDATABASE", "value": "postgres"},
+            {"name": "PGSSLMODE", "value": ssl_mode},
+            {"name": "PGCONNECT_TIMEOUT", "value": "5"},
+            kube.secret_env("PGPASSWORD", "postgres-admin", "password"),
+            {"name": "DATABASES", "value": " ".join(names)},
+        ] + [kube.secret_env(f"PASSWORD_{db.upper()}", f"postgres-{db}", "password")
+             for db in names]
+        k8s.batch.v1.Job(
+            "postgres-init",
+            metadata=kube.metadata("postgres-init", ns, COMPONENT, "init"),
+            spec={
+                "backoffLimit": 6,
+                "activeDeadlineSeconds": 900,
+                "template": {
+                    "metadata": {"labels": kube.labels(COMPONENT, "init")},
+                    "spec": kube.pod_spec(
+                        versions.POSTGRES_UID,
+                        [kube.job_container(
+                            "init",
+                            versions.POSTGRES_IMAGE,
+                            JOB_SIZE,
+                            command=["/bin/sh", "/scripts/init.sh"],
+                            env=env,
+                            volumeMounts=[{"name": "scripts", "mountPath": "/scripts",
+                                           "readOnly": True}],
+                        )],
+                        restartPolicy="OnFailure",
+                        volumes=[{"name": "scripts",
+                                  "configMap": {"name": "postgres-init"}}],
+                    ),
+                },
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[script, *needs],
+                delete_before_replace=True,
+            ),
+        )
+

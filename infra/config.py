@@ -1,0 +1,476 @@
+"""Stack config, read once and validated into frozen, typed objects.
+
+Components never read `pulumi.Config`: `load` turns the raw stack config (every value a string,
+objects as JSON, as Pulumi hands them over) into a `PlatformConfig`, or raises `ConfigError`
+with one message that names each bad key, its value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+PROJECT = "mlops-platform"
+PROFILES = ("small", "standard", "ha")
+POSTGRES_CONSUMERS = ("mlflow", "flyte", "feast")
+BUCKETS = ("mlflow", "flyte", "feast", "models")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_ENDPOINT = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
+# Secrets are written into server config files and URLs: printable, no quotes or spaces.
+_SECRET = re.compile(r"^[A-Za-z0-9!#$%&()*+,\-./:;<=>?@\[\]^_{|}~]{12,256}$")
+
+
+class ConfigError(pulumi.RunError):
+    """Bad stack config; Pulumi prints the message without a traceback."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+
+
+@dataclass(frozen=True)
+class ExternalPostgres:
+    host: str
+    port: int
+    admin_user: str
+    ssl_mode: str
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    enabled: bool
+    storage_size: str
+    resources: Resources
+    external: ExternalPostgres | None
+    admin_password: pulumi.Output[str] | None
+    # Login password of each consumer database (mlflow, flyte, feast).
+    consumer_passwords: Mapping[str, pulumi.Output[str]]
+
+
+@dataclass(frozen=True)
+class ExternalRedis:
+    host: str
+    port: int
+    tls: bool
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    enabled: bool
+    storage_size: str
+    resources: Resources
+    external: ExternalRedis | None
+    password: pulumi.Output[str] | None
+
+
+@dataclass(frozen=True)
+class ExternalObjectStore:
+    endpoint: str
+    region: str
+
+
+@dataclass(frozen=True)
+class ObjectStoreConfig:
+    enabled: bool
+    storage_size: str
+    resources: Resources
+    external: ExternalObjectStore | None
+    # Bucket name for each platform use (mlflow, flyte, feast, models).
+    buckets: Mapping[str, str]
+    access_key: pulumi.Output[str] | None
+    secret_key: pulumi.Output[str] | None
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    stack: str
+    profile: str
+    namespace: str
+    storage_class: str | None
+    replicas: int
+    data_protection: bool
+    postgres: PostgresConfig
+    redis: RedisConfig
+    object_store: ObjectStoreConfig
+
+
+@dataclass(frozen=True)
+class ComponentProfile:
+    storage_size: str
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class Profile:
+    replicas: int
+    data_protection: bool
+    postgres: ComponentProfile
+    redis: ComponentProfile
+    object_store: ComponentProfile
+
+
+PROFILE_DEFAULTS: Mapping[str, Profile] = {
+    "small": Profile(
+        replicas=1,
+        data_protection=False,
+        postgres=ComponentProfile("5Gi", Resources("100m", "256Mi", "1", "1Gi")),
+        redis=ComponentProfile("1Gi", Resources("50m", "64Mi", "500m", "256Mi")),
+        object_store=ComponentProfile("10Gi", Resources("100m", "256Mi", "1", "1Gi")),
+    ),
+    "standard": Profile(
+        replicas=1,
+        data_protection=True,
+        postgres=ComponentProfile("20Gi", Resources("250m", "512Mi", "2", "2Gi")),
+        redis=ComponentProfile("5Gi", Resources("100m", "256Mi", "1", "1Gi")),
+        object_store=ComponentProfile("50Gi", Resources("250m", "512Mi", "2", "2Gi")),
+    ),
+    "ha": Profile(
+        replicas=2,
+        data_protection=True,
+        postgres=ComponentProfile("100Gi", Resources("1", "2Gi", "4", "8Gi")),
+        redis=ComponentProfile("20Gi", Resources("250m", "1Gi", "2", "4Gi")),
+        object_store=ComponentProfile("500Gi", Resources("500m", "2Gi", "4", "8Gi")),
+    ),
+}
+
+# Secret keys and the component that needs each.
+SECRET_KEYS: Mapping[str, str] = {
+    "postgresPassword": "postgres",
+    "postgresMlflowPassword": "postgres",
+    "postgresFlytePassword": "postgres",
+    "postgresFeastPassword": "postgres",
+    "redisPassword": "redis",
+    "objectStoreAccessKey": "objectStore",
+    "objectStoreSecretKey": "objectStore",
+}
+_PLAIN_KEYS = (
+    "profile",
+    "namespace",
+    "storageClass",
+    "replicas",
+    "dataProtection",
+    "postgres",
+    "redis",
+    "objectStore",
+)
+T = TypeVar("T")
+
+
+def _show(value: object) -> str:
+    return json.dumps(value) if not isinstance(value, str) else repr(value)
+
+
+class _Errors:
+    def __init__(self, stack: str) -> None:
+        self.stack = stack
+        self.messages: list[str] = []
+
+    def add(self, key: str, value: object, allowed: str) -> None:
+        self.messages.append(f"{PROJECT}:{key} = {_show(value)}: {allowed}")
+
+    def required(self, key: str, when: str) -> None:
+        self.messages.append(f"{PROJECT}:{key} is not set: required when {when} is set")
+
+    def missing(self, key: str, needed_by: str) -> None:
+        self.messages.append(
+            f"{PROJECT}:{key} is not set (required while {needed_by} is enabled); "
+            f"run ./scripts/bootstrap-secrets.sh {self.stack} "
+            f"or: pulumi config set --secret {key} <value> --stack {self.stack}"
+        )
+
+
+class _Section:
+    """Reads one config object, recording an error per bad key and flagging unknown keys."""
+
+    def __init__(self, path: str, data: Mapping[str, Any], errors: _Errors) -> None:
+        self.path = path
+        self.data = data
+        self.errors = errors
+        self.read: set[str] = set()
+
+    def _key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, default: T, check: Callable[[Any], T | None], allowed: str) -> T:
+        self.read.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        result = check(value)
+        if result is None:
+            self.errors.add(self._key(name), value, allowed)
+            return default
+        return result
+
+    def text(self, name: str, default: str, pattern: re.Pattern[str], allowed: str) -> str:
+        return self.get(
+            name, default, lambda v: v if isinstance(v, str) and pattern.match(v) else None, allowed
+        )
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        return self.get(
+            name,
+            default,
+            lambda v: v if v in choices else None,
+            f"must be one of {', '.join(choices)}",
+        )
+
+    def flag(self, name: str, default: bool) -> bool:
+        return self.get(name, default, _as_bool, "must be true or false")
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        return self.get(
+            name,
+            default,
+            lambda v: v if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high else None,
+            f"must be an integer from {low} to {high}",
+        )
+
+    def quantity(self, name: str, default: str) -> str:
+        return self.get(
+            name,
+            default,
+            _as_quantity,
+            "must be a positive Kubernetes quantity such as 500m, 2, 512Mi or 10Gi",
+        )
+
+    def section(self, name: str) -> _Section | None:
+        self.read.add(name)
+        if name not in self.data:
+            return None
+        value = self.data[name]
+        if not isinstance(value, dict):
+            self.errors.add(self._key(name), value, "must be an object")
+            return None
+        return _Section(self._key(name), value, self.errors)
+
+    def finish(self, allowed: tuple[str, ...] | None = None) -> None:
+        for name in sorted(set(self.data) - self.read):
+            known = ", ".join(allowed if allowed is not None else sorted(self.read))
+            self.errors.add(self._key(name), self.data[name], f"unknown key; known keys: {known}")
+
+
+def _as_bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _as_quantity(value: Any) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _QUANTITY.match(value):
+        return None
+    return value if float(_QUANTITY.match(value).group(1)) > 0 else None  # type: ignore[union-attr]
+
+
+def _resources(parent: _Section, default: Resources) -> Resources:
+    section = parent.section("resources")
+    if section is None:
+        return default
+    requests = section.section("requests") or _Section("", {}, section.errors)
+    limits = section.section("limits") or _Section("", {}, section.errors)
+    resources = Resources(
+        cpu_request=requests.quantity("cpu", default.cpu_request),
+        memory_request=requests.quantity("memory", default.memory_request),
+        cpu_limit=limits.quantity("cpu", default.cpu_limit),
+        memory_limit=limits.quantity("memory", default.memory_limit),
+    )
+    for part in (requests, limits, section):
+        part.finish()
+    return resources
+
+
+def _parse_raw(raw: Mapping[str, str], errors: _Errors) -> dict[str, Any]:
+    """Strips the project namespace and decodes JSON values (Pulumi passes objects as JSON)."""
+    data: dict[str, Any] = {}
+    for full_key, text in raw.items():
+        namespace, _, key = full_key.rpartition(":")
+        if namespace != PROJECT:
+            continue
+        if key in SECRET_KEYS:
+            data[key] = text
+            continue
+        try:
+            data[key] = json.loads(text)
+        except (json.JSONDecodeError, TypeError):
+            data[key] = text
+    return data
+
+
+def _secret(
+    data: Mapping[str, Any], secret_keys: frozenset[str], key: str, needed_by: str, errors: _Errors
+) -> pulumi.Output[str] | None:
+    if key not in data:
+        errors.missing(key, needed_by)
+        return None
+    value = data[key]
+    if f"{PROJECT}:{key}" not in secret_keys:
+        errors.messages.append(
+            f"{PROJECT}:{key} is stored in plain text: it must be a secret; "
+            f"run: pulumi config set --secret {key} <value> --stack {errors.stack}"
+        )
+        return None
+    if not isinstance(value, str) or not _SECRET.match(value):
+        errors.messages.append(
+            f"{PROJECT}:{key} = [secret]: must be 12 to 256 printable characters "
+            "without spaces, quotes or backslashes"
+        )
+        return None
+    return pulumi.Output.secret(value)
+
+
+def _postgres(root: _Section, profile: Profile, data: Mapping[str, Any], secrets: frozenset[str],
+              errors: _Errors) -> PostgresConfig:
+    section = root.section("postgres") or _Section("postgres", {}, errors)
+    enabled = section.flag("enabled", True)
+    storage = section.quantity("storageSize", profile.postgres.storage_size)
+    resources = _resources(section, profile.postgres.resources)
+    external = None
+    ext = section.section("external")
+    if ext is not None:
+        host = ext.text("host", "", _HOST, "must be a host name or IP address")
+        if "host" not in ext.data:
+            errors.required("postgres.external.host", "postgres.external")
+        external = ExternalPostgres(
+            host=host,
+            port=ext.integer("port", 5432, 1, 65535),
+            admin_user=ext.text("adminUser", "postgres", _DNS_LABEL, "must be a role name"),
+            ssl_mode=ext.choice("sslMode", "require", SSL_MODES),
+        )
+        ext.finish()
+    section.finish()
+    if external is not None and not enabled:
+        errors.add("postgres.enabled", False, "must be true when postgres.external is set")
+    admin = consumers = None
+    if enabled:
+        admin = _secret(data, secrets, "postgresPassword", "postgres", errors)
+        consumers = {
+            name: _secret(data, secrets, f"postgres{name.capitalize()}Password", "postgres", errors)
+            for name in POSTGRES_CONSUMERS
+        }
+    return PostgresConfig(
+        enabled=enabled,
+        storage_size=storage,
+        resources=resources,
+        external=external,
+        admin_password=admin,
+        consumer_passwords={k: v for k, v in (consumers or {}).items() if v is not None},
+    )
+
+
+def _redis(root: _Section, profile: Profile, data: Mapping[str, Any], secrets: frozenset[str],
+           errors: _Errors) -> RedisConfig:
+    section = root.section("redis") or _Section("redis", {}, errors)
+    enabled = section.flag("enabled", True)
+    storage = section.quantity("storageSize", profile.redis.storage_size)
+    resources = _resources(section, profile.redis.resources)
+    external = None
+    ext = section.section("external")
+    if ext is not None:
+        host = ext.text("host", "", _HOST, "must be a host name or IP address")
+        if "host" not in ext.data:
+            errors.required("redis.external.host", "redis.external")
+        external = ExternalRedis(
+            host=host, port=ext.integer("port", 6379, 1, 65535), tls=ext.flag("tls", False)
+        )
+        ext.finish()
+    section.finish()
+    if external is not None and not enabled:
+        errors.add("redis.enabled", False, "must be true when redis.external is set")
+    password = _secret(data, secrets, "redisPassword", "redis", errors) if enabled else None
+    return RedisConfig(enabled, storage, resources, external, password)
+
+
+def _object_store(root: _Section, profile: Profile, data: Mapping[str, Any],
+                  secrets: frozenset[str], errors: _Errors) -> ObjectStoreConfig:
+    section = root.section("objectStore") or _Section("objectStore", {}, errors)
+    enabled = section.flag("enabled", True)
+    storage = section.quantity("storageSize", profile.object_store.storage_size)
+    resources = _resources(section, profile.object_store.resources)
+    buckets = dict(zip(BUCKETS, BUCKETS, strict=True))
+    bucket_section = section.section("buckets")
+    if bucket_section is not None:
+        for use in BUCKETS:
+            buckets[use] = bucket_section.text(
+                use, use, _BUCKET, "must be an S3 bucket name (3-63 of a-z, 0-9, '.', '-')"
+            )
+        bucket_section.finish(BUCKETS)
+    external = None
+    ext = section.section("external")
+    if ext is not None:
+        endpoint = ext.text(
+            "endpoint", "", _ENDPOINT, "must be an http(s) URL such as https://s3.example.com"
+        )
+        if "endpoint" not in ext.data:
+            errors.required("objectStore.external.endpoint", "objectStore.external")
+        external = ExternalObjectStore(
+            endpoint=endpoint.rstrip("/"),
+            region=ext.text("region", "us-east-1", _DNS_LABEL, "must be a region name"),
+        )
+        ext.finish()
+    section.finish()
+    if external is not None and not enabled:
+        errors.add("objectStore.enabled", False, "must be true when objectStore.external is set")
+    access = secret = None
+    if enabled:
+        access = _secret(data, secrets, "objectStoreAccessKey", "objectStore", errors)
+        secret = _secret(data, secrets, "objectStoreSecretKey", "objectStore", errors)
+    return ObjectStoreConfig(enabled, storage, resources, external, buckets, access, secret)
+
+
+def load(stack: str, raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()
+         ) -> PlatformConfig:
+    """Validates raw stack config (full `project:key` names) into a PlatformConfig."""
+    errors = _Errors(stack)
+    data = _parse_raw(raw, errors)
+    plain = {k: v for k, v in data.items() if k not in SECRET_KEYS}
+    root = _Section("", plain, errors)
+    profile_name = root.choice("profile", "small", PROFILES)
+    profile = PROFILE_DEFAULTS[profile_name]
+    config = PlatformConfig(
+        stack=stack,
+        profile=profile_name,
+        namespace=root.text(
+            "namespace", "mlops", _DNS_LABEL, "must be a DNS-1123 label (a-z, 0-9, '-')"
+        ),
+        storage_class=root.get(
+            "storageClass",
+            None,
+            lambda v: v if isinstance(v, str) and _HOST.match(v) else None,
+            "must be the name of a StorageClass",
+        ),
+        replicas=root.integer("replicas", profile.replicas, 1, 10),
+        data_protection=root.flag("dataProtection", profile.data_protection),
+        postgres=_postgres(root, profile, data, secret_keys, errors),
+        redis=_redis(root, profile, data, secret_keys, errors),
+        object_store=_object_store(root, profile, data, secret_keys, errors),
+    )
+    root.finish(_PLAIN_KEYS + tuple(SECRET_KEYS))
+    if errors.messages:
+        raise ConfigError("invalid stack config:\n  " + "\n  ".join(errors.messages))
+    return config
+
+
+def from_pulumi() -> PlatformConfig:
+    """Loads the running stack's config from the Pulumi runtime."""
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_keys = frozenset(runtime_config._SECRET_KEYS.get()) | frozenset(
+        json.loads(os.environ.get("PULUMI_CONFIG_SECRET_KEYS", "[]"))
+    )
+    return load(pulumi.get_stack(), raw, secret_keys)
+

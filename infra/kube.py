@@ -1,0 +1,191 @@
+"""Shared Kubernetes shapes: labels, the restricted pod security profile, probes and sizes.
+
+Every component builds its pods from these, so the invariants the tests check (requests,
+limits, probes, security context) are written once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.config import Resources
+
+PART_OF = "mlops-platform"
+MANAGED_BY = "pulumi"
+# Pod Security Standard every platform namespace enforces.
+POD_SECURITY_LEVEL = "restricted"
+
+Spec = dict[str, Any]
+
+
+def selector(component: str) -> dict[str, str]:
+    """The labels a Service or controller selects a component's pods by."""
+    return {"app.kubernetes.io/name": component, "app.kubernetes.io/instance": PART_OF}
+
+
+def labels(component: str, part: str) -> dict[str, str]:
+    """The recommended `app.kubernetes.io/*` labels of every object."""
+    return {
+        **selector(component),
+        "app.kubernetes.io/component": part,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def metadata(name: str, namespace: str, component: str, part: str, **extra: Any) -> Spec:
+    return {"name": name, "namespace": namespace, "labels": labels(component, part), **extra}
+
+
+def namespace(name: str, opts: pulumi.ResourceOptions) -> k8s.core.v1.Namespace:
+    """A namespace that enforces the restricted Pod Security Standard."""
+    return k8s.core.v1.Namespace(
+        name,
+        metadata={
+            "name": name,
+            "labels": {
+                "app.kubernetes.io/part-of": PART_OF,
+                "app.kubernetes.io/managed-by": MANAGED_BY,
+                "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
+                "pod-security.kubernetes.io/enforce-version": "latest",
+                "pod-security.kubernetes.io/warn": POD_SECURITY_LEVEL,
+                "pod-security.kubernetes.io/audit": POD_SECURITY_LEVEL,
+            },
+        },
+        opts=opts,
+    )
+
+
+def pod_security_context(uid: int) -> Spec:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context(read_only_root: bool = True) -> Spec:
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "privileged": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def resources(size: Resources) -> Spec:
+    return {
+        "requests": {"cpu": size.cpu_request, "memory": size.memory_request},
+        "limits": {"cpu": size.cpu_limit, "memory": size.memory_limit},
+    }
+
+
+def exec_probe(command: list[str], period: int = 10, failures: int = 3, initial: int = 0) -> Spec:
+    return {
+        "exec": {"command": command},
+        "initialDelaySeconds": initial,
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
+
+
+def http_probe(path: str, port: str, period: int = 10, failures: int = 3) -> Spec:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
+
+
+def tcp_probe(port: str, period: int = 10, failures: int = 3) -> Spec:
+    return {
+        "tcpSocket": {"port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
+
+
+def container(
+    name: str,
+    image: str,
+    size: Resources,
+    *,
+    ports: dict[str, int],
+    readiness: Spec,
+    liveness: Spec | None = None,
+    startup: Spec | None = None,
+    read_only_root: bool = True,
+    **fields: Any,
+) -> Spec:
+    """A container with resources, probes and the restricted security context always set."""
+    spec: Spec = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": port, "containerPort": number} for port, number in ports.items()],
+        "resources": resources(size),
+        "securityContext": container_security_context(read_only_root),
+        "readinessProbe": readiness,
+        "livenessProbe": liveness or readiness,
+        **fields,
+    }
+    if startup is not None:
+        spec["startupProbe"] = startup
+    return spec
+
+
+def job_container(name: str, image: str, size: Resources, **fields: Any) -> Spec:
+    """A run-to-completion container: probes do not apply, the rest of the contract does."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "resources": resources(size),
+        "securityContext": container_security_context(),
+        **fields,
+    }
+
+
+def secret_env(name: str, secret: str, key: str) -> Spec:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def pod_spec(uid: int, containers: list[Spec], **fields: Any) -> Spec:
+    return {
+        "securityContext": pod_security_context(uid),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "containers": containers,
+        **fields,
+    }
+
+
+def volume_claim(name: str, size: str, storage_class: str | None) -> Spec:
+    spec: Spec = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+    }
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def claim_retention(data_protection: bool) -> Spec:
+    """Protected data keeps its volumes when the StatefulSet goes; unprotected data does not."""
+    policy = "Retain" if data_protection else "Delete"
+    return {"whenDeleted": policy, "whenScaled": "Retain"}
+
+
+def empty_dir(name: str, limit: str = "64Mi") -> Spec:
+    return {"name": name, "emptyDir": {"sizeLimit": limit}}

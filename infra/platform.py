@@ -1,0 +1,86 @@
+"""The composition root: builds each enabled component and wires their outputs together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra import kube
+from infra.components.object_store import ObjectStore, ObjectStoreArgs
+from infra.components.postgres import Postgres, PostgresArgs
+from infra.components.redis import Redis, RedisArgs
+from infra.config import PlatformConfig
+
+
+class Platform(pulumi.ComponentResource):
+    postgres: Postgres | None
+    redis: Redis | None
+    object_store: ObjectStore | None
+
+    def __init__(self, name: str, config: PlatformConfig,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlops:index:Platform", name, None, opts)
+        ns = config.namespace
+        # Deleting a namespace deletes its volumes' claims: protect it with the data.
+        namespace = kube.namespace(
+            ns, pulumi.ResourceOptions(parent=self, protect=config.data_protection)
+        )
+        child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        self.postgres = self.redis = self.object_store = None
+        if config.postgres.enabled:
+            self.postgres = Postgres(
+                "postgres",
+                PostgresArgs(config.postgres, ns, config.storage_class, config.data_protection),
+                child,
+            )
+        if config.redis.enabled:
+            self.redis = Redis(
+                "redis",
+                RedisArgs(config.redis, ns, config.storage_class, config.data_protection),
+                child,
+            )
+        if config.object_store.enabled:
+            self.object_store = ObjectStore(
+                "object-store",
+                ObjectStoreArgs(
+                    config.object_store, ns, config.storage_class, config.data_protection
+                ),
+                child,
+            )
+        self.register_outputs({})
+
+    def outputs(self) -> dict[str, Any]:
+        """The stack outputs: endpoints consumers and people need; secrets stay secret."""
+        out: dict[str, Any] = {}
+        if self.postgres is not None:
+            out["postgres"] = {
+                "host": self.postgres.host,
+                "port": self.postgres.port,
+                "databases": {
+                    name: {"name": db.name, "user": db.user, "secret": db.secret_name,
+                           "url": db.url}
+                    for name, db in self.postgres.databases.items()
+                },
+            }
+        if self.redis is not None:
+            out["redis"] = {"host": self.redis.host, "port": self.redis.port,
+                            "secret": self.redis.secret_name}
+        if self.object_store is not None:
+            out["objectStore"] = {
+                "endpoint": self.object_store.endpoint,
+                "region": self.object_store.region,
+                "buckets": dict(self.object_store.buckets),
+                "secret": self.object_store.secret_name,
+                "accessKey": self.object_store.access_key,
+                "secretKey": self.object_store.secret_key,
+            }
+        return out
+
+
+def deploy(config: PlatformConfig) -> dict[str, Any]:
+    """Builds the platform and exports its outputs; shared by `pulumi up` and the renderer."""
+    outputs = Platform("mlops", config).outputs()
+    for key, value in outputs.items():
+        pulumi.export(key, value)
+    return outputs

@@ -1,0 +1,276 @@
+"""Offline render: evaluate the program under Pulumi mocks and write every object as YAML.
+
+    python -m infra.render --stack dev --out rendered/dev
+
+Needs no cluster and no Pulumi CLI. Secret values are redacted. Stack files keep secrets
+encrypted, so the render substitutes a placeholder for each; reviews, GitOps diffs and policy
+scanners see the objects exactly as `pulumi up` would send them, less the secret values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra import config, platform
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS_DIR = ROOT / "stacks"
+REDACTED = "[redacted]"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+@dataclass
+class Resource:
+    """One registered resource, as the engine would receive it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    inputs: dict[str, Any]
+    protect: bool
+    delete_before_replace: bool
+    depends_on: list[str]
+
+    @property
+    def is_kubernetes_object(self) -> bool:
+        return self.type.startswith("kubernetes:") and self.type != HELM_RELEASE
+
+    def manifest(self) -> dict[str, Any]:
+        """The Kubernetes object with secret values redacted and numbers normalised."""
+        return _clean(self.inputs)
+
+    def chart_record(self) -> dict[str, Any]:
+        """A Helm release as chart, repository, version and values."""
+        inputs = _clean(self.inputs)
+        return {
+            "name": inputs.get("name", self.name),
+            "namespace": inputs.get("namespace"),
+            "chart": inputs.get("chart"),
+            "repository": inputs.get("repositoryOpts", {}).get("repo"),
+            "version": inputs.get("version"),
+            "values": inputs.get("values", {}),
+        }
+
+
+@dataclass
+class Rendering:
+    stack: str
+    config: config.PlatformConfig
+    resources: list[Resource]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def objects(self) -> list[dict[str, Any]]:
+        return [r.manifest() for r in self.resources if r.is_kubernetes_object]
+
+    def of_type(self, kind: str) -> list[Resource]:
+        return [r for r in self.resources if r.is_kubernetes_object and r.inputs["kind"] == kind]
+
+    def find(self, kind: str, name: str) -> Resource:
+        for resource in self.of_type(kind):
+            if resource.inputs["metadata"]["name"] == name:
+                return resource
+        raise KeyError(f"no {kind} named {name} in stack {self.stack}")
+
+    def charts(self) -> list[dict[str, Any]]:
+        return [r.chart_record() for r in self.resources if r.type == HELM_RELEASE]
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
+def _redact(value: Any) -> Any:
+    if _is_secret(value):
+        return _redact(value["value"])
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return REDACTED
+
+
+def _clean(value: Any) -> Any:
+    if _is_secret(value):
+        return _redact(value["value"])
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return f"{args.name}-id", args.inputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
+        return {}, None
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
+    """The mock monitor, also keeping what the engine is told: options and dependencies."""
+
+    def __init__(self) -> None:
+        super().__init__(Mocks())
+        self.recorded: list[Resource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.recorded.append(
+                Resource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                    protect=bool(request.protect),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    depends_on=list(request.dependencies),
+                )
+            )
+        return response
+
+
+def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> tuple[dict[str, str], frozenset[str]]:
+    """Reads a stack file into Pulumi's raw form: string values, objects as JSON.
+
+    Secret values are encrypted in the file; each is replaced by a placeholder.
+    """
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        known = sorted(p.name.split(".")[1] for p in stacks_dir.glob("Pulumi.*.yaml"))
+        raise config.ConfigError(f"no stack file {path}; known stacks: {', '.join(known)}")
+    document = yaml.safe_load(path.read_text()) or {}
+    raw: dict[str, str] = {}
+    secret_keys: set[str] = set()
+    for key, value in (document.get("config") or {}).items():
+        full_key = key if ":" in key else f"{config.PROJECT}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secret_keys.add(full_key)
+            raw[full_key] = f"render-placeholder-{full_key.split(':')[-1]}"
+        else:
+            raw[full_key] = value if isinstance(value, str) else json.dumps(value)
+    # Missing secrets are left for bootstrap-secrets.sh; the render shows them as placeholders.
+    for key, component in config.SECRET_KEYS.items():
+        full_key = f"{config.PROJECT}:{key}"
+        if full_key not in raw:
+            raw[full_key] = f"render-placeholder-{key}"
+            secret_keys.add(full_key)
+    return raw, frozenset(secret_keys)
+
+
+async def _resolve(value: Any) -> Any:
+    if isinstance(value, pulumi.Output):
+        if await value.is_secret():
+            return REDACTED
+        return await _resolve(await value.future())
+    if isinstance(value, Mapping):
+        return {k: await _resolve(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [await _resolve(v) for v in value]
+    return value
+
+
+def evaluate(stack: str, raw: Mapping[str, str], secret_keys: frozenset[str],
+             monitor: RecordingMonitor | None = None) -> Rendering:
+    """Runs the program for one stack under mocks and returns what it registered."""
+    monitor = monitor or RecordingMonitor()
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi.runtime.set_all_config(dict(raw), sorted(secret_keys))
+    pulumi.runtime.set_mocks(monitor.mocks, project=config.PROJECT, stack=stack, preview=False,
+                             monitor=monitor)
+    outputs: dict[str, Any] = {}
+    loaded: list[config.PlatformConfig] = []
+
+    async def program() -> None:
+        loaded.append(config.load(stack, raw, secret_keys))
+        outputs.update(await _resolve(platform.deploy(loaded[0])))
+
+    _sync_await(run_pulumi_func(lambda: asyncio.ensure_future(program())))
+    return Rendering(stack, loaded[0], monitor.recorded, outputs)
+
+
+def render_stack(stack: str, stacks_dir: Path = STACKS_DIR) -> Rendering:
+    raw, secret_keys = stack_config(stack, stacks_dir)
+    return evaluate(stack, raw, secret_keys)
+
+
+def _file_name(obj: Mapping[str, Any]) -> str:
+    meta = obj["metadata"]
+    folder = meta.get("namespace") or "_cluster"
+    return f"{folder}/{obj['kind'].lower()}-{meta['name']}.yaml"
+
+
+_HEAD = ("apiVersion", "kind", "metadata")
+
+
+def _ordered(value: Any) -> Any:
+    """Sorted keys (apiVersion, kind and metadata first), so renders diff cleanly."""
+    if isinstance(value, dict):
+        keys = [k for k in _HEAD if k in value] + sorted(k for k in value if k not in _HEAD)
+        return {k: _ordered(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(_ordered(data), sort_keys=False, default_flow_style=False)
+
+
+def write(rendering: Rendering, out: Path) -> list[Path]:
+    """Writes one file per object (plus Helm chart records and the stack outputs)."""
+    written = []
+    for obj in rendering.objects():
+        written.append(out / _file_name(obj))
+        written[-1].parent.mkdir(parents=True, exist_ok=True)
+        written[-1].write_text(_dump(obj))
+    for chart in rendering.charts():
+        written.append(out / "charts" / f"{chart['name']}.yaml")
+        written[-1].parent.mkdir(parents=True, exist_ok=True)
+        written[-1].write_text(_dump(chart))
+    written.append(out / "outputs.yaml")
+    written[-1].write_text(_dump(rendering.outputs))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.render", description=__doc__.split("\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
+    parser.add_argument("--out", required=True, type=Path, help="directory to write YAML into")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        rendering = render_stack(args.stack)
+    except config.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    files = write(rendering, args.out)
+    elapsed = time.perf_counter() - started
+    print(f"rendered stack {args.stack}: {len(files)} files in {args.out} ({elapsed:.2f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Helpers for tests: config built in-test, stack renders under mocks, pod walkers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from functools import cache
+from typing import Any
+
+from infra import config, render
+
+STACKS = ("dev", "ci", "staging", "prod")
+
+# Secret values no rendered file may contain; each is long and unique so a leak is unambiguous.
+SENTINELS: Mapping[str, str] = {
+    key: f"S3NT1NEL-{key}-4f9c2e7a1b" for key in config.SECRET_KEYS
+}
+
+
+def raw_config(values: Mapping[str, Any], secrets: Mapping[str, str] = SENTINELS
+               ) -> tuple[dict[str, str], frozenset[str]]:
+    """Pulumi's raw form of a stack config: `project:key` names, strings, objects as JSON."""
+    raw = {
+        f"{config.PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
+        for key, value in values.items()
+    }
+    raw.update({f"{config.PROJECT}:{key}": value for key, value in secrets.items()})
+    return raw, frozenset(f"{config.PROJECT}:{key}" for key in secrets)
+
+
+def evaluate(values: Mapping[str, Any], secrets: Mapping[str, str] = SENTINELS,
+             stack: str = "test") -> render.Rendering:
+    raw, secret_keys = raw_config(values, secrets)
+    return render.evaluate(stack, raw, secret_keys)
+
+
+@cache
+def stack_rendering(name: str) -> render.Rendering:
+    """A stack file's config with sentinel secrets, so leak checks know what to look for."""
+    raw, _ = render.stack_config(name)
+    plain = {k: v for k, v in raw.items() if k.split(":")[-1] not in config.SECRET_KEYS}
+    values = {k.split(":", 1)[1]: v for k, v in plain.items() if k.startswith(config.PROJECT)}
+    decoded = {k: v if not v.startswith(("{", "[")) else json.loads(v) for k, v in values.items()}
+    return evaluate(decoded, stack=name)
+
+
+def containers(rendering: render.Rendering) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """Every container of every pod template: (owner, container, is_job)."""
+    for obj in rendering.objects():
+        template = _pod_template(obj)
+        if template is None:
+            continue
+        spec = template["spec"]
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            yield f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}", c, obj["kind"] in (
+                "Job",
+                "CronJob",
+            )
+
+
+def pod_specs(rendering: render.Rendering) -> Iterator[tuple[str, dict[str, Any]]]:
+    for obj in rendering.objects():
+        template = _pod_template(obj)
+        if template is not None:
+            yield f"{obj['kind']}/{obj['metadata']['name']}", template["spec"]
+
+
+def _pod_template(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    spec = obj.get("spec", {})
+    if obj["kind"] == "CronJob":
+        return spec["jobTemplate"]["spec"]["template"]  # type: ignore[no-any-return]
+    return spec.get("template") if obj["kind"] in (
+        "Deployment", "StatefulSet", "DaemonSet", "Job"
+    ) else None

@@ -1,0 +1,228 @@
+"""Stack config: profiles, overrides, and one clear message per bad value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra import config, render
+from tests.support import SENTINELS, evaluate, raw_config
+
+P = "mlops-platform"
+QUANTITY = "must be a positive Kubernetes quantity such as 500m, 2, 512Mi or 10Gi"
+
+
+def load(values: dict[str, Any], secrets: dict[str, str] = dict(SENTINELS)) -> config.PlatformConfig:
+    raw, keys = raw_config(values, secrets)
+    return config.load("dev", raw, keys)
+
+
+def error_of(values: dict[str, Any], secrets: dict[str, str] = dict(SENTINELS)) -> str:
+    with pytest.raises(config.ConfigError) as caught:
+        load(values, secrets)
+    message = str(caught.value)
+    assert message.startswith("invalid stack config:\n  ")
+    return message.removeprefix("invalid stack config:\n  ")
+
+
+BAD_CONFIGS = [
+    (
+        {"profle": "small"},
+        f"{P}:profle = 'small': unknown key; known keys: profile, namespace, storageClass, "
+        "replicas, dataProtection, postgres, redis, objectStore, postgresPassword, "
+        "postgresMlflowPassword, postgresFlytePassword, postgresFeastPassword, redisPassword, "
+        "objectStoreAccessKey, objectStoreSecretKey",
+    ),
+    ({"profile": "huge"}, f"{P}:profile = 'huge': must be one of small, standard, ha"),
+    ({"replicas": "two"}, f"{P}:replicas = 'two': must be an integer from 1 to 10"),
+    ({"replicas": 0}, f"{P}:replicas = 0: must be an integer from 1 to 10"),
+    ({"postgres": {"storageSize": "-5Gi"}}, f"{P}:postgres.storageSize = '-5Gi': {QUANTITY}"),
+    ({"redis": {"storageSize": "0"}}, f"{P}:redis.storageSize = '0': {QUANTITY}"),
+    (
+        {"postgres": {"resources": {"limits": {"memory": "lots"}}}},
+        f"{P}:postgres.resources.limits.memory = 'lots': {QUANTITY}",
+    ),
+    ({"dataProtection": "yes"}, f"{P}:dataProtection = 'yes': must be true or false"),
+    (
+        {"namespace": "MLOps"},
+        f"{P}:namespace = 'MLOps': must be a DNS-1123 label (a-z, 0-9, '-')",
+    ),
+    ({"storageClass": ""}, f"{P}:storageClass = '': must be the name of a StorageClass"),
+    ({"postgres": "yes"}, f"{P}:postgres = 'yes': must be an object"),
+    (
+        {"postgres": {"storage": "5Gi"}},
+        f"{P}:postgres.storage = '5Gi': unknown key; known keys: enabled, external, resources, "
+        "storageSize",
+    ),
+    (
+        {"postgres": {"external": {"port": 5432}}},
+        f"{P}:postgres.external.host is not set: required when postgres.external is set",
+    ),
+    (
+        {"postgres": {"external": {"host": "db.example.com", "sslMode": "strict"}}},
+        f"{P}:postgres.external.sslMode = 'strict': must be one of disable, allow, prefer, "
+        "require, verify-ca, verify-full",
+    ),
+    (
+        {"redis": {"external": {"host": "redis.example.com", "port": 70000}}},
+        f"{P}:redis.external.port = 70000: must be an integer from 1 to 65535",
+    ),
+    (
+        {"redis": {"enabled": False, "external": {"host": "redis.example.com"}}},
+        f"{P}:redis.enabled = false: must be true when redis.external is set",
+    ),
+    (
+        {"objectStore": {"external": {"region": "eu-west-1"}}},
+        f"{P}:objectStore.external.endpoint is not set: required when objectStore.external is set",
+    ),
+    (
+        {"objectStore": {"external": {"endpoint": "s3.example.com"}}},
+        f"{P}:objectStore.external.endpoint = 's3.example.com': must be an http(s) URL such as "
+        "https://s3.example.com",
+    ),
+    (
+        {"objectStore": {"buckets": {"mlflow": "ML_Flow"}}},
+        f"{P}:objectStore.buckets.mlflow = 'ML_Flow': must be an S3 bucket name "
+        "(3-63 of a-z, 0-9, '.', '-')",
+    ),
+    (
+        {"objectStore": {"buckets": {"artifacts": "art"}}},
+        f"{P}:objectStore.buckets.artifacts = 'art': unknown key; known keys: mlflow, flyte, "
+        "feast, models",
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), BAD_CONFIGS, ids=[m.split(" ")[0] for _, m in BAD_CONFIGS])
+def test_bad_config_fails_with_exact_message(values: dict[str, Any], message: str) -> None:
+    assert error_of(values) == message
+
+
+def test_missing_secret_names_the_command_that_fixes_it() -> None:
+    secrets = {k: v for k, v in SENTINELS.items() if k != "redisPassword"}
+    assert error_of({}, secrets) == (
+        f"{P}:redisPassword is not set (required while redis is enabled); run "
+        "./scripts/bootstrap-secrets.sh dev or: pulumi config set --secret redisPassword "
+        "<value> --stack dev"
+    )
+
+
+def test_secret_stored_in_plain_text_is_rejected() -> None:
+    raw, keys = raw_config({})
+    with pytest.raises(config.ConfigError) as caught:
+        config.load("dev", raw, keys - {f"{P}:objectStoreSecretKey"})
+    assert str(caught.value).endswith(
+        f"{P}:objectStoreSecretKey is stored in plain text: it must be a secret; run: "
+        "pulumi config set --secret objectStoreSecretKey <value> --stack dev"
+    )
+
+
+def test_weak_secret_is_rejected_without_echoing_it() -> None:
+    message = error_of({}, {**SENTINELS, "postgresPassword": "short pass"})
+    assert message == (
+        f"{P}:postgresPassword = [secret]: must be 12 to 256 printable characters without "
+        "spaces, quotes or backslashes"
+    )
+    assert "short pass" not in message
+
+
+def test_every_error_is_reported_in_one_message() -> None:
+    message = error_of({"profile": "huge", "replicas": 0, "redis": {"storageSize": "-1Gi"}})
+    assert message.split("\n  ") == [
+        f"{P}:profile = 'huge': must be one of small, standard, ha",
+        f"{P}:replicas = 0: must be an integer from 1 to 10",
+        f"{P}:redis.storageSize = '-1Gi': {QUANTITY}",
+    ]
+
+
+def test_bad_config_registers_no_resource() -> None:
+    monitor = render.RecordingMonitor()
+    raw, keys = raw_config({"profile": "huge"})
+    with pytest.raises(config.ConfigError):
+        render.evaluate("dev", raw, keys, monitor=monitor)
+    assert monitor.recorded == []
+
+
+def test_disabled_component_needs_no_secret() -> None:
+    secrets = {k: v for k, v in SENTINELS.items() if config.SECRET_KEYS[k] != "redis"}
+    assert load({"redis": {"enabled": False}}, secrets).redis.enabled is False
+
+
+@pytest.mark.parametrize("profile", config.PROFILES)
+def test_profile_sets_sizes_and_protection(profile: str) -> None:
+    defaults = config.PROFILE_DEFAULTS[profile]
+    cfg = load({"profile": profile})
+    assert cfg.replicas == defaults.replicas
+    assert cfg.data_protection is defaults.data_protection
+    assert cfg.postgres.storage_size == defaults.postgres.storage_size
+    assert cfg.redis.resources == defaults.redis.resources
+    assert cfg.object_store.storage_size == defaults.object_store.storage_size
+
+
+def test_explicit_keys_override_the_profile() -> None:
+    cfg = load({
+        "profile": "ha",
+        "replicas": 3,
+        "dataProtection": False,
+        "postgres": {"storageSize": "7Gi", "resources": {"requests": {"cpu": "300m"}}},
+    })
+    ha = config.PROFILE_DEFAULTS["ha"]
+    assert (cfg.replicas, cfg.data_protection, cfg.postgres.storage_size) == (3, False, "7Gi")
+    assert cfg.postgres.resources.cpu_request == "300m"
+    assert cfg.postgres.resources.memory_request == ha.postgres.resources.memory_request
+    assert cfg.redis.storage_size == ha.redis.storage_size
+
+
+def test_profiles_grow_from_small_to_ha() -> None:
+    def gib(quantity: str) -> float:
+        return float(quantity.removesuffix("Gi"))
+
+    sizes = [config.PROFILE_DEFAULTS[p] for p in config.PROFILES]
+    for part in ("postgres", "redis", "object_store"):
+        storage = [gib(getattr(s, part).storage_size) for s in sizes]
+        assert storage == sorted(storage) and storage[0] < storage[-1], part
+
+
+def test_external_services_are_read_with_defaults() -> None:
+    cfg = load({
+        "postgres": {"external": {"host": "db.example.com"}},
+        "redis": {"external": {"host": "cache.example.com", "tls": True}},
+        "objectStore": {"external": {"endpoint": "https://s3.eu-west-1.amazonaws.com/"},
+                        "buckets": {"models": "acme-models"}},
+    })
+    assert cfg.postgres.external == config.ExternalPostgres("db.example.com", 5432, "postgres",
+                                                            "require")
+    assert cfg.redis.external == config.ExternalRedis("cache.example.com", 6379, True)
+    assert cfg.object_store.external == config.ExternalObjectStore(
+        "https://s3.eu-west-1.amazonaws.com", "us-east-1"
+    )
+    assert cfg.object_store.buckets["models"] == "acme-models"
+
+
+def test_other_namespaces_are_left_alone() -> None:
+    raw, keys = raw_config({})
+    raw["kubernetes:context"] = "kind-mlops"
+    assert config.load("dev", raw, keys).profile == "small"
+
+
+def test_config_is_frozen() -> None:
+    cfg = load({})
+    with pytest.raises(AttributeError):
+        cfg.profile = "ha"  # type: ignore[misc]
+
+
+def test_stack_files_parse_with_their_intended_profiles() -> None:
+    profiles = {s: render.stack_config(s)[0][f"{P}:profile"] for s in ("dev", "ci", "staging", "prod")}
+    assert profiles == {"dev": "small", "ci": "small", "staging": "standard", "prod": "ha"}
+
+
+def test_evaluation_of_a_stack_uses_its_file(tmp_path: Any) -> None:
+    (tmp_path / "Pulumi.x.yaml").write_text(
+        "config:\n  mlops-platform:profile: standard\n"
+        "  mlops-platform:redisPassword:\n    secure: v1:abc\n"
+    )
+    raw, keys = render.stack_config("x", tmp_path)
+    assert raw[f"{P}:profile"] == "standard"
+    assert f"{P}:redisPassword" in keys
+    assert evaluate({"profile": "standard"}).config.profile == "standard"
