@@ -238,7 +238,9 @@ class _Section:
         return self.get(
             name,
             default,
-            lambda v: v if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high else None,
+            lambda v: (
+                v if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high else None
+            ),
             f"must be an integer from {low} to {high}",
         )
 
@@ -334,8 +336,13 @@ def _secret(
     return pulumi.Output.secret(value)
 
 
-def _postgres(root: _Section, profile: Profile, data: Mapping[str, Any], secrets: frozenset[str],
-              errors: _Errors) -> PostgresConfig:
+def _postgres(
+    root: _Section,
+    profile: Profile,
+    data: Mapping[str, Any],
+    secrets: frozenset[str],
+    errors: _Errors,
+) -> PostgresConfig:
     section = root.section("postgres") or _Section("postgres", {}, errors)
     enabled = section.flag("enabled", True)
     storage = section.quantity("storageSize", profile.postgres.storage_size)
@@ -373,8 +380,13 @@ def _postgres(root: _Section, profile: Profile, data: Mapping[str, Any], secrets
     )
 
 
-def _redis(root: _Section, profile: Profile, data: Mapping[str, Any], secrets: frozenset[str],
-           errors: _Errors) -> RedisConfig:
+def _redis(
+    root: _Section,
+    profile: Profile,
+    data: Mapping[str, Any],
+    secrets: frozenset[str],
+    errors: _Errors,
+) -> RedisConfig:
     section = root.section("redis") or _Section("redis", {}, errors)
     enabled = section.flag("enabled", True)
     storage = section.quantity("storageSize", profile.redis.storage_size)
@@ -396,8 +408,13 @@ def _redis(root: _Section, profile: Profile, data: Mapping[str, Any], secrets: f
     return RedisConfig(enabled, storage, resources, external, password)
 
 
-def _object_store(root: _Section, profile: Profile, data: Mapping[str, Any],
-                  secrets: frozenset[str], errors: _Errors) -> ObjectStoreConfig:
+def _object_store(
+    root: _Section,
+    profile: Profile,
+    data: Mapping[str, Any],
+    secrets: frozenset[str],
+    errors: _Errors,
+) -> ObjectStoreConfig:
     section = root.section("objectStore") or _Section("objectStore", {}, errors)
     enabled = section.flag("enabled", True)
     storage = section.quantity("storageSize", profile.object_store.storage_size)
@@ -433,8 +450,9 @@ def _object_store(root: _Section, profile: Profile, data: Mapping[str, Any],
     return ObjectStoreConfig(enabled, storage, resources, external, buckets, access, secret)
 
 
-def load(stack: str, raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()
-         ) -> PlatformConfig:
+def load(
+    stack: str, raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()
+) -> PlatformConfig:
     """Validates raw stack config (full `project:key` names) into a PlatformConfig."""
     errors = _Errors(stack)
     data = _parse_raw(raw, errors)
@@ -473,4 +491,3 @@ def from_pulumi() -> PlatformConfig:
         json.loads(os.environ.get("PULUMI_CONFIG_SECRET_KEYS", "[]"))
     )
     return load(pulumi.get_stack(), raw, secret_keys)
-

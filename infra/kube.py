@@ -189,3 +189,60 @@ def claim_retention(data_protection: bool) -> Spec:
 
 def empty_dir(name: str, limit: str = "64Mi") -> Spec:
     return {"name": name, "emptyDir": {"sizeLimit": limit}}
+
+
+def script_job(
+    name: str,
+    namespace: str,
+    component: str,
+    *,
+    image: str,
+    uid: int,
+    size: Resources,
+    script: str,
+    env: list[Spec],
+    needs: list[pulumi.Resource],
+    parent: pulumi.Resource,
+) -> k8s.batch.v1.Job:
+    """A Job that runs a shell script kept in its own ConfigMap, after `needs` exist.
+
+    Jobs are immutable, so a changed Job is deleted and created again; each run of the
+    script must therefore be idempotent.
+    """
+    script_map = k8s.core.v1.ConfigMap(
+        name,
+        metadata=metadata(name, namespace, component, "init"),
+        data={"run.sh": script},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    runner = job_container(
+        "run",
+        image,
+        size,
+        command=["/bin/sh", "/scripts/run.sh"],
+        env=[*env, {"name": "HOME", "value": "/tmp"}],
+        volumeMounts=[
+            {"name": "scripts", "mountPath": "/scripts", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    )
+    return k8s.batch.v1.Job(
+        name,
+        metadata=metadata(name, namespace, component, "init"),
+        spec={
+            "backoffLimit": 6,
+            "activeDeadlineSeconds": 900,
+            "template": {
+                "metadata": {"labels": labels(component, "init")},
+                "spec": pod_spec(
+                    uid,
+                    [runner],
+                    restartPolicy="OnFailure",
+                    volumes=[{"name": "scripts", "configMap": {"name": name}}, empty_dir("tmp")],
+                ),
+            },
+        },
+        opts=pulumi.ResourceOptions(
+            parent=parent, depends_on=[script_map, *needs], delete_before_replace=True
+        ),
+    )

@@ -18,8 +18,9 @@ class Platform(pulumi.ComponentResource):
     redis: Redis | None
     object_store: ObjectStore | None
 
-    def __init__(self, name: str, config: PlatformConfig,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("mlops:index:Platform", name, None, opts)
         ns = config.namespace
         # Deleting a namespace deletes its volumes' claims: protect it with the data.
@@ -58,14 +59,21 @@ class Platform(pulumi.ComponentResource):
                 "host": self.postgres.host,
                 "port": self.postgres.port,
                 "databases": {
-                    name: {"name": db.name, "user": db.user, "secret": db.secret_name,
-                           "url": db.url}
+                    name: {
+                        "name": db.name,
+                        "user": db.user,
+                        "secret": db.secret_name,
+                        "url": db.url,
+                    }
                     for name, db in self.postgres.databases.items()
                 },
             }
         if self.redis is not None:
-            out["redis"] = {"host": self.redis.host, "port": self.redis.port,
-                            "secret": self.redis.secret_name}
+            out["redis"] = {
+                "host": self.redis.host,
+                "port": self.redis.port,
+                "secret": self.redis.secret_name,
+            }
         if self.object_store is not None:
             out["objectStore"] = {
                 "endpoint": self.object_store.endpoint,

@@ -53,7 +53,8 @@ class Resource:
 
     def manifest(self) -> dict[str, Any]:
         """The Kubernetes object with secret values redacted and numbers normalised."""
-        return _clean(self.inputs)
+        manifest: dict[str, Any] = _clean(self.inputs)
+        return manifest
 
     def chart_record(self) -> dict[str, Any]:
         """A Helm release as chart, repository, version and values."""
@@ -121,19 +122,19 @@ class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         return f"{args.name}-id", args.inputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
-        return {}, None
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
+        return {}, []
 
 
-class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
+class RecordingMonitor(pulumi_mocks.MockMonitor):
     """The mock monitor, also keeping what the engine is told: options and dependencies."""
 
     def __init__(self) -> None:
         super().__init__(Mocks())
         self.recorded: list[Resource] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.recorded.append(
                 Resource(
@@ -150,7 +151,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
         return response
 
 
-def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> tuple[dict[str, str], frozenset[str]]:
+def stack_config(
+    stack: str, stacks_dir: Path = STACKS_DIR
+) -> tuple[dict[str, str], frozenset[str]]:
     """Reads a stack file into Pulumi's raw form: string values, objects as JSON.
 
     Secret values are encrypted in the file; each is replaced by a placeholder.
@@ -170,7 +173,7 @@ def stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> tuple[dict[str, s
         else:
             raw[full_key] = value if isinstance(value, str) else json.dumps(value)
     # Missing secrets are left for bootstrap-secrets.sh; the render shows them as placeholders.
-    for key, component in config.SECRET_KEYS.items():
+    for key in config.SECRET_KEYS:
         full_key = f"{config.PROJECT}:{key}"
         if full_key not in raw:
             raw[full_key] = f"render-placeholder-{key}"
@@ -190,16 +193,21 @@ async def _resolve(value: Any) -> Any:
     return value
 
 
-def evaluate(stack: str, raw: Mapping[str, str], secret_keys: frozenset[str],
-             monitor: RecordingMonitor | None = None) -> Rendering:
+def evaluate(
+    stack: str,
+    raw: Mapping[str, str],
+    secret_keys: frozenset[str],
+    monitor: RecordingMonitor | None = None,
+) -> Rendering:
     """Runs the program for one stack under mocks and returns what it registered."""
     monitor = monitor or RecordingMonitor()
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_all_config(dict(raw), sorted(secret_keys))
-    pulumi.runtime.set_mocks(monitor.mocks, project=config.PROJECT, stack=stack, preview=False,
-                             monitor=monitor)
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=config.PROJECT, stack=stack, preview=False, monitor=monitor
+    )
     outputs: dict[str, Any] = {}
     loaded: list[config.PlatformConfig] = []
 
@@ -256,13 +264,16 @@ def write(rendering: Rendering, out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.render", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.render", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
     parser.add_argument("--out", required=True, type=Path, help="directory to write YAML into")
+    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        rendering = render_stack(args.stack)
+        rendering = render_stack(args.stack, args.stacks_dir)
     except config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

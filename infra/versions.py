@@ -8,18 +8,19 @@ from __future__ import annotations
 # Kubernetes minor versions the rendered objects are validated against (oldest, newest).
 KUBERNETES_VERSIONS: tuple[str, ...] = ("1.33", "1.37")
 
-# docker-library/postgres: 18 keeps PGDATA under /var/lib/postgresql/18/docker.
-POSTGRES_IMAGE = "docker.io/library/postgres:18.1-bookworm"
+# docker-library/postgres (Debian trixie variant, user postgres = 999): 18 keeps PGDATA under
+# /var/lib/postgresql/18/docker, so the volume mounts at /var/lib/postgresql.
+POSTGRES_IMAGE = "docker.io/library/postgres:18.6-trixie"
 POSTGRES_UID = 999
-# prometheus-community/postgres_exporter, listening on :9187.
-POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.18.1"
+# prometheus-community/postgres_exporter: :9187, DATA_SOURCE_URI/_USER/_PASS, no health path.
+POSTGRES_EXPORTER_IMAGE = "quay.io/prometheuscommunity/postgres-exporter:v0.20.1"
 
-# docker-library/redis.
-REDIS_IMAGE = "docker.io/library/redis:8.2.3-bookworm"
+# docker-library/redis (user redis = 999); its entrypoint loads the bundled Redis 8 modules.
+REDIS_IMAGE = "docker.io/library/redis:8.10.2-trixie"
 REDIS_UID = 999
-# oliver006/redis_exporter, listening on :9121.
-REDIS_EXPORTER_IMAGE = "docker.io/oliver006/redis_exporter:v1.80.0"
+# oliver006/redis_exporter: :9121, REDIS_ADDR/REDIS_PASSWORD, /health answers "ok".
+REDIS_EXPORTER_IMAGE = "docker.io/oliver006/redis_exporter:v1.91.1"
 
-# seaweedfs/seaweedfs: one `weed server` process with the S3 gateway enabled.
-SEAWEEDFS_IMAGE = "docker.io/chrislusf/seaweedfs:4.01"
+# seaweedfs/seaweedfs: one `weed server` with the S3 gateway; user seaweed = 1000 since 4.00.
+SEAWEEDFS_IMAGE = "docker.io/chrislusf/seaweedfs:4.47"
 SEAWEEDFS_UID = 1000

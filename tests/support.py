@@ -12,13 +12,12 @@ from infra import config, render
 STACKS = ("dev", "ci", "staging", "prod")
 
 # Secret values no rendered file may contain; each is long and unique so a leak is unambiguous.
-SENTINELS: Mapping[str, str] = {
-    key: f"S3NT1NEL-{key}-4f9c2e7a1b" for key in config.SECRET_KEYS
-}
+SENTINELS: Mapping[str, str] = {key: f"S3NT1NEL-{key}-4f9c2e7a1b" for key in config.SECRET_KEYS}
 
 
-def raw_config(values: Mapping[str, Any], secrets: Mapping[str, str] = SENTINELS
-               ) -> tuple[dict[str, str], frozenset[str]]:
+def raw_config(
+    values: Mapping[str, Any], secrets: Mapping[str, str] = SENTINELS
+) -> tuple[dict[str, str], frozenset[str]]:
     """Pulumi's raw form of a stack config: `project:key` names, strings, objects as JSON."""
     raw = {
         f"{config.PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
@@ -28,8 +27,9 @@ def raw_config(values: Mapping[str, Any], secrets: Mapping[str, str] = SENTINELS
     return raw, frozenset(f"{config.PROJECT}:{key}" for key in secrets)
 
 
-def evaluate(values: Mapping[str, Any], secrets: Mapping[str, str] = SENTINELS,
-             stack: str = "test") -> render.Rendering:
+def evaluate(
+    values: Mapping[str, Any], secrets: Mapping[str, str] = SENTINELS, stack: str = "test"
+) -> render.Rendering:
     raw, secret_keys = raw_config(values, secrets)
     return render.evaluate(stack, raw, secret_keys)
 
@@ -52,9 +52,14 @@ def containers(rendering: render.Rendering) -> Iterator[tuple[str, dict[str, Any
             continue
         spec = template["spec"]
         for c in spec.get("initContainers", []) + spec["containers"]:
-            yield f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}", c, obj["kind"] in (
-                "Job",
-                "CronJob",
+            yield (
+                f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}",
+                c,
+                obj["kind"]
+                in (
+                    "Job",
+                    "CronJob",
+                ),
             )
 
 
@@ -69,6 +74,37 @@ def _pod_template(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     spec = obj.get("spec", {})
     if obj["kind"] == "CronJob":
         return spec["jobTemplate"]["spec"]["template"]  # type: ignore[no-any-return]
-    return spec.get("template") if obj["kind"] in (
-        "Deployment", "StatefulSet", "DaemonSet", "Job"
-    ) else None
+    return (
+        spec.get("template")
+        if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")
+        else None
+    )
+
+
+def component_objects(rendering: render.Rendering, component: str) -> list[dict[str, Any]]:
+    """Objects labelled as part of one component."""
+    return [
+        o
+        for o in rendering.objects()
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == component
+    ]
+
+
+def unwrap(value: Any) -> Any:
+    """A raw input value with Pulumi's secret markers removed (the real values)."""
+    if isinstance(value, dict) and "4dabf18193072939515e22adb298388d" in value:
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def secret_data(rendering: render.Rendering, name: str) -> dict[str, str]:
+    """The real (unredacted) string data of a Secret, as the program sent it."""
+    return unwrap(rendering.find("Secret", name).inputs["stringData"])  # type: ignore[no-any-return]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}

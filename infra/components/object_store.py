@@ -30,23 +30,29 @@ REGION = "us-east-1"
 
 BUCKETS_SCRIPT = r"""#!/bin/sh
 set -eu
+# weed shell reports a failed command on its output ("error: ...") and still exits 0.
 run() { echo "$1" | weed shell -master="$MASTER" 2>&1; }
-until run "cluster.ps" | grep -q "$FILER_HOST_PREFIX"; do
-  echo "waiting for the seaweedfs filer"
+listing() {
+  out="$(run "s3.bucket.list")"
+  if echo "$out" | grep -q "error"; then return 1; fi
+  echo "$out"
+}
+has() { echo "$1" | grep -Eq "^[[:space:]]*$2([[:space:]]|\$)"; }
+until existing="$(listing)"; do
+  echo "waiting for the seaweedfs filer at ${MASTER}"
   sleep 2
 done
 for bucket in $BUCKETS; do
-  if run "s3.bucket.list" | grep -Eq "^[[:space:]]*${bucket}([[:space:]]|$)"; then
+  if has "$existing" "$bucket"; then
     echo "bucket ${bucket} exists"
   else
     run "s3.bucket.create -name ${bucket}"
     echo "bucket ${bucket} created"
   fi
 done
-listing="$(run "s3.bucket.list")"
+existing="$(listing)"
 for bucket in $BUCKETS; do
-  echo "$listing" | grep -Eq "^[[:space:]]*${bucket}([[:space:]]|$)" \
-    || { echo "bucket ${bucket} is missing after create"; exit 1; }
+  has "$existing" "$bucket" || { echo "bucket ${bucket} missing after create"; exit 1; }
 done
 """
 
@@ -85,14 +91,17 @@ class ObjectStore(pulumi.ComponentResource):
     # Kubernetes Secret with keys access-key-id, secret-access-key, endpoint and region.
     secret_name: str
 
-    def __init__(self, name: str, args: ObjectStoreArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: ObjectStoreArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("mlops:components:ObjectStore", name, None, opts)
         cfg, ns = args.config, args.namespace
         assert cfg.access_key is not None and cfg.secret_key is not None
         external = cfg.external
         self.endpoint = (
-            external.endpoint if external else f"http://{COMPONENT}.{ns}.svc.cluster.local:{S3_PORT}"
+            external.endpoint
+            if external
+            else f"http://{COMPONENT}.{ns}.svc.cluster.local:{S3_PORT}"
         )
         self.region = external.region if external else REGION
         self.buckets = dict(cfg.buckets)
@@ -213,50 +222,19 @@ class ObjectStore(pulumi.ComponentResource):
         return [service, statefulset]
 
     def _bucket_job(self, args: ObjectStoreArgs, needs: list[pulumi.Resource]) -> None:
-        ns = args.namespace
-        script = k8s.core.v1.ConfigMap(
+        master = f"{COMPONENT}.{args.namespace}.svc.cluster.local:{MASTER_PORT}"
+        kube.script_job(
             "seaweedfs-buckets",
-            metadata=kube.metadata("seaweedfs-buckets", ns, COMPONENT, "init"),
-            data={"buckets.sh": BUCKETS_SCRIPT},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        k8s.batch.v1.Job(
-            "seaweedfs-buckets",
-            metadata=kube.metadata("seaweedfs-buckets", ns, COMPONENT, "init"),
-            spec={
-                "backoffLimit": 6,
-                "activeDeadlineSeconds": 900,
-                "template": {
-                    "metadata": {"labels": kube.labels(COMPONENT, "init")},
-                    "spec": kube.pod_spec(
-                        versions.SEAWEEDFS_UID,
-                        [kube.job_container(
-                            "buckets",
-                            versions.SEAWEEDFS_IMAGE,
-                            JOB_SIZE,
-                            command=["/bin/sh", "/scripts/buckets.sh"],
-                            env=[
-                                {"name": "MASTER",
-                                 "value": f"{COMPONENT}.{ns}.svc.cluster.local:{MASTER_PORT}"},
-                                {"name": "FILER_HOST_PREFIX", "value": "filer"},
-                                {"name": "BUCKETS",
-                                 "value": " ".join(sorted(set(self.buckets.values())))},
-                                {"name": "HOME", "value": "/tmp"},
-                            ],
-                            volumeMounts=[
-                                {"name": "scripts", "mountPath": "/scripts", "readOnly": True},
-                                {"name": "tmp", "mountPath": "/tmp"},
-                            ],
-                        )],
-                        restartPolicy="OnFailure",
-                        volumes=[
-                            {"name": "scripts", "configMap": {"name": "seaweedfs-buckets"}},
-                            kube.empty_dir("tmp"),
-                        ],
-                    ),
-                },
-            },
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[script, *needs], delete_before_replace=True
-            ),
+            args.namespace,
+            COMPONENT,
+            image=versions.SEAWEEDFS_IMAGE,
+            uid=versions.SEAWEEDFS_UID,
+            size=JOB_SIZE,
+            script=BUCKETS_SCRIPT,
+            env=[
+                {"name": "MASTER", "value": master},
+                {"name": "BUCKETS", "value": " ".join(sorted(set(self.buckets.values())))},
+            ],
+            needs=needs,
+            parent=self,
         )

@@ -70,11 +70,13 @@ class PostgresArgs:
     data_protection: bool
 
 
-def database_url(host: str, port: int, name: str, ssl_mode: str,
-                 password: pulumi.Output[str]) -> pulumi.Output[str]:
-    return pulumi.Output.secret(password).apply(
-        lambda pw: f"postgresql://{name}:{quote(pw, safe='')}@{host}:{port}/{name}?sslmode={ssl_mode}"
+def database_url(
+    host: str, port: int, name: str, ssl_mode: str, password: pulumi.Output[str]
+) -> pulumi.Output[str]:
+    url = password.apply(
+        lambda pw: f"postgresql://{name}:{quote(pw, safe='')}@{host}:{port}/{name}"
     )
+    return pulumi.Output.secret(url.apply(lambda base: f"{base}?sslmode={ssl_mode}"))
 
 
 class Postgres(pulumi.ComponentResource):
@@ -82,8 +84,9 @@ class Postgres(pulumi.ComponentResource):
     host: str
     port: int
 
-    def __init__(self, name: str, args: PostgresArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("mlops:components:Postgres", name, None, opts)
         cfg = args.config
         ns = args.namespace
@@ -131,8 +134,9 @@ class Postgres(pulumi.ComponentResource):
             )
         self.databases = databases
         self._init_job(args, admin_user, ssl_mode, [*server, *secrets])
-        self.register_outputs({"host": self.host, "port": self.port,
-                               "databases": sorted(databases)})
+        self.register_outputs(
+            {"host": self.host, "port": self.port, "databases": sorted(databases)}
+        )
 
     def _server(self, args: PostgresArgs, admin: k8s.core.v1.Secret) -> list[pulumi.Resource]:
         cfg, ns = args.config, args.namespace
@@ -209,16 +213,10 @@ class Postgres(pulumi.ComponentResource):
         )
         return [service, statefulset]
 
-    def _init_job(self, args: PostgresArgs, admin_user: str, ssl_mode: str,
-                  needs: list[pulumi.Resource]) -> None:
-        ns = args.namespace
+    def _init_job(
+        self, args: PostgresArgs, admin_user: str, ssl_mode: str, needs: list[pulumi.Resource]
+    ) -> None:
         names = sorted(args.config.consumer_passwords)
-        script = k8s.core.v1.ConfigMap(
-            "postgres-init",
-            metadata=kube.metadata("postgres-init", ns, COMPONENT, "init"),
-            data={"init.sh": INIT_SCRIPT},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
         env = [
             {"name": "PGHOST", "value": self.host},
             {"name": "PGPORT", "value": str(self.port)},
@@ -228,37 +226,18 @@ class Postgres(pulumi.ComponentResource):
             {"name": "PGCONNECT_TIMEOUT", "value": "5"},
             kube.secret_env("PGPASSWORD", "postgres-admin", "password"),
             {"name": "DATABASES", "value": " ".join(names)},
-        ] + [kube.secret_env(f"PASSWORD_{db.upper()}", f"postgres-{db}", "password")
-             for db in names]
-        k8s.batch.v1.Job(
+        ] + [
+            kube.secret_env(f"PASSWORD_{db.upper()}", f"postgres-{db}", "password") for db in names
+        ]
+        kube.script_job(
             "postgres-init",
-            metadata=kube.metadata("postgres-init", ns, COMPONENT, "init"),
-            spec={
-                "backoffLimit": 6,
-                "activeDeadlineSeconds": 900,
-                "template": {
-                    "metadata": {"labels": kube.labels(COMPONENT, "init")},
-                    "spec": kube.pod_spec(
-                        versions.POSTGRES_UID,
-                        [kube.job_container(
-                            "init",
-                            versions.POSTGRES_IMAGE,
-                            JOB_SIZE,
-                            command=["/bin/sh", "/scripts/init.sh"],
-                            env=env,
-                            volumeMounts=[{"name": "scripts", "mountPath": "/scripts",
-                                           "readOnly": True}],
-                        )],
-                        restartPolicy="OnFailure",
-                        volumes=[{"name": "scripts",
-                                  "configMap": {"name": "postgres-init"}}],
-                    ),
-                },
-            },
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[script, *needs],
-                delete_before_replace=True,
-            ),
+            args.namespace,
+            COMPONENT,
+            image=versions.POSTGRES_IMAGE,
+            uid=versions.POSTGRES_UID,
+            size=JOB_SIZE,
+            script=INIT_SCRIPT,
+            env=env,
+            needs=needs,
+            parent=self,
         )
-

@@ -33,9 +33,10 @@ include /run/redis/auth.conf
 """
 START = (
     'umask 077 && printf "requirepass %s\\n" "$REDIS_PASSWORD" > /run/redis/auth.conf '
-    "&& exec redis-server /etc/redis/redis.conf"
+    "&& exec docker-entrypoint.sh redis-server /etc/redis/redis.conf"
 )
-PING = ["sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"]
+# `-e` makes redis-cli exit non-zero on an error reply such as NOAUTH.
+PING = ["redis-cli", "-e", "-h", "127.0.0.1", "-p", "6379", "ping"]
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ class Redis(pulumi.ComponentResource):
     # Kubernetes Secret with keys password, host and port.
     secret_name: str
 
-    def __init__(self, name: str, args: RedisArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("mlops:components:Redis", name, None, opts)
         cfg, ns = args.config, args.namespace
         assert cfg.password is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -13,12 +14,12 @@ P = "mlops-platform"
 QUANTITY = "must be a positive Kubernetes quantity such as 500m, 2, 512Mi or 10Gi"
 
 
-def load(values: dict[str, Any], secrets: dict[str, str] = dict(SENTINELS)) -> config.PlatformConfig:
+def load(values: dict[str, Any], secrets: Mapping[str, str] = SENTINELS) -> config.PlatformConfig:
     raw, keys = raw_config(values, secrets)
     return config.load("dev", raw, keys)
 
 
-def error_of(values: dict[str, Any], secrets: dict[str, str] = dict(SENTINELS)) -> str:
+def error_of(values: dict[str, Any], secrets: Mapping[str, str] = SENTINELS) -> str:
     with pytest.raises(config.ConfigError) as caught:
         load(values, secrets)
     message = str(caught.value)
@@ -94,7 +95,9 @@ BAD_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize(("values", "message"), BAD_CONFIGS, ids=[m.split(" ")[0] for _, m in BAD_CONFIGS])
+@pytest.mark.parametrize(
+    ("values", "message"), BAD_CONFIGS, ids=[m.split(" ")[0] for _, m in BAD_CONFIGS]
+)
 def test_bad_config_fails_with_exact_message(values: dict[str, Any], message: str) -> None:
     assert error_of(values) == message
 
@@ -161,12 +164,14 @@ def test_profile_sets_sizes_and_protection(profile: str) -> None:
 
 
 def test_explicit_keys_override_the_profile() -> None:
-    cfg = load({
-        "profile": "ha",
-        "replicas": 3,
-        "dataProtection": False,
-        "postgres": {"storageSize": "7Gi", "resources": {"requests": {"cpu": "300m"}}},
-    })
+    cfg = load(
+        {
+            "profile": "ha",
+            "replicas": 3,
+            "dataProtection": False,
+            "postgres": {"storageSize": "7Gi", "resources": {"requests": {"cpu": "300m"}}},
+        }
+    )
     ha = config.PROFILE_DEFAULTS["ha"]
     assert (cfg.replicas, cfg.data_protection, cfg.postgres.storage_size) == (3, False, "7Gi")
     assert cfg.postgres.resources.cpu_request == "300m"
@@ -185,14 +190,19 @@ def test_profiles_grow_from_small_to_ha() -> None:
 
 
 def test_external_services_are_read_with_defaults() -> None:
-    cfg = load({
-        "postgres": {"external": {"host": "db.example.com"}},
-        "redis": {"external": {"host": "cache.example.com", "tls": True}},
-        "objectStore": {"external": {"endpoint": "https://s3.eu-west-1.amazonaws.com/"},
-                        "buckets": {"models": "acme-models"}},
-    })
-    assert cfg.postgres.external == config.ExternalPostgres("db.example.com", 5432, "postgres",
-                                                            "require")
+    cfg = load(
+        {
+            "postgres": {"external": {"host": "db.example.com"}},
+            "redis": {"external": {"host": "cache.example.com", "tls": True}},
+            "objectStore": {
+                "external": {"endpoint": "https://s3.eu-west-1.amazonaws.com/"},
+                "buckets": {"models": "acme-models"},
+            },
+        }
+    )
+    assert cfg.postgres.external == config.ExternalPostgres(
+        "db.example.com", 5432, "postgres", "require"
+    )
     assert cfg.redis.external == config.ExternalRedis("cache.example.com", 6379, True)
     assert cfg.object_store.external == config.ExternalObjectStore(
         "https://s3.eu-west-1.amazonaws.com", "us-east-1"
@@ -213,7 +223,9 @@ def test_config_is_frozen() -> None:
 
 
 def test_stack_files_parse_with_their_intended_profiles() -> None:
-    profiles = {s: render.stack_config(s)[0][f"{P}:profile"] for s in ("dev", "ci", "staging", "prod")}
+    profiles = {
+        s: render.stack_config(s)[0][f"{P}:profile"] for s in ("dev", "ci", "staging", "prod")
+    }
     assert profiles == {"dev": "small", "ci": "small", "staging": "standard", "prod": "ha"}
 
 

@@ -1,0 +1,165 @@
+"""Invariants over every object of every stack."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from infra import config, kube, render
+from tests.support import SENTINELS, containers, pod_specs, secret_data, stack_rendering
+
+CLUSTER_SCOPED = {"Namespace"}
+
+
+def test_every_container_has_requests_and_limits(stack: render.Rendering) -> None:
+    for name, container, _ in containers(stack):
+        for kind in ("requests", "limits"):
+            assert set(container["resources"][kind]) >= {"cpu", "memory"}, (name, kind)
+
+
+def test_every_server_container_has_probes(stack: render.Rendering) -> None:
+    servers = [(n, c) for n, c, is_job in containers(stack) if not is_job]
+    assert len(servers) >= 5
+    for name, container in servers:
+        assert "readinessProbe" in container and "livenessProbe" in container, name
+
+
+def test_every_container_meets_the_restricted_pod_security_standard(
+    stack: render.Rendering,
+) -> None:
+    for name, container, _ in containers(stack):
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False, name
+        assert ctx["capabilities"] == {"drop": ["ALL"]}, name
+        assert ctx["runAsNonRoot"] is True, name
+        assert ctx["readOnlyRootFilesystem"] is True, name
+        assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}, name
+    for name, spec in pod_specs(stack):
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] > 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is False, name
+        assert not spec.get("hostNetwork") and not spec.get("hostPID"), name
+        assert all("hostPath" not in v for v in spec.get("volumes", [])), name
+
+
+def test_namespaces_enforce_the_restricted_standard(stack: render.Rendering) -> None:
+    namespaces = [o for o in stack.objects() if o["kind"] == "Namespace"]
+    assert [n["metadata"]["name"] for n in namespaces] == [stack.config.namespace]
+    for ns in namespaces:
+        assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_every_object_is_named_labelled_and_placed(stack: render.Rendering) -> None:
+    for obj in stack.objects():
+        meta = obj["metadata"]
+        assert meta["name"], obj
+        assert meta["labels"]["app.kubernetes.io/part-of"] == kube.PART_OF, meta["name"]
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == kube.MANAGED_BY, meta["name"]
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert meta["namespace"] == stack.config.namespace, meta["name"]
+
+
+def test_every_volume_size_comes_from_the_profile(stack: render.Rendering) -> None:
+    expected = {
+        "postgres": stack.config.postgres.storage_size,
+        "redis": stack.config.redis.storage_size,
+        "seaweedfs": stack.config.object_store.storage_size,
+    }
+    profile = config.PROFILE_DEFAULTS[stack.config.profile]
+    assert expected == {
+        "postgres": profile.postgres.storage_size,
+        "redis": profile.redis.storage_size,
+        "seaweedfs": profile.object_store.storage_size,
+    }
+    sizes = {
+        s.inputs["metadata"]["name"]: [
+            c["spec"]["resources"]["requests"]["storage"]
+            for c in s.manifest()["spec"]["volumeClaimTemplates"]
+        ]
+        for s in stack.of_type("StatefulSet")
+    }
+    assert sizes == {name: [size] for name, size in expected.items()}
+    assert not stack.of_type("PersistentVolumeClaim")
+
+
+def test_prod_protects_stateful_data() -> None:
+    prod = stack_rendering("prod")
+    for statefulset in prod.of_type("StatefulSet"):
+        assert statefulset.protect, statefulset.name
+        policy = statefulset.manifest()["spec"]["persistentVolumeClaimRetentionPolicy"]
+        assert policy["whenDeleted"] == "Retain", statefulset.name
+    assert prod.find("Namespace", prod.config.namespace).protect
+
+
+@pytest.mark.parametrize("name", ["dev", "ci"])
+def test_dev_and_ci_leave_data_unprotected(name: str) -> None:
+    rendering = stack_rendering(name)
+    assert not [r.name for r in rendering.resources if r.protect]
+    for statefulset in rendering.of_type("StatefulSet"):
+        policy = statefulset.manifest()["spec"]["persistentVolumeClaimRetentionPolicy"]
+        assert policy["whenDeleted"] == "Delete", statefulset.name
+
+
+def test_secrets_reach_the_program_but_no_configmap_env_literal_or_file(
+    stack: render.Rendering, tmp_path: Path
+) -> None:
+    # The sentinels do reach the cluster, in Secrets: the absence below is meaningful.
+    assert secret_data(stack, "redis")["password"] == SENTINELS["redisPassword"]
+    for configmap in stack.of_type("ConfigMap"):
+        text = str(configmap.inputs)
+        assert not any(s in text for s in SENTINELS.values()), configmap.name
+    for name, container, _ in containers(stack):
+        literals = " ".join(str(e.get("value", "")) for e in container.get("env", []))
+        literals += " ".join(container.get("command", []) + container.get("args", []))
+        assert not any(s in literals for s in SENTINELS.values()), name
+    render.write(stack, tmp_path)
+    rendered = "".join(p.read_text() for p in tmp_path.rglob("*.yaml"))
+    assert rendered and not any(s in rendered for s in SENTINELS.values())
+
+
+def test_credentials_reach_containers_only_by_secret_reference(stack: render.Rendering) -> None:
+    secretish = re.compile(r"PASSWORD|SECRET|PASS$|TOKEN|AUTH")
+    for name, container, _ in containers(stack):
+        for env in container.get("env", []):
+            if secretish.search(env["name"]):
+                assert "secretKeyRef" in env.get("valueFrom", {}), (name, env["name"])
+
+
+def test_services_select_pods_and_name_their_ports(stack: render.Rendering) -> None:
+    templates = {
+        o["metadata"]["name"]: o["spec"]["template"]
+        for o in stack.objects()
+        if o["kind"] in ("StatefulSet", "Deployment")
+    }
+    for service in (o for o in stack.objects() if o["kind"] == "Service"):
+        selector = service["spec"]["selector"]
+        matches = [
+            t for t in templates.values() if selector.items() <= t["metadata"]["labels"].items()
+        ]
+        assert len(matches) == 1, service["metadata"]["name"]
+        port_names = {p["name"] for c in matches[0]["spec"]["containers"] for p in c["ports"]}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in port_names, (service["metadata"]["name"], port)
+
+
+def test_only_the_kubernetes_provider_is_used(stack: render.Rendering) -> None:
+    packages = {r.type.split(":")[0] for r in stack.resources}
+    assert packages == {"kubernetes", "mlops"}
+
+
+def test_every_component_is_parented_to_the_platform(stack: render.Rendering) -> None:
+    by_urn = {r.urn: r for r in stack.resources}
+    for resource in stack.resources:
+        if resource.type == "mlops:index:Platform":
+            assert resource.parent.endswith("pulumi:pulumi:Stack::mlops-platform-" + stack.stack)
+        else:
+            assert resource.parent in by_urn, resource.name
+
+
+def test_images_are_pinned_to_a_version(stack: render.Rendering) -> None:
+    for name, container, _ in containers(stack):
+        image = container["image"]
+        assert re.search(r":[^:/]*[0-9][^:/]*$", image) and not image.endswith(":latest"), name

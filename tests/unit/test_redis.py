@@ -1,0 +1,69 @@
+"""Redis: auth always on, AOF on a volume, exporter, external mode."""
+
+from __future__ import annotations
+
+from infra import config, versions
+from infra.components import redis
+from tests.support import SENTINELS, component_objects, env_of, evaluate, secret_data
+
+
+def _server(values: dict[str, object]) -> dict[str, object]:
+    return evaluate(values).find("StatefulSet", "redis").manifest()
+
+
+def test_password_auth_and_aof_persistence_are_on() -> None:
+    rendering = evaluate({})
+    conf = rendering.find("ConfigMap", "redis-config").inputs["data"]["redis.conf"]
+    assert "appendonly yes" in conf.splitlines()
+    assert "include /run/redis/auth.conf" in conf.splitlines()
+    server = rendering.find("StatefulSet", "redis").manifest()["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert server["image"] == versions.REDIS_IMAGE
+    assert "requirepass %s" in server["command"][-1]
+    assert env_of(server)["REDIS_PASSWORD"] == {
+        "secretKeyRef": {"name": "redis", "key": "password"}
+    }
+    assert {"name": "data", "mountPath": "/data"} in server["volumeMounts"]
+    assert secret_data(rendering, "redis")["password"] == SENTINELS["redisPassword"]
+
+
+def test_probes_authenticate_and_fail_on_error_replies() -> None:
+    server = _server({})["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    assert server["readinessProbe"]["exec"]["command"] == redis.PING
+    assert "-e" in redis.PING
+    assert env_of(server)["REDISCLI_AUTH"] == {"secretKeyRef": {"name": "redis", "key": "password"}}
+
+
+def test_exporter_reads_the_local_server() -> None:
+    exporter = _server({})["spec"]["template"]["spec"]["containers"][1]  # type: ignore[index]
+    assert exporter["image"] == versions.REDIS_EXPORTER_IMAGE
+    assert env_of(exporter)["REDIS_ADDR"] == "redis://127.0.0.1:6379"
+    assert exporter["ports"] == [{"name": "metrics", "containerPort": redis.METRICS_PORT}]
+
+
+def test_external_redis_creates_no_server() -> None:
+    rendering = evaluate({"redis": {"external": {"host": "cache.example.com", "port": 6380}}})
+    assert [o["kind"] for o in component_objects(rendering, "redis")] == ["Secret"]
+    assert secret_data(rendering, "redis") == {
+        "password": SENTINELS["redisPassword"],
+        "host": "cache.example.com",
+        "port": "6380",
+    }
+    assert rendering.outputs["redis"] == {
+        "host": "cache.example.com",
+        "port": 6380,
+        "secret": "redis",
+    }
+
+
+def test_disabled_redis_leaves_no_object() -> None:
+    secrets = {k: v for k, v in SENTINELS.items() if config.SECRET_KEYS[k] != "redis"}
+    rendering = evaluate({"redis": {"enabled": False}}, secrets)
+    assert component_objects(rendering, "redis") == []
+    assert "redis" not in rendering.outputs
+
+
+def test_storage_override_reaches_the_volume_claim() -> None:
+    claim = _server({"redis": {"storageSize": "3Gi"}})["spec"]["volumeClaimTemplates"][0]  # type: ignore[index]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "3Gi"
