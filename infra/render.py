@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from collections.abc import Mapping
@@ -26,10 +25,8 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra import config, platform
+from infra import config, platform, stackfile
 
-ROOT = Path(__file__).resolve().parent.parent
-STACKS_DIR = ROOT / "stacks"
 REDACTED = "[redacted]"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -152,33 +149,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 
 def stack_config(
-    stack: str, stacks_dir: Path = STACKS_DIR
+    stack: str, stacks_dir: Path = stackfile.STACKS_DIR
 ) -> tuple[dict[str, str], frozenset[str]]:
-    """Reads a stack file into Pulumi's raw form: string values, objects as JSON.
-
-    Secret values are encrypted in the file; each is replaced by a placeholder.
-    """
-    path = stacks_dir / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        known = sorted(p.name.split(".")[1] for p in stacks_dir.glob("Pulumi.*.yaml"))
-        raise config.ConfigError(f"no stack file {path}; known stacks: {', '.join(known)}")
-    document = yaml.safe_load(path.read_text()) or {}
-    raw: dict[str, str] = {}
-    secret_keys: set[str] = set()
-    for key, value in (document.get("config") or {}).items():
-        full_key = key if ":" in key else f"{config.PROJECT}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            secret_keys.add(full_key)
-            raw[full_key] = f"render-placeholder-{full_key.split(':')[-1]}"
-        else:
-            raw[full_key] = value if isinstance(value, str) else json.dumps(value)
-    # Missing secrets are left for bootstrap-secrets.sh; the render shows them as placeholders.
-    for key in config.SECRET_KEYS:
-        full_key = f"{config.PROJECT}:{key}"
-        if full_key not in raw:
-            raw[full_key] = f"render-placeholder-{key}"
-            secret_keys.add(full_key)
-    return raw, frozenset(secret_keys)
+    """A stack file's raw config; its secrets, encrypted there, become placeholders."""
+    return stackfile.read(stack, stacks_dir).with_placeholders()
 
 
 async def _resolve(value: Any) -> Any:
@@ -219,7 +193,7 @@ def evaluate(
     return Rendering(stack, loaded[0], monitor.recorded, outputs)
 
 
-def render_stack(stack: str, stacks_dir: Path = STACKS_DIR) -> Rendering:
+def render_stack(stack: str, stacks_dir: Path = stackfile.STACKS_DIR) -> Rendering:
     raw, secret_keys = stack_config(stack, stacks_dir)
     return evaluate(stack, raw, secret_keys)
 
@@ -269,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
     parser.add_argument("--out", required=True, type=Path, help="directory to write YAML into")
-    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--stacks-dir", type=Path, default=stackfile.STACKS_DIR, help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from infra import config, render
 
@@ -108,3 +114,69 @@ def secret_data(rendering: render.Rendering, name: str) -> dict[str, str]:
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def require_service(name: str, variable: str) -> str:
+    """A local test server's setting; skipped without it, unless the test command requires it."""
+    value = os.environ.get(variable)
+    if value:
+        return value
+    message = f"no local {name} ({variable} unset): run ./scripts/services.sh start"
+    if os.environ.get("MLOPS_REQUIRE_SERVICES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass(frozen=True)
+class LocalPostgres:
+    host: str
+    port: int
+    user: str
+    password: str
+    bin: Path
+
+    def psql(
+        self,
+        sql: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        database: str = "postgres",
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PGPASSWORD": password or self.password, "PGCONNECT_TIMEOUT": "5"}
+        return subprocess.run(
+            [
+                str(self.bin / "psql"),
+                "--no-psqlrc",
+                "--tuples-only",
+                "--no-align",
+                f"--host={self.host}",
+                f"--port={self.port}",
+                f"--username={user or self.user}",
+                f"--dbname={database}",
+                "--set=ON_ERROR_STOP=1",
+                "--command",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+            check=False,
+        )
+
+    def query(self, sql: str) -> str:
+        result = self.psql(sql)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+
+def local_postgres() -> LocalPostgres:
+    password_file = require_service("Postgres", "MLOPS_TEST_POSTGRES_PASSWORD_FILE")
+    return LocalPostgres(
+        host=os.environ["MLOPS_TEST_POSTGRES_HOST"],
+        port=int(os.environ["MLOPS_TEST_POSTGRES_PORT"]),
+        user=os.environ["MLOPS_TEST_POSTGRES_USER"],
+        password=Path(password_file).read_text().strip(),
+        bin=Path(os.environ["MLOPS_TEST_PG_BIN"]),
+    )

@@ -1,0 +1,110 @@
+"""Stack files (`stacks/Pulumi.<stack>.yaml`) read without the Pulumi CLI, and the secret plan.
+
+    python -m infra.stackfile secrets --stack dev
+
+prints, for each secret key, what `scripts/bootstrap-secrets.sh` must do with it: `set` (the
+stack has it), `generate` (a random value will do), `supply` (the credential of an external
+service: only its owner knows it) or `unused` (its component is disabled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from infra import config
+
+STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
+PLACEHOLDER = "placeholder-for-{key}"
+
+
+@dataclass(frozen=True)
+class StackFile:
+    stack: str
+    # Plain values in Pulumi's raw form (`project:key` -> string, objects as JSON).
+    values: dict[str, str]
+    # Full names of the keys stored encrypted (`secure:`); their values cannot be read here.
+    secure: frozenset[str]
+
+    def with_placeholders(self) -> tuple[dict[str, str], frozenset[str]]:
+        """Raw config with a placeholder for every secret, stored or not, and the secret keys."""
+        raw = dict(self.values)
+        keys = set(self.secure)
+        for key in config.SECRET_KEYS:
+            full_key = f"{config.PROJECT}:{key}"
+            if full_key not in raw:
+                raw[full_key] = PLACEHOLDER.format(key=key)
+                keys.add(full_key)
+        return raw, frozenset(keys)
+
+
+def read(stack: str, stacks_dir: Path = STACKS_DIR) -> StackFile:
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        known = sorted(p.name.split(".")[1] for p in stacks_dir.glob("Pulumi.*.yaml"))
+        raise config.ConfigError(f"no stack file {path}; known stacks: {', '.join(known)}")
+    document = yaml.safe_load(path.read_text()) or {}
+    values: dict[str, str] = {}
+    secure: set[str] = set()
+    for key, value in (document.get("config") or {}).items():
+        full_key = key if ":" in key else f"{config.PROJECT}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secure.add(full_key)
+        else:
+            values[full_key] = value if isinstance(value, str) else json.dumps(value)
+    return StackFile(stack, values, frozenset(secure))
+
+
+def secret_plan(stack_file: StackFile) -> dict[str, str]:
+    """What each secret key needs; validates the stack's plain config on the way."""
+    cfg = config.load(stack_file.stack, *stack_file.with_placeholders())
+    external = {
+        "postgres": cfg.postgres.external is not None,
+        "redis": cfg.redis.external is not None,
+        "objectStore": cfg.object_store.external is not None,
+    }
+    enabled = {
+        "postgres": cfg.postgres.enabled,
+        "redis": cfg.redis.enabled,
+        "objectStore": cfg.object_store.enabled,
+    }
+    # Consumer logins are created by the platform even on an external server.
+    generated_on_external = {
+        f"postgres{db.capitalize()}Password" for db in config.POSTGRES_CONSUMERS
+    }
+    plan = {}
+    for key, component in config.SECRET_KEYS.items():
+        if f"{config.PROJECT}:{key}" in stack_file.secure:
+            plan[key] = "set"
+        elif not enabled[component]:
+            plan[key] = "unused"
+        elif external[component] and key not in generated_on_external:
+            plan[key] = "supply"
+        else:
+            plan[key] = "generate"
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.stackfile")
+    parser.add_argument("command", choices=["secrets"])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        plan = secret_plan(read(args.stack, args.stacks_dir))
+    except config.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for key, action in plan.items():
+        print(f"{key} {action}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The rendered Postgres init Job, run for real against a local Postgres server.
+
+The Job's exact script, command and environment come from the offline render; only the server
+address is swapped for the local one. Running it twice must create nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import config, render
+from tests.support import SENTINELS, LocalPostgres, evaluate, local_postgres, secret_data
+
+DATABASES = config.POSTGRES_CONSUMERS
+
+
+@pytest.fixture
+def server() -> Iterator[LocalPostgres]:
+    pg = local_postgres()
+
+    def drop_consumers() -> None:
+        for db in DATABASES:
+            pg.query(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            pg.query(f"DROP ROLE IF EXISTS {db}")
+
+    drop_consumers()
+    yield pg
+    drop_consumers()
+
+
+def rendering_for(pg: LocalPostgres, **passwords: str) -> render.Rendering:
+    return evaluate({}, {**SENTINELS, "postgresPassword": pg.password, **passwords})
+
+
+def run_init_job(
+    rendering: render.Rendering, pg: LocalPostgres, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """Runs the Job's container command with its env, secrets resolved from the rendered Secrets."""
+    job = rendering.find("Job", "postgres-init").manifest()
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    script = rendering.find("ConfigMap", "postgres-init").inputs["data"]["run.sh"]
+    (tmp_path / "run.sh").write_text(script)
+    env: dict[str, str] = {"PATH": f"{pg.bin}:{os.environ['PATH']}"}
+    for item in container["env"]:
+        env[item["name"]] = resolve(rendering, item)
+    env.update(PGHOST=pg.host, PGPORT=str(pg.port), HOME=str(tmp_path))
+    command = [
+        str(tmp_path / "run.sh") if a == "/scripts/run.sh" else a for a in container["command"]
+    ]
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def resolve(rendering: render.Rendering, item: dict[str, Any]) -> str:
+    if "value" in item:
+        return str(item["value"])
+    ref = item["valueFrom"]["secretKeyRef"]
+    return secret_data(rendering, ref["name"])[ref["key"]]
+
+
+def snapshot(pg: LocalPostgres) -> str:
+    """OIDs and owners of the consumer databases and roles: equal only if nothing was recreated."""
+    names = "('mlflow', 'flyte', 'feast')"
+    databases = pg.query(
+        "SELECT string_agg(format('%s:%s:%s', oid, datname, pg_get_userbyid(datdba)), ',' "
+        f"ORDER BY datname) FROM pg_database WHERE datname IN {names}"
+    )
+    roles = pg.query(
+        "SELECT string_agg(format('%s:%s', oid, rolname), ',' ORDER BY rolname) "
+        f"FROM pg_roles WHERE rolname IN {names}"
+    )
+    return f"{databases}|{roles}"
+
+
+def test_init_job_creates_a_login_and_database_per_consumer(
+    server: LocalPostgres, tmp_path: Path
+) -> None:
+    rendering = rendering_for(server)
+    result = run_init_job(rendering, server, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for db in DATABASES:
+        assert f"database {db} ready" in result.stdout
+        password = SENTINELS[f"postgres{db.capitalize()}Password"]
+        login = server.psql(
+            "CREATE TABLE probe (x int); SELECT current_user",
+            user=db,
+            password=password,
+            database=db,
+        )
+        assert login.returncode == 0, login.stderr
+        assert login.stdout.strip().endswith(db)
+
+
+def test_consumers_cannot_reach_each_others_database(server: LocalPostgres, tmp_path: Path) -> None:
+    assert run_init_job(rendering_for(server), server, tmp_path).returncode == 0
+    intruder = server.psql(
+        "SELECT 1", user="flyte", password=SENTINELS["postgresFlytePassword"], database="mlflow"
+    )
+    assert intruder.returncode != 0
+    assert "permission denied for database" in intruder.stderr
+
+
+def test_rerunning_the_init_job_creates_nothing_twice(
+    server: LocalPostgres, tmp_path: Path
+) -> None:
+    rendering = rendering_for(server)
+    assert run_init_job(rendering, server, tmp_path).returncode == 0
+    server.psql(
+        "CREATE TABLE kept (x int)",
+        user="mlflow",
+        password=SENTINELS["postgresMlflowPassword"],
+        database="mlflow",
+    )
+    before = snapshot(server)
+    assert len(before.replace("|", ",").split(",")) == 2 * len(DATABASES)
+    again = run_init_job(rendering, server, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert snapshot(server) == before
+    kept = server.psql(
+        "SELECT count(*) FROM kept",
+        user="mlflow",
+        password=SENTINELS["postgresMlflowPassword"],
+        database="mlflow",
+    )
+    assert kept.returncode == 0 and kept.stdout.strip() == "0"
+
+
+def test_a_rotated_password_takes_effect_on_the_next_run(
+    server: LocalPostgres, tmp_path: Path
+) -> None:
+    assert run_init_job(rendering_for(server), server, tmp_path).returncode == 0
+    rotated = "rotated-Feast-password-42"
+    assert (
+        run_init_job(
+            rendering_for(server, postgresFeastPassword=rotated), server, tmp_path
+        ).returncode
+        == 0
+    )
+    assert server.psql("SELECT 1", user="feast", password=rotated, database="feast").returncode == 0
+    assert (
+        server.psql(
+            "SELECT 1", user="feast", password=SENTINELS["postgresFeastPassword"], database="feast"
+        ).returncode
+        != 0
+    )
+
+
+def test_rendered_database_url_connects(server: LocalPostgres, tmp_path: Path) -> None:
+    rendering = rendering_for(server)
+    assert run_init_job(rendering, server, tmp_path).returncode == 0
+    url = secret_data(rendering, "postgres-mlflow")["url"].replace(
+        "postgres.mlops.svc.cluster.local:5432", f"{server.host}:{server.port}"
+    )
+    result = subprocess.run(
+        [str(server.bin / "psql"), url, "-tAc", "SELECT current_database()"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "mlflow"
