@@ -72,6 +72,7 @@ class Platform(pulumi.ComponentResource):
             out["redis"] = {
                 "host": self.redis.host,
                 "port": self.redis.port,
+                "tls": self.redis.tls,
                 "secret": self.redis.secret_name,
             }
         if self.object_store is not None:

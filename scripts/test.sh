@@ -13,6 +13,12 @@ eval "$(./scripts/services.sh env)"
 # Tests that need a local server fail, rather than skip, when it is missing.
 export MLOPS_REQUIRE_SERVICES=1
 
+echo "[test] shellcheck" >&2
+if ! command -v shellcheck >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  "${apt_get[@]}" update -qq && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq shellcheck >/dev/null
+fi
+shellcheck scripts/*.sh .ci/run
 echo "[test] ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -53,6 +53,7 @@ def test_external_redis_creates_no_server() -> None:
     assert rendering.outputs["redis"] == {
         "host": "cache.example.com",
         "port": 6380,
+        "tls": False,
         "secret": "redis",
     }
 

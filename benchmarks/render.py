@@ -1,0 +1,86 @@
+"""Render time per stack, and the dev profile's total resource requests.
+
+    .venv/bin/python benchmarks/render.py [--repeat 5]
+
+Targets (DESIGN.md): program evaluation well under 5 s for any stack; the dev profile's
+long-running pods request at most 2 CPU and 4 GiB in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from infra import render  # noqa: E402
+
+STACKS = ("dev", "ci", "staging", "prod")
+UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9}
+
+
+def cpu(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def memory(quantity: str) -> float:
+    for suffix, factor in UNITS.items():
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * factor
+    return float(quantity)
+
+
+def requests(rendering: render.Rendering, kinds: tuple[str, ...]) -> tuple[float, float]:
+    """Total CPU (cores) and memory (bytes) requested by the pods of the given kinds."""
+    total_cpu = total_memory = 0.0
+    for obj in rendering.objects():
+        if obj["kind"] not in kinds:
+            continue
+        spec: dict[str, Any] = obj["spec"]
+        replicas = spec.get("replicas", 1)
+        for container in spec["template"]["spec"]["containers"]:
+            asked = container["resources"]["requests"]
+            total_cpu += replicas * cpu(asked["cpu"])
+            total_memory += replicas * memory(asked["memory"])
+    return total_cpu, total_memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    render.render_stack("dev")
+    print(
+        f"first render in a new process (imports included): {time.perf_counter() - started:.3f} s"
+    )
+    print(f"\nrender time per stack, {args.repeat} runs each (median, max):")
+    for stack in STACKS:
+        times = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            rendering = render.render_stack(stack)
+            times.append(time.perf_counter() - started)
+        print(
+            f"  {stack:8s} {statistics.median(times) * 1000:7.1f} ms  {max(times) * 1000:7.1f} ms"
+            f"  ({len(rendering.objects())} objects)"
+        )
+
+    dev = render.render_stack("dev")
+    serving_cpu, serving_memory = requests(dev, ("Deployment", "StatefulSet", "DaemonSet"))
+    job_cpu, job_memory = requests(dev, ("Job",))
+    print("\ndev profile resource requests:")
+    print(
+        f"  long-running pods: {serving_cpu:.3f} CPU, {serving_memory / 2**30:.3f} GiB"
+        "  (target: <= 2 CPU, <= 4 GiB)"
+    )
+    print(f"  one-off Jobs:      {job_cpu:.3f} CPU, {job_memory / 2**30:.3f} GiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The main job: stands up the platform for one stack.
+#
+#   ./scripts/up.sh <stack> [pulumi up flags, e.g. --yes]
+#
+# 1. creates .venv from the lock file;
+# 2. uses the current kube context (or $KUBE_CONTEXT); with none and Docker present, creates a
+#    kind cluster named mlops-<stack>;
+# 3. uses the configured Pulumi backend; with none, a local file backend under
+#    $MLOPS_STATE_DIR (default ~/.local/state/mlops-platform) and a generated passphrase file;
+# 4. generates missing secrets (scripts/bootstrap-secrets.sh);
+# 5. runs `pulumi up`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stack="${1:?usage: ./scripts/up.sh <stack> [pulumi up flags]}"
+shift
+[ -f "stacks/Pulumi.$stack.yaml" ] || {
+  echo "error: no stack file stacks/Pulumi.$stack.yaml; known: $(find stacks -name 'Pulumi.*.yaml' | sed -n 's|^stacks/Pulumi\.\(.*\)\.yaml$|\1|p' | sort | tr '\n' ' ')" >&2
+  exit 2
+}
+state="${MLOPS_STATE_DIR:-$HOME/.local/state/mlops-platform}"
+export PULUMI_SKIP_UPDATE_CHECK=true
+
+./scripts/setup.sh
+
+if ! command -v pulumi >/dev/null 2>&1; then
+  if [ -x scripts/toolchain.sh ] && ./scripts/toolchain.sh env >/dev/null 2>&1; then
+    eval "$(./scripts/toolchain.sh env)"
+  else
+    echo "error: the pulumi CLI is not on PATH: install it, or build it with ./scripts/toolchain.sh" >&2
+    exit 1
+  fi
+fi
+
+current_context() {
+  .venv/bin/python - <<'PY'
+import os, pathlib, yaml
+paths = os.environ.get("KUBECONFIG") or str(pathlib.Path.home() / ".kube" / "config")
+for path in paths.split(os.pathsep):
+    p = pathlib.Path(path)
+    if p.is_file():
+        context = (yaml.safe_load(p.read_text()) or {}).get("current-context")
+        if context:
+            print(context)
+            break
+PY
+}
+
+context="${KUBE_CONTEXT:-$(current_context)}"
+if [ -z "$context" ]; then
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && command -v kind >/dev/null 2>&1; then
+    if ! kind get clusters 2>/dev/null | grep -qx "mlops-$stack"; then
+      echo "[up] no kube context: creating kind cluster mlops-$stack" >&2
+      kind create cluster --name "mlops-$stack" --wait 120s
+    fi
+    context="kind-mlops-$stack"
+  else
+    echo "error: no kube context: set KUBECONFIG or KUBE_CONTEXT, or install Docker and kind" >&2
+    exit 1
+  fi
+fi
+echo "[up] kube context: $context" >&2
+
+if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami --non-interactive >/dev/null 2>&1; then
+  mkdir -p "$state/pulumi"
+  export PULUMI_BACKEND_URL="file://$state/pulumi"
+  if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+    if [ ! -f "$state/passphrase" ]; then
+      (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))' >"$state/passphrase")
+      echo "[up] generated the stack passphrase in $state/passphrase: back it up" >&2
+    fi
+    export PULUMI_CONFIG_PASSPHRASE_FILE="$state/passphrase"
+  fi
+  echo "[up] Pulumi backend: $PULUMI_BACKEND_URL" >&2
+fi
+
+./scripts/bootstrap-secrets.sh "$stack"
+# The first deploy pins the stack to its cluster; later runs refuse another context.
+pinned=$(pulumi config get kubernetes:context --stack "$stack" 2>/dev/null || true)
+if [ -z "$pinned" ]; then
+  pulumi config set kubernetes:context "$context" --stack "$stack" --non-interactive
+elif [ "$pinned" != "$context" ]; then
+  echo "error: stack $stack is pinned to kube context '$pinned', not '$context'" >&2
+  echo "  (deploy there with KUBE_CONTEXT=$pinned, or re-pin: pulumi config set kubernetes:context ...)" >&2
+  exit 1
+fi
+pulumi up --stack "$stack" "$@"
