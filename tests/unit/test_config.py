@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from infra import config, render
 from tests.support import SENTINELS, evaluate, raw_config
@@ -238,3 +241,29 @@ def test_evaluation_of_a_stack_uses_its_file(tmp_path: Any) -> None:
     assert raw[f"{P}:profile"] == "standard"
     assert f"{P}:redisPassword" in keys
     assert evaluate({"profile": "standard"}).config.profile == "standard"
+
+
+def test_project_file_declares_only_keys_whose_defaults_match_the_program() -> None:
+    """Pulumi copies declared defaults into every stack and requires declared keys without one."""
+    project = yaml.safe_load((Path(__file__).resolve().parents[2] / "Pulumi.yaml").read_text())
+    declared = project["config"]
+    assert set(declared) == {"profile", "namespace", "postgres", "redis", "objectStore"}
+    assert all("default" in spec for spec in declared.values())
+    assert not set(declared) & set(config.SECRET_KEYS)
+    raw, keys = raw_config({})
+    for key, spec in declared.items():
+        value = spec["default"]
+        raw[f"{P}:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    with_declared, without = config.load("dev", raw, keys), load({})
+
+    def settings(cfg: config.PlatformConfig) -> tuple[Any, ...]:
+        parts = (cfg.postgres, cfg.redis, cfg.object_store)
+        return (
+            cfg.profile,
+            cfg.namespace,
+            cfg.replicas,
+            cfg.data_protection,
+            *[(p.enabled, p.storage_size, p.resources, p.external) for p in parts],
+        )
+
+    assert settings(with_declared) == settings(without)
