@@ -6,6 +6,7 @@ limits, probes, security context) are written once.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pulumi
@@ -155,6 +156,11 @@ def job_container(name: str, image: str, size: Resources, **fields: Any) -> Spec
         "securityContext": container_security_context(),
         **fields,
     }
+
+
+def checksum(*texts: str) -> str:
+    """A digest of config a pod reads at start: put on its template, a change rolls the pods."""
+    return hashlib.sha256("\0".join(texts).encode()).hexdigest()
 
 
 def secret_env(name: str, secret: str, key: str) -> Spec:

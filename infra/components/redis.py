@@ -138,7 +138,10 @@ class Redis(pulumi.ComponentResource):
                 "selector": {"matchLabels": kube.selector(COMPONENT)},
                 "persistentVolumeClaimRetentionPolicy": kube.claim_retention(args.data_protection),
                 "template": {
-                    "metadata": {"labels": kube.labels(COMPONENT, "cache")},
+                    "metadata": {
+                        "labels": kube.labels(COMPONENT, "cache"),
+                        "annotations": {"checksum/config": kube.checksum(REDIS_CONF, START)},
+                    },
                     "spec": kube.pod_spec(
                         versions.REDIS_UID,
                         [redis, exporter],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from infra import config, versions
 from infra.components import redis
 from tests.support import SENTINELS, component_objects, env_of, evaluate, secret_data
@@ -68,3 +70,13 @@ def test_disabled_redis_leaves_no_object() -> None:
 def test_storage_override_reaches_the_volume_claim() -> None:
     claim = _server({"redis": {"storageSize": "3Gi"}})["spec"]["volumeClaimTemplates"][0]  # type: ignore[index]
     assert claim["spec"]["resources"]["requests"]["storage"] == "3Gi"
+
+
+def test_a_config_change_rolls_the_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    def annotation() -> str:
+        template = _server({})["spec"]["template"]  # type: ignore[index]
+        return template["metadata"]["annotations"]["checksum/config"]  # type: ignore[no-any-return]
+
+    before = annotation()
+    monkeypatch.setattr(redis, "REDIS_CONF", redis.REDIS_CONF + "maxclients 100\n")
+    assert annotation() != before
