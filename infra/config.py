@@ -9,31 +9,34 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-PROJECT = "mlops-platform"
+from infra.configreader import (
+    BUCKET,
+    DNS_LABEL,
+    ENDPOINT,
+    HOST,
+    Errors,
+    Section,
+    parse_raw,
+    read_secret,
+)
+from infra.configreader import (
+    PROJECT as PROJECT,
+)
+from infra.configreader import (
+    ConfigError as ConfigError,
+)
+
 PROFILES = ("small", "standard", "ha")
 POSTGRES_CONSUMERS = ("mlflow", "flyte", "feast")
 BUCKETS = ("mlflow", "flyte", "feast", "models")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-
-_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-_ENDPOINT = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
-# Secrets are written into server config files and URLs: printable, no quotes or spaces.
-_SECRET = re.compile(r"^[A-Za-z0-9!#$%&()*+,\-./:;<=>?@\[\]^_{|}~]{12,256}$")
-
-
-class ConfigError(pulumi.RunError):
-    """Bad stack config; Pulumi prints the message without a traceback."""
 
 
 @dataclass(frozen=True)
@@ -169,123 +172,14 @@ _PLAIN_KEYS = (
     "redis",
     "objectStore",
 )
-T = TypeVar("T")
 
 
-def _show(value: object) -> str:
-    return json.dumps(value) if not isinstance(value, str) else repr(value)
-
-
-class _Errors:
-    def __init__(self, stack: str) -> None:
-        self.stack = stack
-        self.messages: list[str] = []
-
-    def add(self, key: str, value: object, allowed: str) -> None:
-        self.messages.append(f"{PROJECT}:{key} = {_show(value)}: {allowed}")
-
-    def required(self, key: str, when: str) -> None:
-        self.messages.append(f"{PROJECT}:{key} is not set: required when {when} is set")
-
-    def missing(self, key: str, needed_by: str) -> None:
-        self.messages.append(
-            f"{PROJECT}:{key} is not set (required while {needed_by} is enabled); "
-            f"run ./scripts/bootstrap-secrets.sh {self.stack} "
-            f"or: pulumi config set --secret {key} <value> --stack {self.stack}"
-        )
-
-
-class _Section:
-    """Reads one config object, recording an error per bad key and flagging unknown keys."""
-
-    def __init__(self, path: str, data: Mapping[str, Any], errors: _Errors) -> None:
-        self.path = path
-        self.data = data
-        self.errors = errors
-        self.read: set[str] = set()
-
-    def _key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def get(self, name: str, default: T, check: Callable[[Any], T | None], allowed: str) -> T:
-        self.read.add(name)
-        if name not in self.data:
-            return default
-        value = self.data[name]
-        result = check(value)
-        if result is None:
-            self.errors.add(self._key(name), value, allowed)
-            return default
-        return result
-
-    def text(self, name: str, default: str, pattern: re.Pattern[str], allowed: str) -> str:
-        return self.get(
-            name, default, lambda v: v if isinstance(v, str) and pattern.match(v) else None, allowed
-        )
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        return self.get(
-            name,
-            default,
-            lambda v: v if v in choices else None,
-            f"must be one of {', '.join(choices)}",
-        )
-
-    def flag(self, name: str, default: bool) -> bool:
-        return self.get(name, default, _as_bool, "must be true or false")
-
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        return self.get(
-            name,
-            default,
-            lambda v: (
-                v if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high else None
-            ),
-            f"must be an integer from {low} to {high}",
-        )
-
-    def quantity(self, name: str, default: str) -> str:
-        return self.get(
-            name,
-            default,
-            _as_quantity,
-            "must be a positive Kubernetes quantity such as 500m, 2, 512Mi or 10Gi",
-        )
-
-    def section(self, name: str) -> _Section | None:
-        self.read.add(name)
-        if name not in self.data:
-            return None
-        value = self.data[name]
-        if not isinstance(value, dict):
-            self.errors.add(self._key(name), value, "must be an object")
-            return None
-        return _Section(self._key(name), value, self.errors)
-
-    def finish(self, allowed: tuple[str, ...] | None = None) -> None:
-        for name in sorted(set(self.data) - self.read):
-            known = ", ".join(allowed if allowed is not None else sorted(self.read))
-            self.errors.add(self._key(name), self.data[name], f"unknown key; known keys: {known}")
-
-
-def _as_bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _as_quantity(value: Any) -> str | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not _QUANTITY.match(value):
-        return None
-    return value if float(_QUANTITY.match(value).group(1)) > 0 else None  # type: ignore[union-attr]
-
-
-def _resources(parent: _Section, default: Resources) -> Resources:
+def _resources(parent: Section, default: Resources) -> Resources:
     section = parent.section("resources")
     if section is None:
         return default
-    requests = section.section("requests") or _Section("", {}, section.errors)
-    limits = section.section("limits") or _Section("", {}, section.errors)
+    requests = section.section("requests") or Section("", {}, section.errors)
+    limits = section.section("limits") or Section("", {}, section.errors)
     resources = Resources(
         cpu_request=requests.quantity("cpu", default.cpu_request),
         memory_request=requests.quantity("memory", default.memory_request),
@@ -297,66 +191,27 @@ def _resources(parent: _Section, default: Resources) -> Resources:
     return resources
 
 
-def _parse_raw(raw: Mapping[str, str], errors: _Errors) -> dict[str, Any]:
-    """Strips the project namespace and decodes JSON values (Pulumi passes objects as JSON)."""
-    data: dict[str, Any] = {}
-    for full_key, text in raw.items():
-        namespace, _, key = full_key.rpartition(":")
-        if namespace != PROJECT:
-            continue
-        if key in SECRET_KEYS:
-            data[key] = text
-            continue
-        try:
-            data[key] = json.loads(text)
-        except (json.JSONDecodeError, TypeError):
-            data[key] = text
-    return data
-
-
-def _secret(
-    data: Mapping[str, Any], secret_keys: frozenset[str], key: str, needed_by: str, errors: _Errors
-) -> pulumi.Output[str] | None:
-    if key not in data:
-        errors.missing(key, needed_by)
-        return None
-    value = data[key]
-    if f"{PROJECT}:{key}" not in secret_keys:
-        errors.messages.append(
-            f"{PROJECT}:{key} is stored in plain text: it must be a secret; "
-            f"run: pulumi config set --secret {key} <value> --stack {errors.stack}"
-        )
-        return None
-    if not isinstance(value, str) or not _SECRET.match(value):
-        errors.messages.append(
-            f"{PROJECT}:{key} = [secret]: must be 12 to 256 printable characters "
-            "without spaces, quotes or backslashes"
-        )
-        return None
-    return pulumi.Output.secret(value)
-
-
 def _postgres(
-    root: _Section,
+    root: Section,
     profile: Profile,
     data: Mapping[str, Any],
     secrets: frozenset[str],
-    errors: _Errors,
+    errors: Errors,
 ) -> PostgresConfig:
-    section = root.section("postgres") or _Section("postgres", {}, errors)
+    section = root.section("postgres") or Section("postgres", {}, errors)
     enabled = section.flag("enabled", True)
     storage = section.quantity("storageSize", profile.postgres.storage_size)
     resources = _resources(section, profile.postgres.resources)
     external = None
     ext = section.section("external")
     if ext is not None:
-        host = ext.text("host", "", _HOST, "must be a host name or IP address")
+        host = ext.text("host", "", HOST, "must be a host name or IP address")
         if "host" not in ext.data:
             errors.required("postgres.external.host", "postgres.external")
         external = ExternalPostgres(
             host=host,
             port=ext.integer("port", 5432, 1, 65535),
-            admin_user=ext.text("adminUser", "postgres", _DNS_LABEL, "must be a role name"),
+            admin_user=ext.text("adminUser", "postgres", DNS_LABEL, "must be a role name"),
             ssl_mode=ext.choice("sslMode", "require", SSL_MODES),
         )
         ext.finish()
@@ -365,9 +220,11 @@ def _postgres(
         errors.add("postgres.enabled", False, "must be true when postgres.external is set")
     admin = consumers = None
     if enabled:
-        admin = _secret(data, secrets, "postgresPassword", "postgres", errors)
+        admin = read_secret(data, secrets, "postgresPassword", "postgres", errors)
         consumers = {
-            name: _secret(data, secrets, f"postgres{name.capitalize()}Password", "postgres", errors)
+            name: read_secret(
+                data, secrets, f"postgres{name.capitalize()}Password", "postgres", errors
+            )
             for name in POSTGRES_CONSUMERS
         }
     return PostgresConfig(
@@ -381,20 +238,20 @@ def _postgres(
 
 
 def _redis(
-    root: _Section,
+    root: Section,
     profile: Profile,
     data: Mapping[str, Any],
     secrets: frozenset[str],
-    errors: _Errors,
+    errors: Errors,
 ) -> RedisConfig:
-    section = root.section("redis") or _Section("redis", {}, errors)
+    section = root.section("redis") or Section("redis", {}, errors)
     enabled = section.flag("enabled", True)
     storage = section.quantity("storageSize", profile.redis.storage_size)
     resources = _resources(section, profile.redis.resources)
     external = None
     ext = section.section("external")
     if ext is not None:
-        host = ext.text("host", "", _HOST, "must be a host name or IP address")
+        host = ext.text("host", "", HOST, "must be a host name or IP address")
         if "host" not in ext.data:
             errors.required("redis.external.host", "redis.external")
         external = ExternalRedis(
@@ -404,18 +261,18 @@ def _redis(
     section.finish()
     if external is not None and not enabled:
         errors.add("redis.enabled", False, "must be true when redis.external is set")
-    password = _secret(data, secrets, "redisPassword", "redis", errors) if enabled else None
+    password = read_secret(data, secrets, "redisPassword", "redis", errors) if enabled else None
     return RedisConfig(enabled, storage, resources, external, password)
 
 
 def _object_store(
-    root: _Section,
+    root: Section,
     profile: Profile,
     data: Mapping[str, Any],
     secrets: frozenset[str],
-    errors: _Errors,
+    errors: Errors,
 ) -> ObjectStoreConfig:
-    section = root.section("objectStore") or _Section("objectStore", {}, errors)
+    section = root.section("objectStore") or Section("objectStore", {}, errors)
     enabled = section.flag("enabled", True)
     storage = section.quantity("storageSize", profile.object_store.storage_size)
     resources = _resources(section, profile.object_store.resources)
@@ -424,20 +281,20 @@ def _object_store(
     if bucket_section is not None:
         for use in BUCKETS:
             buckets[use] = bucket_section.text(
-                use, use, _BUCKET, "must be an S3 bucket name (3-63 of a-z, 0-9, '.', '-')"
+                use, use, BUCKET, "must be an S3 bucket name (3-63 of a-z, 0-9, '.', '-')"
             )
         bucket_section.finish(BUCKETS)
     external = None
     ext = section.section("external")
     if ext is not None:
         endpoint = ext.text(
-            "endpoint", "", _ENDPOINT, "must be an http(s) URL such as https://s3.example.com"
+            "endpoint", "", ENDPOINT, "must be an http(s) URL such as https://s3.example.com"
         )
         if "endpoint" not in ext.data:
             errors.required("objectStore.external.endpoint", "objectStore.external")
         external = ExternalObjectStore(
             endpoint=endpoint.rstrip("/"),
-            region=ext.text("region", "us-east-1", _DNS_LABEL, "must be a region name"),
+            region=ext.text("region", "us-east-1", DNS_LABEL, "must be a region name"),
         )
         ext.finish()
     section.finish()
@@ -445,8 +302,8 @@ def _object_store(
         errors.add("objectStore.enabled", False, "must be true when objectStore.external is set")
     access = secret = None
     if enabled:
-        access = _secret(data, secrets, "objectStoreAccessKey", "objectStore", errors)
-        secret = _secret(data, secrets, "objectStoreSecretKey", "objectStore", errors)
+        access = read_secret(data, secrets, "objectStoreAccessKey", "objectStore", errors)
+        secret = read_secret(data, secrets, "objectStoreSecretKey", "objectStore", errors)
     return ObjectStoreConfig(enabled, storage, resources, external, buckets, access, secret)
 
 
@@ -454,22 +311,22 @@ def load(
     stack: str, raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()
 ) -> PlatformConfig:
     """Validates raw stack config (full `project:key` names) into a PlatformConfig."""
-    errors = _Errors(stack)
-    data = _parse_raw(raw, errors)
+    errors = Errors(stack)
+    data = parse_raw(raw, SECRET_KEYS)
     plain = {k: v for k, v in data.items() if k not in SECRET_KEYS}
-    root = _Section("", plain, errors)
+    root = Section("", plain, errors)
     profile_name = root.choice("profile", "small", PROFILES)
     profile = PROFILE_DEFAULTS[profile_name]
     config = PlatformConfig(
         stack=stack,
         profile=profile_name,
         namespace=root.text(
-            "namespace", "mlops", _DNS_LABEL, "must be a DNS-1123 label (a-z, 0-9, '-')"
+            "namespace", "mlops", DNS_LABEL, "must be a DNS-1123 label (a-z, 0-9, '-')"
         ),
         storage_class=root.get(
             "storageClass",
             None,
-            lambda v: v if isinstance(v, str) and _HOST.match(v) else None,
+            lambda v: v if isinstance(v, str) and HOST.match(v) else None,
             "must be the name of a StorageClass",
         ),
         replicas=root.integer("replicas", profile.replicas, 1, 10),
