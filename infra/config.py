@@ -17,6 +17,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from infra.configreader import (
+    ALLOWED_HOST,
     BUCKET,
     DNS_LABEL,
     ENDPOINT,
@@ -101,6 +102,18 @@ class ObjectStoreConfig:
 
 
 @dataclass(frozen=True)
+class MlflowConfig:
+    enabled: bool
+    replicas: int
+    workers: int
+    resources: Resources
+    # Host headers accepted beyond the in-cluster names, e.g. an ingress host.
+    allowed_hosts: tuple[str, ...]
+    admin_password: pulumi.Output[str] | None
+    flask_secret_key: pulumi.Output[str] | None
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     stack: str
     profile: str
@@ -111,6 +124,7 @@ class PlatformConfig:
     postgres: PostgresConfig
     redis: RedisConfig
     object_store: ObjectStoreConfig
+    mlflow: MlflowConfig
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,7 @@ class Profile:
     postgres: ComponentProfile
     redis: ComponentProfile
     object_store: ComponentProfile
+    mlflow: Resources
 
 
 PROFILE_DEFAULTS: Mapping[str, Profile] = {
@@ -135,6 +150,7 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         postgres=ComponentProfile("5Gi", Resources("100m", "256Mi", "1", "1Gi")),
         redis=ComponentProfile("1Gi", Resources("50m", "64Mi", "500m", "256Mi")),
         object_store=ComponentProfile("10Gi", Resources("100m", "256Mi", "1", "1Gi")),
+        mlflow=Resources("100m", "512Mi", "1", "1Gi"),
     ),
     "standard": Profile(
         replicas=1,
@@ -142,6 +158,7 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         postgres=ComponentProfile("20Gi", Resources("250m", "512Mi", "2", "2Gi")),
         redis=ComponentProfile("5Gi", Resources("100m", "256Mi", "1", "1Gi")),
         object_store=ComponentProfile("50Gi", Resources("250m", "512Mi", "2", "2Gi")),
+        mlflow=Resources("250m", "1Gi", "2", "2Gi"),
     ),
     "ha": Profile(
         replicas=2,
@@ -149,6 +166,7 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         postgres=ComponentProfile("100Gi", Resources("1", "2Gi", "4", "8Gi")),
         redis=ComponentProfile("20Gi", Resources("250m", "1Gi", "2", "4Gi")),
         object_store=ComponentProfile("500Gi", Resources("500m", "2Gi", "4", "8Gi")),
+        mlflow=Resources("500m", "1Gi", "2", "4Gi"),
     ),
 }
 
@@ -161,6 +179,8 @@ SECRET_KEYS: Mapping[str, str] = {
     "redisPassword": "redis",
     "objectStoreAccessKey": "objectStore",
     "objectStoreSecretKey": "objectStore",
+    "mlflowAdminPassword": "mlflow",
+    "mlflowFlaskSecretKey": "mlflow",
 }
 _PLAIN_KEYS = (
     "profile",
@@ -171,6 +191,7 @@ _PLAIN_KEYS = (
     "postgres",
     "redis",
     "objectStore",
+    "mlflow",
 )
 
 
@@ -307,6 +328,58 @@ def _object_store(
     return ObjectStoreConfig(enabled, storage, resources, external, buckets, access, secret)
 
 
+def _mlflow(
+    root: Section,
+    profile: Profile,
+    replicas: int,
+    data: Mapping[str, Any],
+    secrets: frozenset[str],
+    errors: Errors,
+) -> MlflowConfig:
+    section = root.section("mlflow") or Section("mlflow", {}, errors)
+    enabled = section.flag("enabled", True)
+    hosts = section.get(
+        "allowedHosts",
+        (),
+        lambda v: (
+            tuple(v)
+            if isinstance(v, list) and all(isinstance(h, str) and ALLOWED_HOST.match(h) for h in v)
+            else None
+        ),
+        "must be a list of Host header patterns such as mlflow.example.com or *.example.com:*",
+    )
+    config = MlflowConfig(
+        enabled=enabled,
+        replicas=section.integer("replicas", replicas, 1, 10),
+        workers=section.integer("workers", 2, 1, 16),
+        resources=_resources(section, profile.mlflow),
+        allowed_hosts=hosts,
+        admin_password=read_secret(data, secrets, "mlflowAdminPassword", "mlflow", errors)
+        if enabled
+        else None,
+        flask_secret_key=read_secret(data, secrets, "mlflowFlaskSecretKey", "mlflow", errors)
+        if enabled
+        else None,
+    )
+    section.finish()
+    return config
+
+
+def _check_dependencies(config: PlatformConfig, errors: Errors) -> None:
+    """A component is only as available as what it stands on."""
+    needs = {"mlflow": (config.mlflow.enabled, ("postgres", "objectStore"))}
+    enabled = {"postgres": config.postgres.enabled, "objectStore": config.object_store.enabled}
+    for component, (on, required) in needs.items():
+        for dependency in required:
+            if on and not enabled[dependency]:
+                errors.add(
+                    f"{dependency}.enabled",
+                    False,
+                    f"must be true while {component} is enabled "
+                    f"(or set {component}.enabled: false)",
+                )
+
+
 def load(
     stack: str, raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()
 ) -> PlatformConfig:
@@ -317,6 +390,7 @@ def load(
     root = Section("", plain, errors)
     profile_name = root.choice("profile", "small", PROFILES)
     profile = PROFILE_DEFAULTS[profile_name]
+    replicas = root.integer("replicas", profile.replicas, 1, 10)
     config = PlatformConfig(
         stack=stack,
         profile=profile_name,
@@ -329,13 +403,15 @@ def load(
             lambda v: v if isinstance(v, str) and HOST.match(v) else None,
             "must be the name of a StorageClass",
         ),
-        replicas=root.integer("replicas", profile.replicas, 1, 10),
+        replicas=replicas,
         data_protection=root.flag("dataProtection", profile.data_protection),
         postgres=_postgres(root, profile, data, secret_keys, errors),
         redis=_redis(root, profile, data, secret_keys, errors),
         object_store=_object_store(root, profile, data, secret_keys, errors),
+        mlflow=_mlflow(root, profile, replicas, data, secret_keys, errors),
     )
     root.finish(_PLAIN_KEYS + tuple(SECRET_KEYS))
+    _check_dependencies(config, errors)
     if errors.messages:
         raise ConfigError("invalid stack config:\n  " + "\n  ".join(errors.messages))
     return config

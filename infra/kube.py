@@ -252,3 +252,15 @@ def script_job(
             parent=parent, depends_on=[script_map, *needs], delete_before_replace=True
         ),
     )
+
+
+def disruption_budget(
+    component: str, namespace: str, part: str, parent: pulumi.Resource
+) -> k8s.policy.v1.PodDisruptionBudget:
+    """Keeps one replica of a replicated service up through voluntary disruptions."""
+    return k8s.policy.v1.PodDisruptionBudget(
+        component,
+        metadata=metadata(component, namespace, component, part),
+        spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(component)}},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 
 from infra import kube
+from infra.components.mlflow import Mlflow, MlflowArgs
 from infra.components.object_store import ObjectStore, ObjectStoreArgs
 from infra.components.postgres import Postgres, PostgresArgs
 from infra.components.redis import Redis, RedisArgs
@@ -17,6 +18,7 @@ class Platform(pulumi.ComponentResource):
     postgres: Postgres | None
     redis: Redis | None
     object_store: ObjectStore | None
+    mlflow: Mlflow | None
 
     def __init__(
         self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None
@@ -28,7 +30,7 @@ class Platform(pulumi.ComponentResource):
             ns, pulumi.ResourceOptions(parent=self, protect=config.data_protection)
         )
         child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
-        self.postgres = self.redis = self.object_store = None
+        self.postgres = self.redis = self.object_store = self.mlflow = None
         if config.postgres.enabled:
             self.postgres = Postgres(
                 "postgres",
@@ -47,6 +49,13 @@ class Platform(pulumi.ComponentResource):
                 ObjectStoreArgs(
                     config.object_store, ns, config.storage_class, config.data_protection
                 ),
+                child,
+            )
+        # config.load guarantees what each service stands on is enabled.
+        if config.mlflow.enabled and self.postgres and self.object_store:
+            self.mlflow = Mlflow(
+                "mlflow",
+                MlflowArgs(config.mlflow, ns, self.postgres.databases["mlflow"], self.object_store),
                 child,
             )
         self.register_outputs({})
@@ -84,6 +93,8 @@ class Platform(pulumi.ComponentResource):
                 "accessKey": self.object_store.access_key,
                 "secretKey": self.object_store.secret_key,
             }
+        if self.mlflow is not None:
+            out["mlflow"] = {"trackingUri": self.mlflow.tracking_uri}
         return out
 
 

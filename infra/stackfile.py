@@ -72,6 +72,7 @@ def secret_plan(stack_file: StackFile) -> dict[str, str]:
         "postgres": cfg.postgres.enabled,
         "redis": cfg.redis.enabled,
         "objectStore": cfg.object_store.enabled,
+        "mlflow": cfg.mlflow.enabled,
     }
     # Consumer logins are created by the platform even on an external server.
     generated_on_external = {
@@ -83,7 +84,7 @@ def secret_plan(stack_file: StackFile) -> dict[str, str]:
             plan[key] = "set"
         elif not enabled[component]:
             plan[key] = "unused"
-        elif external[component] and key not in generated_on_external:
+        elif external.get(component) and key not in generated_on_external:
             plan[key] = "supply"
         else:
             plan[key] = "generate"

@@ -24,3 +24,10 @@ REDIS_EXPORTER_IMAGE = "docker.io/oliver006/redis_exporter:v1.91.1"
 # seaweedfs/seaweedfs: one `weed server` with the S3 gateway; user seaweed = 1000 since 4.00.
 SEAWEEDFS_IMAGE = "docker.io/chrislusf/seaweedfs:4.47"
 SEAWEEDFS_UID = 1000
+
+# mlflow/mlflow: only the -full image carries psycopg2 and boto3. Same version as the mlflow
+# package in the workloads dependency group (pyproject.toml); a test keeps the two equal.
+MLFLOW_VERSION = "3.17.2"
+MLFLOW_IMAGE = f"ghcr.io/mlflow/mlflow:v{MLFLOW_VERSION}-full"
+# The image sets no user; any non-root UID can run the server with a writable /tmp.
+MLFLOW_UID = 1000

@@ -180,3 +180,48 @@ def local_postgres() -> LocalPostgres:
         password=Path(password_file).read_text().strip(),
         bin=Path(os.environ["MLOPS_TEST_PG_BIN"]),
     )
+
+
+def pod_container(rendering: render.Rendering, kind: str, name: str) -> dict[str, Any]:
+    """The first container of a rendered workload's pod template."""
+    spec = rendering.find(kind, name).manifest()["spec"]["template"]["spec"]
+    return spec["containers"][0]  # type: ignore[no-any-return]
+
+
+def local_env(
+    rendering: render.Rendering, container: Mapping[str, Any], addresses: Mapping[str, str]
+) -> dict[str, str]:
+    """A container's env as the kubelet would build it (secret references resolved), with
+    in-cluster addresses swapped for local ones."""
+    env: dict[str, str] = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            value = str(item["value"])
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            value = secret_data(rendering, ref["name"])[ref["key"]]
+        for cluster_address, local_address in addresses.items():
+            value = value.replace(cluster_address, local_address)
+        env[item["name"]] = value
+    return env
+
+
+def run_script_job(
+    rendering: render.Rendering,
+    name: str,
+    tmp_path: Path,
+    addresses: Mapping[str, str],
+    path: str,
+    **overrides: str,
+) -> subprocess.CompletedProcess[str]:
+    """Runs a rendered script Job (kube.script_job) locally: its ConfigMap script, command and
+    env, in-cluster addresses swapped for local ones, tools found on `path`."""
+    container = pod_container(rendering, "Job", name)
+    script = tmp_path / f"{name}.sh"
+    script.write_text(rendering.find("ConfigMap", name).inputs["data"]["run.sh"])
+    env = {**local_env(rendering, container, addresses), "HOME": str(tmp_path), **overrides}
+    env["PATH"] = f"{path}:{os.environ['PATH']}"
+    command = [str(script) if a == "/scripts/run.sh" else a for a in container["command"]]
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=180, check=False
+    )

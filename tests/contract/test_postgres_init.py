@@ -6,16 +6,21 @@ address is swapped for the local one. Running it twice must create nothing twice
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from infra import config, render
-from tests.support import SENTINELS, LocalPostgres, evaluate, local_postgres, secret_data
+from tests.support import (
+    SENTINELS,
+    LocalPostgres,
+    evaluate,
+    local_postgres,
+    run_script_job,
+    secret_data,
+)
 
 DATABASES = config.POSTGRES_CONSUMERS
 
@@ -41,28 +46,10 @@ def rendering_for(pg: LocalPostgres, **passwords: str) -> render.Rendering:
 def run_init_job(
     rendering: render.Rendering, pg: LocalPostgres, tmp_path: Path
 ) -> subprocess.CompletedProcess[str]:
-    """Runs the Job's container command with its env, secrets resolved from the rendered Secrets."""
-    job = rendering.find("Job", "postgres-init").manifest()
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    script = rendering.find("ConfigMap", "postgres-init").inputs["data"]["run.sh"]
-    (tmp_path / "run.sh").write_text(script)
-    env: dict[str, str] = {"PATH": f"{pg.bin}:{os.environ['PATH']}"}
-    for item in container["env"]:
-        env[item["name"]] = resolve(rendering, item)
-    env.update(PGHOST=pg.host, PGPORT=str(pg.port), HOME=str(tmp_path))
-    command = [
-        str(tmp_path / "run.sh") if a == "/scripts/run.sh" else a for a in container["command"]
-    ]
-    return subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    """The rendered Job's script, command and env, pointed at the local server."""
+    return run_script_job(
+        rendering, "postgres-init", tmp_path, {}, str(pg.bin), PGHOST=pg.host, PGPORT=str(pg.port)
     )
-
-
-def resolve(rendering: render.Rendering, item: dict[str, Any]) -> str:
-    if "value" in item:
-        return str(item["value"])
-    ref = item["valueFrom"]["secretKeyRef"]
-    return secret_data(rendering, ref["name"])[ref["key"]]
 
 
 def snapshot(pg: LocalPostgres) -> str:

@@ -32,11 +32,32 @@ def error_of(values: dict[str, Any], secrets: Mapping[str, str] = SENTINELS) -> 
 
 BAD_CONFIGS = [
     (
+        {"mlflow": {"allowedHosts": "mlflow.example.com"}},
+        f"{P}:mlflow.allowedHosts = 'mlflow.example.com': must be a list of Host header "
+        "patterns such as mlflow.example.com or *.example.com:*",
+    ),
+    (
+        {"mlflow": {"allowedHosts": ["ok.example.com", "bad host"]}},
+        f'{P}:mlflow.allowedHosts = ["ok.example.com", "bad host"]: must be a list of Host '
+        "header patterns such as mlflow.example.com or *.example.com:*",
+    ),
+    ({"mlflow": {"workers": 0}}, f"{P}:mlflow.workers = 0: must be an integer from 1 to 16"),
+    (
+        {"mlflow": {"replica": 2}},
+        f"{P}:mlflow.replica = 2: unknown key; known keys: allowedHosts, enabled, replicas, "
+        "resources, workers",
+    ),
+    (
+        {"objectStore": {"enabled": False}},
+        f"{P}:objectStore.enabled = false: must be true while mlflow is enabled "
+        "(or set mlflow.enabled: false)",
+    ),
+    (
         {"profle": "small"},
         f"{P}:profle = 'small': unknown key; known keys: profile, namespace, storageClass, "
-        "replicas, dataProtection, postgres, redis, objectStore, postgresPassword, "
+        "replicas, dataProtection, postgres, redis, objectStore, mlflow, postgresPassword, "
         "postgresMlflowPassword, postgresFlytePassword, postgresFeastPassword, redisPassword, "
-        "objectStoreAccessKey, objectStoreSecretKey",
+        "objectStoreAccessKey, objectStoreSecretKey, mlflowAdminPassword, mlflowFlaskSecretKey",
     ),
     ({"profile": "huge"}, f"{P}:profile = 'huge': must be one of small, standard, ha"),
     ({"replicas": "two"}, f"{P}:replicas = 'two': must be an integer from 1 to 10"),

@@ -80,7 +80,9 @@ def test_external_object_store_creates_no_server() -> None:
 
 
 def test_disabled_object_store_leaves_no_object() -> None:
-    secrets = {k: v for k, v in SENTINELS.items() if config.SECRET_KEYS[k] != "objectStore"}
-    rendering = evaluate({"objectStore": {"enabled": False}}, secrets)
+    secrets = {
+        k: v for k, v in SENTINELS.items() if config.SECRET_KEYS[k] not in ("objectStore", "mlflow")
+    }
+    rendering = evaluate({"objectStore": {"enabled": False}, "mlflow": {"enabled": False}}, secrets)
     assert component_objects(rendering, "seaweedfs") == []
     assert "objectStore" not in rendering.outputs

@@ -121,7 +121,7 @@ def test_secrets_reach_the_program_but_no_configmap_env_literal_or_file(
 
 
 def test_credentials_reach_containers_only_by_secret_reference(stack: render.Rendering) -> None:
-    secretish = re.compile(r"PASSWORD|SECRET|PASS$|TOKEN|AUTH")
+    secretish = re.compile(r"(PASSWORD|SECRET|_PASS|TOKEN|AUTH|_KEY|_KEY_ID)$")
     for name, container, _ in containers(stack):
         for env in container.get("env", []):
             if secretish.search(env["name"]):

@@ -93,8 +93,10 @@ def test_external_postgres_creates_no_server() -> None:
 
 
 def test_disabled_postgres_leaves_no_object() -> None:
-    secrets = {k: v for k, v in SENTINELS.items() if config.SECRET_KEYS[k] != "postgres"}
-    rendering = evaluate({"postgres": {"enabled": False}}, secrets)
+    secrets = {
+        k: v for k, v in SENTINELS.items() if config.SECRET_KEYS[k] not in ("postgres", "mlflow")
+    }
+    rendering = evaluate({"postgres": {"enabled": False}, "mlflow": {"enabled": False}}, secrets)
     assert component_objects(rendering, "postgres") == []
     assert not [r for r in rendering.resources if r.type == "mlops:components:Postgres"]
     assert "postgres" not in rendering.outputs

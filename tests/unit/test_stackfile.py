@@ -49,6 +49,8 @@ def test_external_credentials_must_be_supplied_but_consumer_logins_are_generated
         "redisPassword": "unused",
         "objectStoreAccessKey": "supply",
         "objectStoreSecretKey": "supply",
+        "mlflowAdminPassword": "generate",
+        "mlflowFlaskSecretKey": "generate",
     }
 
 

@@ -1,0 +1,222 @@
+"""MLflow: experiment tracking and the model registry, behind MLflow's basic-auth app.
+
+The backend store and the auth tables live in the mlflow Postgres database; artifacts are
+proxied by the server into the mlflow bucket. A Job runs the schema migrations of both before
+the server rolls out, so an upgrade of the pinned version never leaves a crash-looping server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import kube, versions
+from infra.components.object_store import ObjectStore
+from infra.components.postgres import PostgresDatabase
+from infra.config import MlflowConfig, Resources
+
+COMPONENT = "mlflow"
+PORT = 5000
+SECRET_NAME = "mlflow"
+JOB_SIZE = Resources("100m", "256Mi", "1", "1Gi")
+AUTH_CONFIG_PATH = "/etc/mlflow/basic_auth.ini"
+PROMETHEUS_DIR = "/tmp/prometheus"
+METRICS_PATH = "/metrics"
+HEALTH_PATH = "/health"
+# MLflow's own defaults; passing --allowed-hosts replaces them, so they are kept explicitly.
+DEFAULT_ALLOWED_HOSTS = (
+    "localhost",
+    "localhost:*",
+    "127.0.0.1",
+    "127.0.0.1:*",
+    "10.*",
+    "192.168.*",
+    *(f"172.{n}.*" for n in range(16, 32)),
+)
+UPGRADE = (
+    'mlflow db upgrade "$MLFLOW_BACKEND_STORE_URI" '
+    '&& python -m mlflow.server.auth db upgrade --url "$MLFLOW_BACKEND_STORE_URI"'
+)
+
+
+@dataclass(frozen=True)
+class MlflowArgs:
+    config: MlflowConfig
+    namespace: str
+    database: PostgresDatabase
+    storage: ObjectStore
+
+
+def backend_store_uri(database: PostgresDatabase) -> pulumi.Output[str]:
+    """SQLAlchemy URL with the psycopg2 driver, the one the -full image carries."""
+    d = database
+    uri = d.password.apply(
+        lambda pw: f"postgresql+psycopg2://{d.user}:{quote(pw, safe='')}@{d.host}:{d.port}/{d.name}"
+    )
+    return pulumi.Output.secret(uri.apply(lambda base: f"{base}?sslmode={d.ssl_mode}"))
+
+
+def auth_config(database_uri: str) -> str:
+    """basic_auth.ini: users and permissions in the tracking database (own version table)."""
+    return (
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = {database_uri}\n"
+        "admin_username = admin\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+
+
+def allowed_hosts(namespace: str, extra: tuple[str, ...]) -> list[str]:
+    names = [
+        COMPONENT,
+        f"{COMPONENT}.{namespace}",
+        f"{COMPONENT}.{namespace}.svc",
+        f"{COMPONENT}.{namespace}.svc.cluster.local",
+    ]
+    return [*DEFAULT_ALLOWED_HOSTS, *names, *(f"{n}:*" for n in names), *extra]
+
+
+class Mlflow(pulumi.ComponentResource):
+    tracking_uri: str
+
+    def __init__(
+        self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:components:Mlflow", name, None, opts)
+        cfg, ns = args.config, args.namespace
+        assert cfg.admin_password is not None and cfg.flask_secret_key is not None
+        self.tracking_uri = f"http://{COMPONENT}.{ns}.svc.cluster.local:{PORT}"
+        store_uri = backend_store_uri(args.database)
+        secret = k8s.core.v1.Secret(
+            SECRET_NAME,
+            metadata=kube.metadata(SECRET_NAME, ns, COMPONENT, "tracking"),
+            type="Opaque",
+            string_data={
+                "backend-store-uri": store_uri,
+                "admin-password": cfg.admin_password,
+                "flask-secret-key": cfg.flask_secret_key,
+                "basic_auth.ini": store_uri.apply(auth_config),
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        env = self._env(args)
+        upgrade = k8s.batch.v1.Job(
+            "mlflow-db-upgrade",
+            metadata=kube.metadata("mlflow-db-upgrade", ns, COMPONENT, "migration"),
+            spec={
+                "backoffLimit": 6,
+                "activeDeadlineSeconds": 900,
+                "template": {
+                    "metadata": {"labels": kube.labels(COMPONENT, "migration")},
+                    "spec": kube.pod_spec(
+                        versions.MLFLOW_UID,
+                        [
+                            kube.job_container(
+                                "upgrade",
+                                versions.MLFLOW_IMAGE,
+                                JOB_SIZE,
+                                command=["/bin/sh", "-c", UPGRADE],
+                                env=env,
+                                volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
+                            )
+                        ],
+                        restartPolicy="OnFailure",
+                        volumes=[kube.empty_dir("tmp")],
+                    ),
+                },
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[secret], delete_before_replace=True
+            ),
+        )
+        self._server(args, env, [secret, upgrade])
+        self.register_outputs({"tracking_uri": self.tracking_uri})
+
+    def _env(self, args: MlflowArgs) -> list[kube.Spec]:
+        storage = args.storage
+        return [
+            kube.secret_env("MLFLOW_BACKEND_STORE_URI", SECRET_NAME, "backend-store-uri"),
+            {"name": "MLFLOW_S3_ENDPOINT_URL", "value": storage.endpoint},
+            {"name": "AWS_DEFAULT_REGION", "value": storage.region},
+            kube.secret_env("AWS_ACCESS_KEY_ID", storage.secret_name, "access-key-id"),
+            kube.secret_env("AWS_SECRET_ACCESS_KEY", storage.secret_name, "secret-access-key"),
+            {"name": "HOME", "value": "/tmp"},
+        ]
+
+    def _server(self, args: MlflowArgs, env: list[kube.Spec], needs: list[pulumi.Resource]) -> None:
+        cfg, ns = args.config, args.namespace
+        child = pulumi.ResourceOptions(parent=self)
+        server = kube.container(
+            COMPONENT,
+            versions.MLFLOW_IMAGE,
+            cfg.resources,
+            ports={"http": PORT},
+            readiness=kube.http_probe(HEALTH_PATH, "http"),
+            liveness=kube.http_probe(HEALTH_PATH, "http", period=20, failures=6),
+            startup=kube.http_probe(HEALTH_PATH, "http", period=5, failures=60),
+            command=["mlflow"],
+            args=[
+                "server",
+                "--host=0.0.0.0",
+                f"--port={PORT}",
+                f"--workers={cfg.workers}",
+                "--serve-artifacts",
+                f"--artifacts-destination=s3://{args.storage.buckets['mlflow']}",
+                "--default-artifact-root=mlflow-artifacts:/",
+                f"--allowed-hosts={','.join(allowed_hosts(ns, cfg.allowed_hosts))}",
+                "--app-name=basic-auth",
+                f"--expose-prometheus={PROMETHEUS_DIR}",
+            ],
+            workingDir="/tmp",
+            env=[
+                *env,
+                {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": AUTH_CONFIG_PATH},
+                kube.secret_env("MLFLOW_AUTH_ADMIN_PASSWORD", SECRET_NAME, "admin-password"),
+                kube.secret_env("MLFLOW_FLASK_SERVER_SECRET_KEY", SECRET_NAME, "flask-secret-key"),
+            ],
+            volumeMounts=[
+                {"name": "tmp", "mountPath": "/tmp"},
+                {"name": "auth", "mountPath": "/etc/mlflow", "readOnly": True},
+            ],
+        )
+        k8s.core.v1.Service(
+            COMPONENT,
+            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "tracking"),
+            spec={
+                "selector": kube.selector(COMPONENT),
+                "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
+            },
+            opts=child,
+        )
+        k8s.apps.v1.Deployment(
+            COMPONENT,
+            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "tracking"),
+            spec={
+                "replicas": cfg.replicas,
+                "selector": {"matchLabels": kube.selector(COMPONENT)},
+                "template": {
+                    "metadata": {"labels": kube.labels(COMPONENT, "tracking")},
+                    "spec": kube.pod_spec(
+                        versions.MLFLOW_UID,
+                        [server],
+                        volumes=[
+                            kube.empty_dir("tmp", "1Gi"),
+                            {
+                                "name": "auth",
+                                "secret": {
+                                    "secretName": SECRET_NAME,
+                                    "items": [{"key": "basic_auth.ini", "path": "basic_auth.ini"}],
+                                },
+                            },
+                        ],
+                    ),
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=needs),
+        )
+        if cfg.replicas > 1:
+            kube.disruption_budget(COMPONENT, ns, "tracking", self)
