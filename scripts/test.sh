@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 
-./scripts/setup.sh
+# The workloads group brings the clients the contract tests drive (mlflow, ...).
+./scripts/setup.sh --group workloads
 ./scripts/services.sh start
 eval "$(./scripts/services.sh env)"
 # Tests that need a local server fail, rather than skip, when it is missing.

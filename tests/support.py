@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -127,6 +128,18 @@ def require_service(name: str, variable: str) -> str:
     pytest.skip(message)
 
 
+def require_module(name: str, why: str) -> Any:
+    """Imports a module of an optional dependency group; skipped without it, unless the test
+    command requires it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        message = f"{name} is not installed ({why}): run ./scripts/setup.sh --group workloads"
+        if os.environ.get("MLOPS_REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message, allow_module_level=True)
+
+
 @dataclass(frozen=True)
 class LocalPostgres:
     host: str
@@ -165,8 +178,8 @@ class LocalPostgres:
             check=False,
         )
 
-    def query(self, sql: str) -> str:
-        result = self.psql(sql)
+    def query(self, sql: str, database: str = "postgres") -> str:
+        result = self.psql(sql, database=database)
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
@@ -224,4 +237,27 @@ def run_script_job(
     command = [str(script) if a == "/scripts/run.sh" else a for a in container["command"]]
     return subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+@dataclass(frozen=True)
+class LocalS3:
+    """The local SeaweedFS server: S3 gateway and the master its shell talks to."""
+
+    endpoint: str
+    master: str
+    access_key: str
+    secret_key: str
+    weed: Path
+
+
+def local_s3() -> LocalS3:
+    credentials = require_service("S3 server", "MLOPS_TEST_S3_CREDENTIALS_FILE")
+    access_key, secret_key = Path(credentials).read_text().split()
+    return LocalS3(
+        endpoint=os.environ["MLOPS_TEST_S3_ENDPOINT"],
+        master=os.environ["MLOPS_TEST_S3_MASTER"],
+        access_key=access_key,
+        secret_key=secret_key,
+        weed=Path(os.environ["MLOPS_TEST_WEED_BIN"]),
     )

@@ -1,0 +1,262 @@
+"""The rendered MLflow server, started for real against local Postgres and S3.
+
+The migration Job's command and the server's command, args and env come from the offline
+render of a stack; only in-cluster addresses become loopback ones. The mlflow package is the
+version the image is pinned to.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra import render
+from infra.components import mlflow as mlflow_component
+from tests.support import (
+    SENTINELS,
+    LocalPostgres,
+    LocalS3,
+    evaluate,
+    local_env,
+    local_postgres,
+    local_s3,
+    pod_container,
+    require_module,
+    run_script_job,
+)
+
+mlflow = require_module("mlflow", "the workloads dependency group")
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def addresses(pg: LocalPostgres, s3: LocalS3) -> dict[str, str]:
+    return {
+        "postgres.mlops.svc.cluster.local:5432": f"{pg.host}:{pg.port}",
+        "http://seaweedfs.mlops.svc.cluster.local:8333": s3.endpoint,
+    }
+
+
+@pytest.fixture(scope="module")
+def platform(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[render.Rendering, dict[str, str]]]:
+    """A rendering whose credentials are the local servers', with the Postgres init and
+    bucket Jobs run: the state a deploy leaves before MLflow starts."""
+    pg, s3 = local_postgres(), local_s3()
+    rendering = evaluate(
+        {},
+        {
+            **SENTINELS,
+            "postgresPassword": pg.password,
+            "objectStoreAccessKey": s3.access_key,
+            "objectStoreSecretKey": s3.secret_key,
+        },
+    )
+    work = tmp_path_factory.mktemp("jobs")
+    pg.query("DROP DATABASE IF EXISTS mlflow WITH (FORCE)")
+    init = run_script_job(
+        rendering, "postgres-init", work, {}, str(pg.bin), PGHOST=pg.host, PGPORT=str(pg.port)
+    )
+    assert init.returncode == 0, init.stderr
+    buckets = run_script_job(
+        rendering, "seaweedfs-buckets", work, {}, str(s3.weed.parent), MASTER=s3.master
+    )
+    assert buckets.returncode == 0, buckets.stdout + buckets.stderr
+    yield rendering, addresses(pg, s3)
+
+
+def test_migration_job_upgrades_both_schemas(
+    platform: tuple[render.Rendering, dict[str, str]], tmp_path: Path
+) -> None:
+    rendering, local = platform
+    container = pod_container(rendering, "Job", "mlflow-db-upgrade")
+    env = {
+        **local_env(rendering, container, local),
+        "HOME": str(tmp_path),
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+    }
+    for run in (1, 2):
+        result = subprocess.run(
+            container["command"], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert result.returncode == 0, f"run {run}: {result.stderr[-2000:]}"
+    pg = local_postgres()
+    tables = pg.query(
+        "SELECT string_agg(tablename, ',') FROM pg_tables WHERE tablename LIKE 'alembic_version%'",
+        database="mlflow",
+    )
+    assert set(tables.split(",")) == {"alembic_version", "alembic_version_auth"}
+
+
+@pytest.fixture(scope="module")
+def server(
+    platform: tuple[render.Rendering, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    rendering, local = platform
+    work = tmp_path_factory.mktemp("mlflow")
+    upgrade = pod_container(rendering, "Job", "mlflow-db-upgrade")
+    env = {
+        **local_env(rendering, upgrade, local),
+        "HOME": str(work),
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+    }
+    subprocess.run(upgrade["command"], env=env, check=True, capture_output=True, timeout=300)
+
+    container = pod_container(rendering, "Deployment", "mlflow")
+    port = free_port()
+    args = [
+        a.replace("--host=0.0.0.0", "--host=127.0.0.1")
+        .replace(f"--port={mlflow_component.PORT}", f"--port={port}")
+        .replace(mlflow_component.PROMETHEUS_DIR, str(work / "prometheus"))
+        for a in container["args"]
+    ]
+    auth_ini = work / "basic_auth.ini"
+    env = {
+        **local_env(rendering, container, local),
+        "HOME": str(work),
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+    }
+    auth_ini.write_text(
+        local_env(
+            rendering,
+            {
+                "env": [
+                    {
+                        "name": "ini",
+                        "valueFrom": {"secretKeyRef": {"name": "mlflow", "key": "basic_auth.ini"}},
+                    }
+                ]
+            },
+            local,
+        )["ini"]
+    )
+    env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_ini)
+    log = (work / "server.log").open("w")
+    process = subprocess.Popen(
+        [*container["command"], *args], env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert process.poll() is None, (work / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "mlflow server did not become healthy"
+            time.sleep(1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def client(server: str, monkeypatch: pytest.MonkeyPatch) -> mlflow.MlflowClient:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SENTINELS["mlflowAdminPassword"])
+    mlflow.set_tracking_uri(server)
+    return mlflow.MlflowClient(server)
+
+
+def test_run_metric_and_artifact_round_trip(client: mlflow.MlflowClient, tmp_path: Path) -> None:
+    experiment = client.create_experiment(f"contract-{time.time_ns()}")
+    run = client.create_run(experiment)
+    client.log_metric(run.info.run_id, "auc", 0.91, step=1)
+    report = tmp_path / "report.txt"
+    report.write_text("evaluation: ok\n")
+    client.log_artifact(run.info.run_id, str(report))
+    client.set_terminated(run.info.run_id)
+
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
+    assert client.get_run(run.info.run_id).data.metrics == {"auc": 0.91}
+    downloaded = client.download_artifacts(run.info.run_id, "report.txt", str(tmp_path / "dl"))
+    assert Path(downloaded).read_text() == "evaluation: ok\n"
+
+
+def test_artifacts_land_in_the_mlflow_bucket(client: mlflow.MlflowClient, tmp_path: Path) -> None:
+    import boto3
+
+    s3 = local_s3()
+    run = client.create_run(client.create_experiment(f"bucket-{time.time_ns()}"))
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01")
+    client.log_artifact(run.info.run_id, str(tmp_path / "weights.bin"))
+    bucket = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+        region_name="us-east-1",
+    )
+    keys = [o["Key"] for o in bucket.list_objects_v2(Bucket="mlflow")["Contents"]]
+    assert any(k.endswith(f"{run.info.run_id}/artifacts/weights.bin") for k in keys)
+
+
+def test_model_version_and_alias(client: mlflow.MlflowClient) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    name = f"fraud-{time.time_ns()}"
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(model, name="model")
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", name)
+    client.set_registered_model_alias(name, "champion", version.version)
+
+    by_alias = client.get_model_version_by_alias(name, "champion")
+    assert (by_alias.version, by_alias.run_id) == (version.version, run.info.run_id)
+    loaded = mlflow.sklearn.load_model(f"models:/{name}@champion")
+    assert list(loaded.predict(np.array([[0.0], [3.0]]))) == [0, 1]
+
+
+def test_anonymous_requests_are_refused(server: str) -> None:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(
+            f"{server}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10
+        )
+    assert refused.value.code == 401
+
+
+def test_health_is_open_and_metrics_need_credentials(server: str) -> None:
+    with urllib.request.urlopen(f"{server}{mlflow_component.HEALTH_PATH}", timeout=10) as health:
+        assert health.status == 200
+    metrics_url = f"{server}{mlflow_component.METRICS_PATH}"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(metrics_url, timeout=10)
+    assert refused.value.code == 401
+    token = base64.b64encode(f"admin:{SENTINELS['mlflowAdminPassword']}".encode()).decode()
+    request = urllib.request.Request(metrics_url, headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=10) as metrics:
+        body = metrics.read().decode()
+    assert metrics.status == 200
+    assert "# TYPE" in body
+
+
+def test_foreign_host_header_is_rejected(server: str) -> None:
+    request = urllib.request.Request(
+        f"{server}/api/2.0/mlflow/experiments/search?max_results=1",
+        headers={"Host": "evil.example.com"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code in (400, 403)
