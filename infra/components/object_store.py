@@ -166,9 +166,14 @@ class ObjectStore(pulumi.ComponentResource):
                 "-dir=/data",
                 "-volume.max=0",
                 "-master.volumeSizeLimitMB=1024",
+                # No usage reports leave the cluster.
+                "-master.telemetry=false",
                 "-s3",
                 f"-s3.port={S3_PORT}",
                 "-s3.config=/etc/seaweedfs/s3.json",
+                # Only the S3 API: no Iceberg or Lance catalog listeners.
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
                 f"-metricsPort={METRICS_PORT}",
             ],
             # The embedded filer store is created in the working directory: keep it on the volume.

@@ -86,3 +86,14 @@ def test_disabled_object_store_leaves_no_object() -> None:
     rendering = evaluate({"objectStore": {"enabled": False}, "mlflow": {"enabled": False}}, secrets)
     assert component_objects(rendering, "seaweedfs") == []
     assert "objectStore" not in rendering.outputs
+
+
+def test_server_reports_no_telemetry_and_opens_only_the_s3_api() -> None:
+    container = (
+        evaluate({})
+        .find("StatefulSet", "seaweedfs")
+        .manifest()["spec"]["template"]["spec"]["containers"][0]
+    )
+    assert {"-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0"} <= set(
+        container["args"]
+    )
