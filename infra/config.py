@@ -114,6 +114,15 @@ class MlflowConfig:
 
 
 @dataclass(frozen=True)
+class FlyteConfig:
+    enabled: bool
+    resources: Resources
+    # Projects created at start (each gets a namespace per domain) and the domains.
+    projects: tuple[str, ...]
+    domains: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     stack: str
     profile: str
@@ -125,6 +134,7 @@ class PlatformConfig:
     redis: RedisConfig
     object_store: ObjectStoreConfig
     mlflow: MlflowConfig
+    flyte: FlyteConfig
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,7 @@ class Profile:
     redis: ComponentProfile
     object_store: ComponentProfile
     mlflow: Resources
+    flyte: Resources
 
 
 PROFILE_DEFAULTS: Mapping[str, Profile] = {
@@ -151,6 +162,7 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         redis=ComponentProfile("1Gi", Resources("50m", "64Mi", "500m", "256Mi")),
         object_store=ComponentProfile("10Gi", Resources("100m", "256Mi", "1", "1Gi")),
         mlflow=Resources("100m", "512Mi", "1", "1Gi"),
+        flyte=Resources("100m", "512Mi", "1", "1Gi"),
     ),
     "standard": Profile(
         replicas=1,
@@ -159,6 +171,7 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         redis=ComponentProfile("5Gi", Resources("100m", "256Mi", "1", "1Gi")),
         object_store=ComponentProfile("50Gi", Resources("250m", "512Mi", "2", "2Gi")),
         mlflow=Resources("250m", "1Gi", "2", "2Gi"),
+        flyte=Resources("500m", "1Gi", "2", "2Gi"),
     ),
     "ha": Profile(
         replicas=2,
@@ -167,6 +180,7 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         redis=ComponentProfile("20Gi", Resources("250m", "1Gi", "2", "4Gi")),
         object_store=ComponentProfile("500Gi", Resources("500m", "2Gi", "4", "8Gi")),
         mlflow=Resources("500m", "1Gi", "2", "4Gi"),
+        flyte=Resources("1", "2Gi", "4", "4Gi"),
     ),
 }
 
@@ -192,6 +206,7 @@ _PLAIN_KEYS = (
     "redis",
     "objectStore",
     "mlflow",
+    "flyte",
 )
 
 
@@ -365,9 +380,40 @@ def _mlflow(
     return config
 
 
+def _names(section: Section, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    return section.get(
+        key,
+        default,
+        lambda v: (
+            tuple(v)
+            if isinstance(v, list)
+            and v
+            and len(set(v)) == len(v)
+            and all(isinstance(n, str) and DNS_LABEL.match(n) and len(n) <= 30 for n in v)
+            else None
+        ),
+        "must be a non-empty list of distinct names of up to 30 of a-z, 0-9, '-'",
+    )
+
+
+def _flyte(root: Section, profile: Profile, errors: Errors) -> FlyteConfig:
+    section = root.section("flyte") or Section("flyte", {}, errors)
+    config = FlyteConfig(
+        enabled=section.flag("enabled", True),
+        resources=_resources(section, profile.flyte),
+        projects=_names(section, "projects", ("ml",)),
+        domains=_names(section, "domains", ("development", "staging", "production")),
+    )
+    section.finish()
+    return config
+
+
 def _check_dependencies(config: PlatformConfig, errors: Errors) -> None:
     """A component is only as available as what it stands on."""
-    needs = {"mlflow": (config.mlflow.enabled, ("postgres", "objectStore"))}
+    needs = {
+        "mlflow": (config.mlflow.enabled, ("postgres", "objectStore")),
+        "flyte": (config.flyte.enabled, ("postgres", "objectStore")),
+    }
     enabled = {"postgres": config.postgres.enabled, "objectStore": config.object_store.enabled}
     for component, (on, required) in needs.items():
         for dependency in required:
@@ -409,6 +455,7 @@ def load(
         redis=_redis(root, profile, data, secret_keys, errors),
         object_store=_object_store(root, profile, data, secret_keys, errors),
         mlflow=_mlflow(root, profile, replicas, data, secret_keys, errors),
+        flyte=_flyte(root, profile, errors),
     )
     root.finish(_PLAIN_KEYS + tuple(SECRET_KEYS))
     _check_dependencies(config, errors)

@@ -20,6 +20,8 @@ MANAGED_BY = "pulumi"
 POD_SECURITY_LEVEL = "restricted"
 
 Spec = dict[str, Any]
+# A shell-and-client container that waits or runs one short script.
+SMALL_JOB = Resources("10m", "32Mi", "200m", "128Mi")
 
 
 def selector(component: str) -> dict[str, str]:

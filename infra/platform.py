@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 
 from infra import kube
+from infra.components.flyte import Flyte, FlyteArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
 from infra.components.object_store import ObjectStore, ObjectStoreArgs
 from infra.components.postgres import Postgres, PostgresArgs
@@ -19,6 +20,7 @@ class Platform(pulumi.ComponentResource):
     redis: Redis | None
     object_store: ObjectStore | None
     mlflow: Mlflow | None
+    flyte: Flyte | None
 
     def __init__(
         self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None
@@ -30,7 +32,7 @@ class Platform(pulumi.ComponentResource):
             ns, pulumi.ResourceOptions(parent=self, protect=config.data_protection)
         )
         child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
-        self.postgres = self.redis = self.object_store = self.mlflow = None
+        self.postgres = self.redis = self.object_store = self.mlflow = self.flyte = None
         if config.postgres.enabled:
             self.postgres = Postgres(
                 "postgres",
@@ -56,6 +58,12 @@ class Platform(pulumi.ComponentResource):
             self.mlflow = Mlflow(
                 "mlflow",
                 MlflowArgs(config.mlflow, ns, self.postgres.databases["mlflow"], self.object_store),
+                child,
+            )
+        if config.flyte.enabled and self.postgres and self.object_store:
+            self.flyte = Flyte(
+                "flyte",
+                FlyteArgs(config.flyte, ns, self.postgres.databases["flyte"], self.object_store),
                 child,
             )
         self.register_outputs({})
@@ -95,6 +103,8 @@ class Platform(pulumi.ComponentResource):
             }
         if self.mlflow is not None:
             out["mlflow"] = {"trackingUri": self.mlflow.tracking_uri}
+        if self.flyte is not None:
+            out["flyte"] = {"endpoint": self.flyte.endpoint, "console": self.flyte.console_url}
         return out
 
 

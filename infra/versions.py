@@ -31,3 +31,10 @@ MLFLOW_VERSION = "3.17.2"
 MLFLOW_IMAGE = f"ghcr.io/mlflow/mlflow:v{MLFLOW_VERSION}-full"
 # The image sets no user; any non-root UID can run the server with a writable /tmp.
 MLFLOW_UID = 1000
+
+# flyteorg/flyte: flyte-binary v1.16.x (Flyte 1; the chart repository's newest flyte-binary is
+# Flyte 2, a different system). Clients use flytekit 1.16 (pyproject.toml, workloads group).
+FLYTE_VERSION = "1.16.8"
+FLYTE_IMAGE = f"cr.flyte.org/flyteorg/flyte-binary-release:v{FLYTE_VERSION}"
+FLYTE_COPILOT_IMAGE = f"cr.flyte.org/flyteorg/flytecopilot-release:v{FLYTE_VERSION}"
+FLYTE_UID = 1001

@@ -52,22 +52,21 @@ def stack_rendering(name: str) -> render.Rendering:
 
 
 def containers(rendering: render.Rendering) -> Iterator[tuple[str, dict[str, Any], bool]]:
-    """Every container of every pod template: (owner, container, is_job)."""
+    """Every container of every pod template: (owner, container, runs to completion).
+
+    Job containers and init containers run to completion; probes do not apply to them.
+    """
     for obj in rendering.objects():
         template = _pod_template(obj)
         if template is None:
             continue
         spec = template["spec"]
-        for c in spec.get("initContainers", []) + spec["containers"]:
-            yield (
-                f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}",
-                c,
-                obj["kind"]
-                in (
-                    "Job",
-                    "CronJob",
-                ),
-            )
+        owner = f"{obj['kind']}/{obj['metadata']['name']}"
+        is_job = obj["kind"] in ("Job", "CronJob")
+        for c in spec.get("initContainers", []):
+            yield f"{owner}/{c['name']}", c, True
+        for c in spec["containers"]:
+            yield f"{owner}/{c['name']}", c, is_job
 
 
 def pod_specs(rendering: render.Rendering) -> Iterator[tuple[str, dict[str, Any]]]:

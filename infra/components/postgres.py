@@ -20,7 +20,6 @@ COMPONENT = "postgres"
 PORT = 5432
 METRICS_PORT = 9187
 SIDECAR_SIZE = Resources("10m", "32Mi", "200m", "64Mi")
-JOB_SIZE = Resources("10m", "32Mi", "200m", "128Mi")
 
 # Creates each consumer's role and database only when missing; sets the password every run
 # so that a rotated secret takes effect. Passwords arrive as psql variables, never in argv.
@@ -235,7 +234,7 @@ class Postgres(pulumi.ComponentResource):
             COMPONENT,
             image=versions.POSTGRES_IMAGE,
             uid=versions.POSTGRES_UID,
-            size=JOB_SIZE,
+            size=kube.SMALL_JOB,
             script=INIT_SCRIPT,
             env=env,
             needs=needs,

@@ -32,6 +32,16 @@ def error_of(values: dict[str, Any], secrets: Mapping[str, str] = SENTINELS) -> 
 
 BAD_CONFIGS = [
     (
+        {"flyte": {"projects": []}},
+        f"{P}:flyte.projects = []: must be a non-empty list of distinct names of up to 30 of "
+        "a-z, 0-9, '-'",
+    ),
+    (
+        {"flyte": {"domains": ["development", "Production"]}},
+        f'{P}:flyte.domains = ["development", "Production"]: must be a non-empty list of '
+        "distinct names of up to 30 of a-z, 0-9, '-'",
+    ),
+    (
         {"mlflow": {"allowedHosts": "mlflow.example.com"}},
         f"{P}:mlflow.allowedHosts = 'mlflow.example.com': must be a list of Host header "
         "patterns such as mlflow.example.com or *.example.com:*",
@@ -48,14 +58,14 @@ BAD_CONFIGS = [
         "resources, workers",
     ),
     (
-        {"objectStore": {"enabled": False}},
-        f"{P}:objectStore.enabled = false: must be true while mlflow is enabled "
-        "(or set mlflow.enabled: false)",
+        {"objectStore": {"enabled": False}, "mlflow": {"enabled": False}},
+        f"{P}:objectStore.enabled = false: must be true while flyte is enabled "
+        "(or set flyte.enabled: false)",
     ),
     (
         {"profle": "small"},
         f"{P}:profle = 'small': unknown key; known keys: profile, namespace, storageClass, "
-        "replicas, dataProtection, postgres, redis, objectStore, mlflow, postgresPassword, "
+        "replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, postgresPassword, "
         "postgresMlflowPassword, postgresFlytePassword, postgresFeastPassword, redisPassword, "
         "objectStoreAccessKey, objectStoreSecretKey, mlflowAdminPassword, mlflowFlaskSecretKey",
     ),

@@ -83,7 +83,14 @@ def test_disabled_object_store_leaves_no_object() -> None:
     secrets = {
         k: v for k, v in SENTINELS.items() if config.SECRET_KEYS[k] not in ("objectStore", "mlflow")
     }
-    rendering = evaluate({"objectStore": {"enabled": False}, "mlflow": {"enabled": False}}, secrets)
+    rendering = evaluate(
+        {
+            "objectStore": {"enabled": False},
+            "mlflow": {"enabled": False},
+            "flyte": {"enabled": False},
+        },
+        secrets,
+    )
     assert component_objects(rendering, "seaweedfs") == []
     assert "objectStore" not in rendering.outputs
 

@@ -10,7 +10,7 @@ import pytest
 from infra import config, kube, render
 from tests.support import SENTINELS, containers, pod_specs, secret_data, stack_rendering
 
-CLUSTER_SCOPED = {"Namespace"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
 
 def test_every_container_has_requests_and_limits(stack: render.Rendering) -> None:
@@ -36,11 +36,19 @@ def test_every_container_meets_the_restricted_pod_security_standard(
         assert ctx["runAsNonRoot"] is True, name
         assert ctx["readOnlyRootFilesystem"] is True, name
         assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}, name
+    # Only pods whose service account is granted a role may mount its token.
+    bound = {
+        subject["name"]
+        for binding in stack.objects()
+        if binding["kind"] in ("RoleBinding", "ClusterRoleBinding")
+        for subject in binding["subjects"]
+    }
     for name, spec in pod_specs(stack):
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] > 0, name
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        assert spec["automountServiceAccountToken"] is False, name
+        if spec["automountServiceAccountToken"]:
+            assert spec["serviceAccountName"] in bound, name
         assert not spec.get("hostNetwork") and not spec.get("hostPID"), name
         assert all("hostPath" not in v for v in spec.get("volumes", [])), name
 

@@ -96,7 +96,14 @@ def test_disabled_postgres_leaves_no_object() -> None:
     secrets = {
         k: v for k, v in SENTINELS.items() if config.SECRET_KEYS[k] not in ("postgres", "mlflow")
     }
-    rendering = evaluate({"postgres": {"enabled": False}, "mlflow": {"enabled": False}}, secrets)
+    rendering = evaluate(
+        {
+            "postgres": {"enabled": False},
+            "mlflow": {"enabled": False},
+            "flyte": {"enabled": False},
+        },
+        secrets,
+    )
     assert component_objects(rendering, "postgres") == []
     assert not [r for r in rendering.resources if r.type == "mlops:components:Postgres"]
     assert "postgres" not in rendering.outputs

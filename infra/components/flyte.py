@@ -1,0 +1,403 @@
+"""Flyte 1.16 (flyte-binary): workflow orchestration, as typed resources.
+
+Mirrors the upstream flyte-binary chart at v1.16: one process (admin, propeller, data catalog,
+scheduler) reading `/etc/flyte/config.d/*.yaml`, its own Postgres database, metadata and user
+data in the flyte bucket. Credentials never enter a ConfigMap: the database password is a
+mounted file (`passwordPath`), the S3 keys a config file in a Secret, and task pods get theirs
+from a Secret that the cluster-resource manager writes into each project namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from infra import kube, versions
+from infra.components.object_store import ObjectStore
+from infra.components.postgres import PostgresDatabase
+from infra.config import FlyteConfig
+
+COMPONENT = "flyte"
+HTTP_PORT = 8088
+GRPC_PORT = 8089
+METRICS_PORT = 10254
+CONFIG_DIR = "/etc/flyte/config.d"
+TEMPLATE_DIR = "/etc/flyte/cluster-resource-templates"
+DB_PASSWORD_PATH = "/etc/flyte/db/password"
+STORAGE_DIR = "/etc/flyte/storage"
+TASK_STORAGE_SECRET = "flyte-task-storage"
+HEALTH_PATH = "/healthcheck"
+# The rules of the upstream chart's ClusterRole (flyte-binary v1.16).
+RBAC_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["namespaces", "resourcequotas", "secrets", "serviceaccounts"],
+        "verbs": ["create", "get", "list", "patch", "update"],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["pods"],
+        "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+    },
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "delete", "patch", "update"]},
+    {"apiGroups": [""], "resources": ["podtemplates"], "verbs": ["get", "list", "watch"]},
+    {
+        "apiGroups": ["flyte.lyft.com"],
+        "resources": ["flyteworkflows"],
+        "verbs": [
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "post",
+            "update",
+            "watch",
+        ],
+    },
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": ["create", "get", "list"],
+    },
+]
+# Written into every project-domain namespace by Flyte's cluster-resource manager. Task images
+# are users' own and often run as root, so these namespaces enforce "baseline" and warn at
+# "restricted".
+NAMESPACE_TEMPLATE = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: '{{ namespace }}'
+  labels:
+    app.kubernetes.io/part-of: mlops-platform
+    pod-security.kubernetes.io/enforce: baseline
+    pod-security.kubernetes.io/warn: restricted
+"""
+TASK_STORAGE_TEMPLATE = f"""\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {TASK_STORAGE_SECRET}
+  namespace: '{{{{ namespace }}}}'
+type: Opaque
+stringData:
+  FLYTE_AWS_ACCESS_KEY_ID: '{{{{ s3AccessKeyId }}}}'
+  FLYTE_AWS_SECRET_ACCESS_KEY: '{{{{ s3SecretAccessKey }}}}'
+"""
+WAIT_FOR_DB = (
+    'until pg_isready -h "$PGHOST" -p "$PGPORT" -U "$PGUSER"; '
+    "do echo waiting for database; sleep 2; done"
+)
+
+
+@dataclass(frozen=True)
+class FlyteArgs:
+    config: FlyteConfig
+    namespace: str
+    database: PostgresDatabase
+    storage: ObjectStore
+
+
+def grpc_endpoint(namespace: str) -> str:
+    return f"{COMPONENT}-grpc.{namespace}.svc.cluster.local:{GRPC_PORT}"
+
+
+def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
+    """The flyte-binary config files, by name; none holds a secret value."""
+    cfg, db, storage = args.config, args.database, args.storage
+    bucket = storage.buckets["flyte"]
+    return {
+        "000-core.yaml": {
+            "admin": {"endpoint": f"localhost:{GRPC_PORT}", "insecure": True},
+            "catalog-cache": {
+                "endpoint": "localhost:8081",
+                "insecure": True,
+                "type": "datacatalog",
+            },
+            "cluster_resources": {
+                "standaloneDeployment": False,
+                "templatePath": TEMPLATE_DIR,
+                "refreshInterval": "1m",
+                "templateData": {
+                    "s3AccessKeyId": {"valueFrom": {"filePath": f"{STORAGE_DIR}/access-key-id"}},
+                    "s3SecretAccessKey": {
+                        "valueFrom": {"filePath": f"{STORAGE_DIR}/secret-access-key"}
+                    },
+                },
+            },
+            "domains": [{"id": d, "name": d} for d in cfg.domains],
+            "namespace_mapping": {"template": "{{ project }}-{{ domain }}"},
+            "logger": {"show-source": True, "level": 1},
+            "propeller": {"create-flyteworkflow-crd": True, "prof-port": METRICS_PORT},
+            "flyte": {
+                "admin": {
+                    "disabled": False,
+                    "disableScheduler": False,
+                    "disableClusterResourceManager": False,
+                    "seedProjects": list(cfg.projects),
+                },
+                "dataCatalog": {"disabled": False},
+                # The secret-injection webhook registers itself cluster-wide at run time,
+                # outside Pulumi's view: off, so a destroy leaves nothing behind.
+                "propeller": {"disabled": False, "disableWebhook": True},
+            },
+        },
+        "001-plugins.yaml": {
+            "tasks": {
+                "task-plugins": {
+                    "enabled-plugins": ["container", "sidecar", "k8s-array", "echo"],
+                    "default-for-task-types": {
+                        "container": "container",
+                        "sidecar": "sidecar",
+                        "container_array": "k8s-array",
+                    },
+                }
+            },
+            "plugins": {
+                "logs": {
+                    "kubernetes-enabled": False,
+                    "cloudwatch-enabled": False,
+                    "stackdriver-enabled": False,
+                },
+                "k8s": {
+                    "co-pilot": {"image": versions.FLYTE_COPILOT_IMAGE},
+                    "default-env-vars": {
+                        "FLYTE_PLATFORM_URL": grpc_endpoint(args.namespace),
+                        "FLYTE_PLATFORM_INSECURE": "true",
+                        "FLYTE_AWS_ENDPOINT": storage.endpoint,
+                    },
+                    "default-env-from-secrets": [TASK_STORAGE_SECRET],
+                },
+            },
+        },
+        "002-database.yaml": {
+            "database": {
+                "postgres": {
+                    "username": db.user,
+                    "host": db.host,
+                    "port": db.port,
+                    "dbname": db.name,
+                    "options": f"sslmode={db.ssl_mode}",
+                    "passwordPath": DB_PASSWORD_PATH,
+                }
+            }
+        },
+        "003-storage.yaml": {
+            "propeller": {"rawoutput-prefix": f"s3://{bucket}/data"},
+            "storage": {
+                "type": "stow",
+                "container": bucket,
+                "stow": {
+                    "kind": "s3",
+                    "config": {
+                        "region": storage.region,
+                        "disable_ssl": storage.endpoint.startswith("http://"),
+                        "v2_signing": False,
+                        "endpoint": storage.endpoint,
+                        "auth_type": "accesskey",
+                    },
+                },
+            },
+        },
+    }
+
+
+def storage_secret_file(keys: list[str]) -> str:
+    return yaml.safe_dump(
+        {"storage": {"stow": {"config": {"access_key_id": keys[0], "secret_key": keys[1]}}}}
+    )
+
+
+class Flyte(pulumi.ComponentResource):
+    endpoint: str
+    console_url: str
+
+    def __init__(
+        self, name: str, args: FlyteArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:components:Flyte", name, None, opts)
+        ns = args.namespace
+        child = pulumi.ResourceOptions(parent=self)
+        self.endpoint = grpc_endpoint(ns)
+        self.console_url = f"http://{COMPONENT}-http.{ns}.svc.cluster.local:{HTTP_PORT}/console"
+        files = {n: yaml.safe_dump(c, sort_keys=True) for n, c in config_files(args).items()}
+        templates = {
+            "001-namespace.yaml": NAMESPACE_TEMPLATE,
+            "002-task-storage.yaml": TASK_STORAGE_TEMPLATE,
+        }
+        needs: list[pulumi.Resource] = [
+            k8s.core.v1.ConfigMap(
+                "flyte-config",
+                metadata=kube.metadata("flyte-config", ns, COMPONENT, "orchestration"),
+                data=files,
+                opts=child,
+            ),
+            k8s.core.v1.Secret(
+                "flyte-config-secret",
+                metadata=kube.metadata("flyte-config-secret", ns, COMPONENT, "orchestration"),
+                type="Opaque",
+                string_data={
+                    "013-storage-secrets.yaml": pulumi.Output.all(
+                        args.storage.access_key, args.storage.secret_key
+                    ).apply(storage_secret_file)
+                },
+                opts=child,
+            ),
+            k8s.core.v1.ConfigMap(
+                "flyte-cluster-resource-templates",
+                metadata=kube.metadata(
+                    "flyte-cluster-resource-templates", ns, COMPONENT, "orchestration"
+                ),
+                data=templates,
+                opts=child,
+            ),
+            *self._rbac(ns),
+        ]
+        self._services(ns)
+        self._deployment(args, needs, kube.checksum(*files.values(), *templates.values()))
+        self.register_outputs({"endpoint": self.endpoint})
+
+    def _rbac(self, ns: str) -> list[pulumi.Resource]:
+        child = pulumi.ResourceOptions(parent=self)
+        # Cluster-scoped names carry the namespace: two stacks can share a cluster.
+        cluster_name = f"{ns}-{COMPONENT}"
+        account = k8s.core.v1.ServiceAccount(
+            COMPONENT, metadata=kube.metadata(COMPONENT, ns, COMPONENT, "orchestration"), opts=child
+        )
+        role = k8s.rbac.v1.ClusterRole(
+            cluster_name,
+            metadata={"name": cluster_name, "labels": kube.labels(COMPONENT, "orchestration")},
+            rules=RBAC_RULES,
+            opts=child,
+        )
+        binding = k8s.rbac.v1.ClusterRoleBinding(
+            cluster_name,
+            metadata={"name": cluster_name, "labels": kube.labels(COMPONENT, "orchestration")},
+            role_ref={
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": cluster_name,
+            },
+            subjects=[{"kind": "ServiceAccount", "name": COMPONENT, "namespace": ns}],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
+        )
+        return [account, role, binding]
+
+    def _services(self, ns: str) -> None:
+        for name, ports in [
+            (f"{COMPONENT}-http", [("http", HTTP_PORT), ("metrics", METRICS_PORT)]),
+            (f"{COMPONENT}-grpc", [("grpc", GRPC_PORT)]),
+        ]:
+            k8s.core.v1.Service(
+                name,
+                metadata=kube.metadata(name, ns, COMPONENT, "orchestration"),
+                spec={
+                    "selector": kube.selector(COMPONENT),
+                    "ports": [{"name": p, "port": n, "targetPort": p} for p, n in ports],
+                },
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+    def _deployment(self, args: FlyteArgs, needs: list[pulumi.Resource], checksum: str) -> None:
+        ns, db, storage = args.namespace, args.database, args.storage
+        wait_for_db = kube.job_container(
+            "wait-for-db",
+            versions.POSTGRES_IMAGE,
+            kube.SMALL_JOB,
+            command=["/bin/sh", "-c", WAIT_FOR_DB],
+            env=[
+                {"name": "PGHOST", "value": db.host},
+                {"name": "PGPORT", "value": str(db.port)},
+                {"name": "PGUSER", "value": db.user},
+            ],
+        )
+        flyte = kube.container(
+            COMPONENT,
+            versions.FLYTE_IMAGE,
+            args.config.resources,
+            ports={"http": HTTP_PORT, "grpc": GRPC_PORT, "metrics": METRICS_PORT},
+            readiness=kube.http_probe(HEALTH_PATH, "http"),
+            liveness=kube.http_probe(HEALTH_PATH, "http", period=20, failures=6),
+            startup=kube.http_probe(HEALTH_PATH, "http", period=5, failures=60),
+            args=["start", "--config", f"{CONFIG_DIR}/*.yaml"],
+            env=[
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {
+                    "name": "POD_NAMESPACE",
+                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                },
+            ],
+            volumeMounts=[
+                {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                {"name": "cluster-resource-templates", "mountPath": TEMPLATE_DIR, "readOnly": True},
+                {"name": "db-password", "mountPath": "/etc/flyte/db", "readOnly": True},
+                {"name": "storage", "mountPath": STORAGE_DIR, "readOnly": True},
+                {"name": "state", "mountPath": "/var/run/flyte"},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        )
+        volumes = [
+            {
+                "name": "config",
+                "projected": {
+                    "sources": [
+                        {"configMap": {"name": "flyte-config"}},
+                        {"secret": {"name": "flyte-config-secret"}},
+                    ]
+                },
+            },
+            {
+                "name": "cluster-resource-templates",
+                "configMap": {"name": "flyte-cluster-resource-templates"},
+            },
+            {
+                "name": "db-password",
+                "secret": {
+                    "secretName": db.secret_name,
+                    "items": [{"key": "password", "path": "password"}],
+                },
+            },
+            {
+                "name": "storage",
+                "secret": {
+                    "secretName": storage.secret_name,
+                    "items": [
+                        {"key": k, "path": k} for k in ("access-key-id", "secret-access-key")
+                    ],
+                },
+            },
+            kube.empty_dir("state"),
+            kube.empty_dir("tmp", "1Gi"),
+        ]
+        k8s.apps.v1.Deployment(
+            COMPONENT,
+            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "orchestration"),
+            spec={
+                # One process holds the propeller and scheduler leases: never two at once.
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": kube.selector(COMPONENT)},
+                "template": {
+                    "metadata": {
+                        "labels": kube.labels(COMPONENT, "orchestration"),
+                        "annotations": {"checksum/config": checksum},
+                    },
+                    "spec": kube.pod_spec(
+                        versions.FLYTE_UID,
+                        [flyte],
+                        serviceAccountName=COMPONENT,
+                        # Flyte drives the Kubernetes API (task pods, namespaces): it needs a token.
+                        automountServiceAccountToken=True,
+                        initContainers=[wait_for_db],
+                        volumes=volumes,
+                    ),
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=needs),
+        )

@@ -1,0 +1,151 @@
+"""Flyte: flyte-binary 1.16 config from the data plane outputs; no credential in a ConfigMap."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra import config, versions
+from infra.components import flyte
+from tests.support import SENTINELS, component_objects, evaluate, secret_data
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def files(values: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = evaluate(values or {}).find("ConfigMap", "flyte-config").inputs["data"]
+    return {name: yaml.safe_load(text) for name, text in data.items()}
+
+
+def pod(values: dict[str, Any] | None = None) -> dict[str, Any]:
+    deployment = evaluate(values or {}).find("Deployment", "flyte").manifest()
+    return deployment["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+
+
+def test_flyte_1_16_server_with_flytekit_1_16_clients() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    flytekit = [d for d in pyproject["dependency-groups"]["workloads"] if d.startswith("flytekit")]
+    assert versions.FLYTE_VERSION.startswith("1.16.")
+    assert flytekit and flytekit[0].startswith("flytekit==1.16.")
+    assert pod()["containers"][0]["image"] == versions.FLYTE_IMAGE
+
+
+def test_database_comes_from_the_postgres_outputs_with_a_password_file() -> None:
+    database = files({"namespace": "ml"})["002-database.yaml"]["database"]["postgres"]
+    assert database == {
+        "username": "flyte",
+        "host": "postgres.ml.svc.cluster.local",
+        "port": 5432,
+        "dbname": "flyte",
+        "options": "sslmode=disable",
+        "passwordPath": flyte.DB_PASSWORD_PATH,
+    }
+    volume = next(v for v in pod()["volumes"] if v["name"] == "db-password")
+    assert volume["secret"] == {
+        "secretName": "postgres-flyte",
+        "items": [{"key": "password", "path": "password"}],
+    }
+
+
+def test_metadata_and_user_data_go_to_the_flyte_bucket() -> None:
+    storage = files({"objectStore": {"buckets": {"flyte": "team-flyte"}}})["003-storage.yaml"]
+    assert storage["storage"]["container"] == "team-flyte"
+    assert storage["propeller"]["rawoutput-prefix"] == "s3://team-flyte/data"
+    assert storage["storage"]["stow"]["config"]["endpoint"] == (
+        "http://seaweedfs.mlops.svc.cluster.local:8333"
+    )
+    assert storage["storage"]["stow"]["config"]["disable_ssl"] is True
+
+
+def test_storage_keys_live_only_in_the_config_secret() -> None:
+    rendering = evaluate({})
+    secret = yaml.safe_load(
+        secret_data(rendering, "flyte-config-secret")["013-storage-secrets.yaml"]
+    )
+    assert secret["storage"]["stow"]["config"] == {
+        "access_key_id": SENTINELS["objectStoreAccessKey"],
+        "secret_key": SENTINELS["objectStoreSecretKey"],
+    }
+    projected = next(v for v in pod()["volumes"] if v["name"] == "config")["projected"]["sources"]
+    assert projected == [
+        {"configMap": {"name": "flyte-config"}},
+        {"secret": {"name": "flyte-config-secret"}},
+    ]
+
+
+def test_task_pods_get_platform_and_storage_settings() -> None:
+    k8s = files({"namespace": "ml"})["001-plugins.yaml"]["plugins"]["k8s"]
+    assert k8s["default-env-vars"] == {
+        "FLYTE_PLATFORM_URL": "flyte-grpc.ml.svc.cluster.local:8089",
+        "FLYTE_PLATFORM_INSECURE": "true",
+        "FLYTE_AWS_ENDPOINT": "http://seaweedfs.ml.svc.cluster.local:8333",
+    }
+    assert k8s["default-env-from-secrets"] == [flyte.TASK_STORAGE_SECRET]
+    data = files()["000-core.yaml"]["cluster_resources"]["templateData"]
+    assert data["s3AccessKeyId"] == {"valueFrom": {"filePath": "/etc/flyte/storage/access-key-id"}}
+
+
+def test_projects_and_domains_come_from_config() -> None:
+    core = files({"flyte": {"projects": ["fraud", "ranking"], "domains": ["dev", "prod"]}})[
+        "000-core.yaml"
+    ]
+    assert core["flyte"]["admin"]["seedProjects"] == ["fraud", "ranking"]
+    assert core["domains"] == [{"id": "dev", "name": "dev"}, {"id": "prod", "name": "prod"}]
+
+
+def test_ports_services_and_probes() -> None:
+    container = pod()["containers"][0]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "http": 8088,
+        "grpc": 8089,
+        "metrics": 10254,
+    }
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthcheck", "port": "http"}
+    assert container["args"] == ["start", "--config", "/etc/flyte/config.d/*.yaml"]
+    rendering = evaluate({})
+    grpc = rendering.find("Service", "flyte-grpc").manifest()["spec"]["ports"]
+    assert grpc == [{"name": "grpc", "port": 8089, "targetPort": "grpc"}]
+
+
+def test_waits_for_its_database_before_start() -> None:
+    init = pod()["initContainers"][0]
+    assert init["name"] == "wait-for-db" and init["image"] == versions.POSTGRES_IMAGE
+    assert init["command"] == ["/bin/sh", "-c", flyte.WAIT_FOR_DB]
+
+
+def test_rbac_is_the_upstream_cluster_role_bound_to_its_account() -> None:
+    rendering = evaluate({"namespace": "ml"})
+    role = rendering.find("ClusterRole", "ml-flyte").manifest()
+    assert role["rules"] == flyte.RBAC_RULES
+    binding = rendering.find("ClusterRoleBinding", "ml-flyte").manifest()
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "flyte", "namespace": "ml"}]
+    assert pod()["serviceAccountName"] == "flyte"
+
+
+def test_a_config_change_rolls_the_pod() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        template = evaluate(values).find("Deployment", "flyte").manifest()["spec"]["template"]
+        return template["metadata"]["annotations"]["checksum/config"]  # type: ignore[no-any-return]
+
+    assert checksum({}) != checksum({"flyte": {"projects": ["other"]}})
+
+
+def test_disabled_flyte_leaves_no_object() -> None:
+    rendering = evaluate({"flyte": {"enabled": False}})
+    assert component_objects(rendering, "flyte") == []
+    assert "flyte" not in rendering.outputs
+    assert not [r for r in rendering.resources if r.type == "mlops:components:Flyte"]
+
+
+def test_endpoint_is_a_stack_output() -> None:
+    assert evaluate({"namespace": "ml"}).outputs["flyte"] == {
+        "endpoint": "flyte-grpc.ml.svc.cluster.local:8089",
+        "console": "http://flyte-http.ml.svc.cluster.local:8088/console",
+    }
+
+
+def test_flyte_needs_no_secret_of_its_own() -> None:
+    assert "flyte" not in set(config.SECRET_KEYS.values())
