@@ -1,0 +1,85 @@
+"""Client settings for a stack, written from its outputs so nobody copies host names by hand.
+
+    python -m infra.clientconfig --stack dev --out ~/.mlops/dev
+
+writes `flyte/config.yaml` (for pyflyte and flytectl: `--config` or FLYTECTL_CONFIG) and
+`mlflow.env` (MLFLOW_TRACKING_URI and the user name). Addresses are the in-cluster ones; from a
+laptop, pass `--flyte-endpoint localhost:8089 --mlflow-uri http://localhost:5000` for a
+port-forward or the ingress names. No secret is written: the MLflow password stays in the
+stack (`pulumi config get mlflowAdminPassword --stack <stack>`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra import config, render
+
+
+def flyte_config(endpoint: str, console: str | None) -> dict[str, Any]:
+    settings: dict[str, Any] = {"admin": {"endpoint": f"dns:///{endpoint}", "insecure": True}}
+    if console:
+        settings["console"] = {"endpoint": console.removesuffix("/console")}
+    return settings
+
+
+def mlflow_env(tracking_uri: str) -> str:
+    return (
+        f"MLFLOW_TRACKING_URI={tracking_uri}\n"
+        "MLFLOW_TRACKING_USERNAME=admin\n"
+        "# MLFLOW_TRACKING_PASSWORD: pulumi config get mlflowAdminPassword --stack <stack>\n"
+    )
+
+
+def write(
+    outputs: dict[str, Any],
+    out: Path,
+    flyte_endpoint: str | None = None,
+    mlflow_uri: str | None = None,
+) -> list[Path]:
+    written = []
+    if "flyte" in outputs:
+        path = out / "flyte" / "config.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        console = None if flyte_endpoint else outputs["flyte"]["console"]
+        path.write_text(
+            yaml.safe_dump(
+                flyte_config(flyte_endpoint or outputs["flyte"]["endpoint"], console),
+                sort_keys=False,
+            )
+        )
+        written.append(path)
+    if "mlflow" in outputs:
+        path = out / "mlflow.env"
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(mlflow_env(mlflow_uri or outputs["mlflow"]["trackingUri"]))
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.clientconfig", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--flyte-endpoint", help="host:port of Flyte's gRPC API from where you are")
+    parser.add_argument("--mlflow-uri", help="MLflow tracking URI from where you are")
+    args = parser.parse_args(argv)
+    try:
+        outputs = render.render_stack(args.stack).outputs
+    except config.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in write(outputs, args.out, args.flyte_endpoint, args.mlflow_uri):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

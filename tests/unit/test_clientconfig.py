@@ -1,0 +1,64 @@
+"""Client settings written from a stack's outputs, read back by the clients themselves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra import clientconfig
+from tests.support import SENTINELS, require_module, stack_rendering
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cli_writes_flyte_and_mlflow_settings(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.clientconfig", "--stack", "ci", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    env = dict(
+        line.split("=", 1)
+        for line in (tmp_path / "mlflow.env").read_text().splitlines()
+        if not line.startswith("#")
+    )
+    assert env == {
+        "MLFLOW_TRACKING_URI": "http://mlflow.mlops-ci.svc.cluster.local:5000",
+        "MLFLOW_TRACKING_USERNAME": "admin",
+    }
+    assert (tmp_path / "flyte" / "config.yaml").exists()
+
+
+def test_flytekit_reads_the_endpoint_it_was_given(tmp_path: Path) -> None:
+    configuration = require_module("flytekit.configuration", "the workloads dependency group")
+    [path, _] = clientconfig.write(stack_rendering("dev").outputs, tmp_path)
+    platform = configuration.PlatformConfig.auto(str(path))
+    assert platform.endpoint == "flyte-grpc.mlops.svc.cluster.local:8089"
+    assert platform.insecure is True
+
+
+def test_overrides_point_clients_at_a_port_forward(tmp_path: Path) -> None:
+    clientconfig.write(
+        stack_rendering("dev").outputs, tmp_path, "localhost:8089", "http://localhost:5000"
+    )
+    assert "dns:///localhost:8089" in (tmp_path / "flyte" / "config.yaml").read_text()
+    assert "MLFLOW_TRACKING_URI=http://localhost:5000\n" in (tmp_path / "mlflow.env").read_text()
+
+
+def test_no_secret_is_written(tmp_path: Path) -> None:
+    written = clientconfig.write(stack_rendering("dev").outputs, tmp_path)
+    text = "".join(p.read_text() for p in written)
+    assert text and not any(s in text for s in SENTINELS.values())
+
+
+def test_disabled_services_get_no_settings(tmp_path: Path) -> None:
+    assert clientconfig.write({}, tmp_path) == []
+    with pytest.raises(FileNotFoundError):
+        (tmp_path / "mlflow.env").read_text()
