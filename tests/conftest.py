@@ -12,3 +12,13 @@ from tests.support import STACKS, stack_rendering
 def stack(request: pytest.FixtureRequest) -> render.Rendering:
     """Each stack file rendered under mocks, with sentinel secret values."""
     return stack_rendering(request.param)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Prints how long the real Pulumi operations took, when the integration tier ran."""
+    from tests.integration.test_pulumi_up import TIMINGS
+
+    if TIMINGS:
+        terminalreporter.section("pulumi timings")
+        for step, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{step:24s} {seconds:7.1f} s")
