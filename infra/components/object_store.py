@@ -30,27 +30,34 @@ REGION = "us-east-1"
 
 BUCKETS_SCRIPT = r"""#!/bin/sh
 set -eu
-# weed shell reports a failed command on its output ("error: ...") and still exits 0.
-run() { echo "$1" | weed shell -master="$MASTER" 2>&1; }
+# weed shell may hang on an unreachable master (timeout), and reports a failed command on its
+# output ("error: ...", "cannot connect", "no filer") with an exit code that varies by version.
+run() { echo "$1" | timeout 60 weed shell -master="$MASTER" 2>&1; }
+failed() { case "$1" in *"error:"*|*"cannot connect"*|*"no filer"*) return 0 ;; esac; return 1; }
 listing() {
-  out="$(run "s3.bucket.list")"
-  if echo "$out" | grep -q "error"; then return 1; fi
-  echo "$out"
+  # Explicit: errexit is off inside `until` conditions.
+  out="$(run "s3.bucket.list")" || return 1
+  if failed "$out"; then return 1; fi
+  printf '%s\n' "$out"
 }
-has() { echo "$1" | grep -Eq "^[[:space:]]*$2([[:space:]]|\$)"; }
+has() { printf '%s\n' "$1" | grep -Eq "^[[:space:]]*$2([[:space:]]|\$)"; }
 until existing="$(listing)"; do
-  echo "waiting for the seaweedfs filer at ${MASTER}"
+  echo "waiting for the seaweedfs master and filer at ${MASTER}"
   sleep 2
 done
 for bucket in $BUCKETS; do
   if has "$existing" "$bucket"; then
     echo "bucket ${bucket} exists"
   else
-    run "s3.bucket.create -name ${bucket}"
+    if ! out="$(run "s3.bucket.create -name ${bucket}")" || failed "$out"; then
+      echo "$out"
+      echo "bucket ${bucket} create failed"
+      exit 1
+    fi
     echo "bucket ${bucket} created"
   fi
 done
-existing="$(listing)"
+existing="$(listing)" || { echo "cannot list buckets after create"; exit 1; }
 for bucket in $BUCKETS; do
   has "$existing" "$bucket" || { echo "bucket ${bucket} missing after create"; exit 1; }
 done

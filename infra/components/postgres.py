@@ -30,8 +30,7 @@ until pg_isready --quiet --timeout=5; do
   sleep 2
 done
 for db in $DATABASES; do
-  password_var="PASSWORD_$(echo "$db" | tr '[:lower:]' '[:upper:]')"
-  eval "password=\${$password_var}"
+  password="$(printenv "PASSWORD_$(echo "$db" | tr '[:lower:]' '[:upper:]')")"
   psql --no-psqlrc --set=ON_ERROR_STOP=1 --quiet --set=name="$db" --set=password="$password" <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN', :'name')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'name') \gexec

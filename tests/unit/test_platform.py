@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,23 @@ def test_images_are_pinned_to_a_version(stack: render.Rendering) -> None:
     for name, container, _ in containers(stack):
         image = container["image"]
         assert re.search(r":[^:/]*[0-9][^:/]*$", image) and not image.endswith(":latest"), name
+
+
+def test_job_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (./scripts/test.sh installs it)")
+    rendering = stack_rendering("dev")
+    scripts = {
+        c.name: c.inputs["data"]["run.sh"]
+        for c in rendering.of_type("ConfigMap")
+        if "run.sh" in c.inputs["data"]
+    }
+    assert set(scripts) == {"postgres-init", "seaweedfs-buckets"}
+    for name, script in scripts.items():
+        path = tmp_path / f"{name}.sh"
+        path.write_text(script)
+        result = subprocess.run(
+            [shellcheck, "-s", "sh", str(path)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout
