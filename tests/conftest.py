@@ -20,5 +20,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
     if TIMINGS:
         terminalreporter.section("pulumi timings")
-        for step, seconds in TIMINGS.items():
-            terminalreporter.write_line(f"{step:24s} {seconds:7.1f} s")
+        for step, seconds in TIMINGS:
+            terminalreporter.write_line(f"{seconds:7.1f} s  {step}")

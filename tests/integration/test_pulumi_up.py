@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "ci"
 NAMESPACE = "mlops-ci"
-TIMINGS: dict[str, float] = {}
+TIMINGS: list[tuple[str, float]] = []
 
 
 def environment_after(*commands: str) -> dict[str, str]:
@@ -61,9 +61,9 @@ class Deployment:
     def pulumi(self, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
         started = time.monotonic()
         result = self.run("pulumi", *args, "--stack", STACK, "--non-interactive", timeout=timeout)
-        TIMINGS[f"pulumi {args[0]}"] = TIMINGS.get(f"pulumi {args[0]}", 0) + (
-            time.monotonic() - started
-        )
+        if args[0] in ("up", "preview", "destroy"):
+            outcome = "ok" if result.returncode == 0 else "failed"
+            TIMINGS.append((f"pulumi {' '.join(args)} ({outcome})", time.monotonic() - started))
         return result
 
     def get(self, *args: str) -> dict[str, Any]:
