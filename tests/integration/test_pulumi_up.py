@@ -58,9 +58,11 @@ class Deployment:
             check=False,
         )
 
-    def pulumi(self, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    def pulumi(
+        self, *args: str, timeout: int = 900, stack: str = STACK
+    ) -> subprocess.CompletedProcess[str]:
         started = time.monotonic()
-        result = self.run("pulumi", *args, "--stack", STACK, "--non-interactive", timeout=timeout)
+        result = self.run("pulumi", *args, "--stack", stack, "--non-interactive", timeout=timeout)
         if args[0] in ("up", "preview", "destroy"):
             outcome = "ok" if result.returncode == 0 else "failed"
             TIMINGS.append((f"pulumi {' '.join(args)} ({outcome})", time.monotonic() - started))
@@ -196,6 +198,28 @@ def test_one_config_change_changes_exactly_one_resource(deployed: Deployment) ->
     )
     again = deployed.pulumi("preview", "--expect-no-changes")
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+
+
+def test_bad_config_fails_preview_with_one_clear_message(deployment: Deployment) -> None:
+    init = deployment.run("pulumi", "stack", "init", "bad", "--non-interactive")
+    assert init.returncode == 0, init.stderr
+    missing = deployment.pulumi("preview", stack="bad")
+    output = missing.stdout + missing.stderr
+    assert missing.returncode != 0
+    assert (
+        "mlops-platform:postgresPassword is not set (required while postgres is enabled); "
+        "run ./scripts/bootstrap-secrets.sh bad" in output
+    )
+    assert "Traceback" not in output
+    assert deployment.pulumi("config", "set", "profile", "huge", stack="bad").returncode == 0
+    bad = deployment.pulumi("preview", stack="bad")
+    output = bad.stdout + bad.stderr
+    assert bad.returncode != 0
+    assert "mlops-platform:profile = 'huge': must be one of small, standard, ha" in output
+    assert "Traceback" not in output
+    assert (
+        deployment.run("pulumi", "stack", "rm", "bad", "--yes", "--non-interactive").returncode == 0
+    )
 
 
 def test_destroy_leaves_nothing_of_ours(deployed: Deployment) -> None:
