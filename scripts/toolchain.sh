@@ -7,12 +7,18 @@
 #
 #   scripts/toolchain.sh [build]   build what is missing; print per-build wall times and a summary
 #   scripts/toolchain.sh env       print shell exports: eval "$(scripts/toolchain.sh env)"
+#                                  (exit status 1, exports still printed, if not built yet)
 #   scripts/toolchain.sh dir       print the keyed toolchain directory
-#   scripts/toolchain.sh clean     remove the whole cache (binaries and Go caches)
+#   scripts/toolchain.sh trim      empty this script's Go build cache (several GB; binaries, the
+#                                  module cache and the plugin stay); MLOPS_TOOLCHAIN_TRIM=1 does
+#                                  it after every build that built something
+#   scripts/toolchain.sh clean     remove the toolchain directories of every key and the build
+#                                  cache; the module cache (go/mod) is shared with other scripts
 #
 # MLOPS_TOOLCHAIN_CACHE overrides the cache root (default ~/.cache/mlops-platform/toolchain).
 # Exit status is non-zero only when something `pulumi up` needs is missing afterwards: the
 # Pulumi CLI, the language host, the kubernetes provider, kube-apiserver or etcd.
+# shellcheck disable=SC2317 # the build functions run through `step`, which shellcheck cannot see
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,13 +46,15 @@ PULUMI_KUBERNETES_VERSION="$(python_dist_version pulumi-kubernetes)"     # e.g. 
 PULUMI_CLI_FALLBACK_VERSION="v3.274.1"
 # Kubernetes provider (github.com/pulumi/pulumi-kubernetes/provider/v4). The repository tags
 # releases as vX.Y.Z at its root, never provider/vX.Y.Z, so Go only knows pseudo-versions of this
-# module, and the proxy serves exactly one: commit f47bc2d6f199 of 2026-01-15 (the v4.25.0 release
-# was cut from main the next day). It is built from that source and stamped with the Python SDK's
-# version, so the engine loads it for the SDK's requests; see PROVIDER_SOURCE_NOTE below.
+# module, and the proxy serves exactly one: commit f47bc2d6f199 of 2026-01-15 03:34 UTC (v4.25.0
+# reached PyPI on 2026-01-16, so this is about v4.25.0, not the SDK's version). It is built from
+# that source and stamped with the Python SDK's version, so that the engine loads it for the SDK's
+# requests; the summary says so (PROVIDER_SOURCE_NOTE).
 PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION="v4.0.0-20260115033456-f47bc2d6f199"
-# The provider's go.mod replaces its Go SDK with ../sdk (not in the module zip); use the nearest
-# served release at or above the one it requires (v4.24.0 is not served).
-PULUMI_KUBERNETES_GO_SDK_VERSION="v4.29.0"
+# The provider's go.mod replaces its Go SDK with ../sdk (not in the module zip) and requires
+# v4.24.0, which the proxy does not serve. v4.29.0 is served but requires pulumi sdk/v3 v3.226.0,
+# which no longer compiles with the provider's pkg/v3 v3.215.0; v4.22.2 keeps sdk/v3 at v3.215.0.
+PULUMI_KUBERNETES_GO_SDK_VERSION="v4.22.2"
 # Kubernetes control plane and kubectl: the newest minor that tests/unit/test_schema.py validates
 # against (infra/versions.py KUBERNETES_VERSIONS). Staging modules are pinned at v0.<minor>.<patch>.
 KUBERNETES_VERSION="v1.37.2"
@@ -55,7 +63,7 @@ ETCD_VERSION="v3.7.3"
 KWOK_VERSION="v0.8.0"
 # Bump when the build recipe below changes in a way that changes the binaries.
 RECIPE_REVISION="1"
-PROVIDER_SOURCE_NOTE="pulumi-kubernetes provider source ${PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION} (2026-01-15), stamped ${PULUMI_KUBERNETES_VERSION}"
+PROVIDER_SOURCE_NOTE="kubernetes provider: source ${PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION} (2026-01-15, ~v4.25.0) stamped ${PULUMI_KUBERNETES_VERSION}"
 
 if [[ -z "$PULUMI_SDK_VERSION" || -z "$PULUMI_KUBERNETES_VERSION" ]]; then
     echo "toolchain: cannot find the pulumi / pulumi-kubernetes versions in .venv or pyproject.toml" >&2
@@ -83,61 +91,44 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 EOF
 }
 
-case "${1:-build}" in
-build) ;;
-env)
-    print_env
-    exit 0
-    ;;
-dir)
-    echo "$TOOLCHAIN_DIR"
-    exit 0
-    ;;
-clean)
-    if [[ -d "$CACHE_ROOT" ]]; then
-        chmod -R u+w "$CACHE_ROOT" 2>/dev/null || true
-        rm -rf "$CACHE_ROOT"
-    fi
-    echo "removed $CACHE_ROOT"
-    exit 0
-    ;;
-*)
-    echo "usage: $0 [build|env|dir|clean]" >&2
-    exit 2
-    ;;
-esac
-
 # ---- Go environment: the proxy only, every cache under the cache root ---------------------------
-command -v go >/dev/null || { echo "toolchain: go is not on PATH" >&2; exit 1; }
-export GOPATH="$CACHE_ROOT/go"
-export GOMODCACHE="$CACHE_ROOT/go/pkg/mod"
-export GOCACHE="$CACHE_ROOT/go/build-cache"
-export GOFLAGS="-mod=mod -modcacherw -buildvcs=false"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-export CGO_ENABLED=0
-unset GOPROXY GONOSUMDB GOPRIVATE GOINSECURE GOWORK GOBIN
-export GOWORK=off
-export PULUMI_HOME="$PULUMI_HOME_DIR"
-export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
-export PULUMI_SKIP_UPDATE_CHECK=true
-GO_BUILD=(go build -p "$(nproc 2>/dev/null || echo 2)" -trimpath)
-mkdir -p "$BIN_DIR" "$PULUMI_HOME_DIR" "$LOG_DIR" "$CACHE_ROOT/tmp"
-
-WORK_DIRS=()
-cleanup() {
-    local d
-    for d in "${WORK_DIRS[@]}"; do
-        chmod -R u+w "$d" 2>/dev/null || true
-        rm -rf "$d"
-    done
+setup_go_env() {
+    # go/mod is the module cache that other scripts building from the proxy share.
+    command -v go >/dev/null || { echo "toolchain: go is not on PATH" >&2; exit 1; }
+    export GOPATH="$CACHE_ROOT/go"
+    export GOMODCACHE="$CACHE_ROOT/go/mod"
+    export GOCACHE="$CACHE_ROOT/go/toolchain-build" # this script's own: `trim` empties it
+    export GOFLAGS="-mod=mod -modcacherw -buildvcs=false"
+    export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+    export CGO_ENABLED=0
+    unset GOPROXY GONOSUMDB GOPRIVATE GOINSECURE GOWORK GOBIN
+    export GOWORK=off
+    export PULUMI_HOME="$PULUMI_HOME_DIR"
+    export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+    export PULUMI_SKIP_UPDATE_CHECK=true
+    GO_BUILD=(go build -p "$(nproc 2>/dev/null || echo 2)" -trimpath)
+    mkdir -p "$BIN_DIR" "$PULUMI_HOME_DIR" "$LOG_DIR" "$CACHE_ROOT/tmp"
 }
-trap cleanup EXIT
 
-workdir() { # a fresh temporary directory under the cache root, removed at exit
-    local d
-    d="$(mktemp -d "$CACHE_ROOT/tmp/$1.XXXXXX")"
-    WORK_DIRS+=("$d")
-    echo "$d"
+trim_build_cache() {
+    local d="$CACHE_ROOT/go/toolchain-build"
+    [[ -d "$d" ]] || return 0
+    echo "trimming the Go build cache $d ($(du -sh "$d" | cut -f1))"
+    chmod -R u+w "$d" 2>/dev/null || true
+    rm -rf "$d"
+}
+
+STEP_TMP="" # each step's scratch directory, removed when the step ends
+cleanup() {
+    if [[ -n "$STEP_TMP" && -d "$STEP_TMP" ]]; then
+        chmod -R u+w "$STEP_TMP" 2>/dev/null || true
+        rm -rf "$STEP_TMP"
+    fi
+}
+
+workdir() { # a fresh scratch directory of the current step
+    mkdir -p "$STEP_TMP/$1"
+    echo "$STEP_TMP/$1"
 }
 
 # The wrapper module of a build, kept in the toolchain directory as a record of what was built
@@ -167,11 +158,19 @@ PY
 # ---- Bookkeeping: timings, failures ------------------------------------------------------------
 declare -a SUMMARY=()
 declare -a FAILED=()
-ESSENTIAL=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes
-    kube-apiserver etcd)
+BUILT_SOMETHING=0
+TOTAL_CPU_TENTHS=0
+ESSENTIAL=(pulumi pulumi-language-python pulumi-language-python-exec kube-apiserver etcd) # + the plugin
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 fmt_secs() { printf '%d.%ds' $(($1 / 1000)) $((($1 % 1000) / 100)); }
-TOTAL_START=$(now_ms)
+
+cpu_secs() { # user+system seconds of the children, from the output of `times`
+    awk 'NR == 2 {
+        total = 0
+        for (i = 1; i <= 2; i++) { split($i, p, "m"); total += p[1] * 60 + p[2] }
+        printf "%.1fs", total
+    }' "$1" 2>/dev/null
+}
 
 have_all() {
     local f
@@ -189,19 +188,26 @@ step() {
         return 0
     fi
     printf '==> %-28s building (log: %s)\n' "$name" "$LOG_DIR/$name.log"
+    BUILT_SOMETHING=1
     local start elapsed rc=0
     start=$(now_ms)
     # In the background so that errexit holds inside (it is ignored in a `|| rc=$?` context).
     (
-        trap cleanup EXIT
         set -euo pipefail
+        STEP_TMP="$(mktemp -d "$CACHE_ROOT/tmp/$name.XXXXXX")"
+        trap cleanup EXIT
         "$@"
+        times >"$LOG_DIR/$name.times" # user and system CPU time of the build's processes
     ) >"$LOG_DIR/$name.log" 2>&1 &
     wait $! || rc=$?
     elapsed=$(fmt_secs $(($(now_ms) - start)))
     if [[ $rc -eq 0 ]] && eval "$check"; then
-        printf '    %-28s built in %s\n' "$name" "$elapsed"
-        SUMMARY+=("$(printf '%-28s %10s' "$name" "$elapsed")")
+        local cpu
+        cpu="$(cpu_secs "$LOG_DIR/$name.times")"
+        local tenths="${cpu%s}"
+        [[ "$tenths" =~ ^[0-9]+\.[0-9]$ ]] && TOTAL_CPU_TENTHS=$((TOTAL_CPU_TENTHS + 10#${tenths/./}))
+        printf '    %-28s built in %s (CPU %s)\n' "$name" "$elapsed" "$cpu"
+        SUMMARY+=("$(printf '%-28s %10s   CPU %8s' "$name" "$elapsed" "$cpu")")
     else
         printf '    %-28s FAILED after %s (exit %s); the end of its log:\n' "$name" "$elapsed" "$rc"
         tail -n 15 "$LOG_DIR/$name.log" | sed 's/^/      | /'
@@ -212,14 +218,15 @@ step() {
 
 # ---- Pulumi CLI ---------------------------------------------------------------------------------
 build_pulumi() {
-    local want="v$PULUMI_SDK_VERSION" version err
+    local want="v$PULUMI_SDK_VERSION" version err note
     if err="$(module_dir "github.com/pulumi/pulumi/pkg/v3@$want" 2>&1 >/dev/null)"; then
         version="$want"
+        note="pulumi CLI $version, the Python SDK's version"
     else
-        echo "pkg/v3@$want is not available from the module proxy: $err"
-        echo "falling back to the pinned CLI version $PULUMI_CLI_FALLBACK_VERSION"
         version="$PULUMI_CLI_FALLBACK_VERSION"
+        note="pulumi CLI $version for the Python SDK $PULUMI_SDK_VERSION: the module proxy does not serve pkg/v3@$want ($(tail -n1 <<<"$err" | cut -c1-160))"
     fi
+    echo "$note"
     local pkgdir w out
     pkgdir="$(module_dir "github.com/pulumi/pulumi/pkg/v3@$version")"
     w="$(module_workspace pulumi)"
@@ -253,7 +260,7 @@ for r in json.load(sys.stdin).get("Replace") or []:
         -o "$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
     "$out/pulumi" version
     mv "$out/pulumi" "$BIN_DIR/pulumi"
-    echo "$version" >"$TOOLCHAIN_DIR/pulumi-cli.version"
+    echo "$note" >"$TOOLCHAIN_DIR/pulumi-cli.note"
 }
 
 # ---- Python language host -----------------------------------------------------------------------
@@ -694,17 +701,20 @@ build_kubernetes_provider() {
     "${GO_BUILD[@]}" \
         -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$version" \
         -o "$w/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
-    mv "$w/pulumi-resource-kubernetes" "$BIN_DIR/pulumi-resource-kubernetes"
-}
-
-install_kubernetes_provider() {
-    "$BIN_DIR/pulumi" plugin install resource kubernetes "$PULUMI_KUBERNETES_VERSION" \
-        --file "$BIN_DIR/pulumi-resource-kubernetes" --non-interactive
+    # Installed into PULUMI_HOME only: a pulumi-resource-kubernetes on PATH would take precedence
+    # over the installed plugin (with a warning on every run).
+    [[ -x "$BIN_DIR/pulumi" ]] || { echo "the pulumi CLI is needed to install the plugin"; return 1; }
+    "$BIN_DIR/pulumi" plugin install resource kubernetes "$version" \
+        --file "$w/pulumi-resource-kubernetes" --non-interactive
     "$BIN_DIR/pulumi" plugin ls
 }
 
 provider_installed() {
-    [[ -x "$PULUMI_HOME_DIR/plugins/resource-kubernetes-v$PULUMI_KUBERNETES_VERSION/pulumi-resource-kubernetes" ]]
+    [[ -x "$(provider_path)" ]]
+}
+
+provider_path() {
+    echo "$PULUMI_HOME_DIR/plugins/resource-kubernetes-v$PULUMI_KUBERNETES_VERSION/pulumi-resource-kubernetes"
 }
 
 # ---- Kubernetes control plane and kubectl -------------------------------------------------------
@@ -786,48 +796,118 @@ EOF
         -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}" \
         -o "$out/$name" "sigs.k8s.io/kwok/cmd/$name")
     "$out/$name" --version || true
+    if [[ "$name" == kwok ]]; then
+        # The stages that make kwok act like kubelets (the ones kwokctl uses by default, plus fake
+        # volume provisioning): scripts/local-cluster.sh hands them to kwok with --config.
+        local src share="$TOOLCHAIN_DIR/share/kwok"
+        src="$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")/kustomize/stage"
+        rm -rf "$share"
+        mkdir -p "$share/stages"
+        install -m 0644 "$src"/node/fast/node-initialize.yaml \
+            "$src"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+            "$src"/pod/fast/pod-ready.yaml "$src"/pod/fast/pod-complete.yaml "$src"/pod/fast/pod-delete.yaml \
+            "$src"/volume/fast/pvc-provision.yaml "$src"/volume/fast/pv-bind.yaml \
+            "$src"/volume/fast/pv-delete.yaml "$src"/volume/fast/pvc-delete.yaml "$share/stages/"
+        install -m 0644 "$src"/volume/fast/storage-class.yaml "$share/storage-class.yaml"
+    fi
     mv "$out/$name" "$BIN_DIR/$name"
 }
 
 # ---- Run ----------------------------------------------------------------------------------------
-echo "toolchain: $TOOLCHAIN_DIR"
-echo "pins: pulumi SDK $PULUMI_SDK_VERSION (CLI fallback $PULUMI_CLI_FALLBACK_VERSION), pulumi-kubernetes $PULUMI_KUBERNETES_VERSION,"
-echo "      kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION; $(go version)"
+build_all() {
+    setup_go_env
+    TOTAL_START=$(now_ms)
+    echo "toolchain: $TOOLCHAIN_DIR"
+    echo "pins: pulumi SDK $PULUMI_SDK_VERSION (CLI fallback $PULUMI_CLI_FALLBACK_VERSION), pulumi-kubernetes $PULUMI_KUBERNETES_VERSION,"
+    echo "      kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION; $(go version)"
 
-step pulumi "have_all pulumi" build_pulumi
-step pulumi-language-python "have_all pulumi-language-python pulumi-language-python-exec" build_language_host
-step pulumi-resource-kubernetes "have_all pulumi-resource-kubernetes" build_kubernetes_provider
-if have_all pulumi pulumi-resource-kubernetes; then
-    step plugin-install-kubernetes provider_installed install_kubernetes_provider
-fi
-step etcd "have_all etcd" build_etcd
-for name in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    step "$name" "have_all $name" build_kube "$name"
-done
-step kwok "have_all kwok" build_kwok kwok
-step kwokctl "have_all kwokctl" build_kwok kwokctl
+    step pulumi "have_all pulumi" build_pulumi
+    step pulumi-language-python "have_all pulumi-language-python pulumi-language-python-exec" build_language_host
+    step pulumi-resource-kubernetes provider_installed build_kubernetes_provider
+    step etcd "have_all etcd" build_etcd
+    for name in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+        step "$name" "have_all $name" build_kube "$name"
+    done
+    step kwok "have_all kwok && [[ -f \$TOOLCHAIN_DIR/share/kwok/storage-class.yaml ]]" build_kwok kwok
+    step kwokctl "have_all kwokctl" build_kwok kwokctl
 
-TOTAL=$(fmt_secs $(($(now_ms) - TOTAL_START)))
-{
+    TOTAL=$(fmt_secs $(($(now_ms) - TOTAL_START)))
+    {
+        echo
+        echo "---- toolchain summary ($KEY) ----"
+        printf '%s\n' "${SUMMARY[@]}"
+        printf '%-28s %10s   CPU %8s\n' total "$TOTAL" "$((TOTAL_CPU_TENTHS / 10)).$((TOTAL_CPU_TENTHS % 10))s"
+        [[ -f "$TOOLCHAIN_DIR/pulumi-cli.note" ]] && cat "$TOOLCHAIN_DIR/pulumi-cli.note"
+        echo "pulumi-language-python: this script's own host on sdk/v3 v$PULUMI_SDK_VERSION (the upstream host's module is not served)"
+        echo "$PROVIDER_SOURCE_NOTE"
+        provider_installed && echo "kubernetes plugin: $(provider_path)"
+        if ((BUILT_SOMETHING)); then
+            echo "disk: toolchain $(du -sh "$TOOLCHAIN_DIR" | cut -f1)," \
+                "module cache $(du -sh "$GOMODCACHE/" 2>/dev/null | cut -f1)," \
+                "build cache $(du -sh "$GOCACHE/" 2>/dev/null | cut -f1) (scripts/toolchain.sh trim empties it)"
+        fi
+    } | tee -a "$TOOLCHAIN_DIR/timings.log"
+    if ((BUILT_SOMETHING)) && [[ "${MLOPS_TOOLCHAIN_TRIM:-0}" == 1 && ${#FAILED[@]} -eq 0 ]]; then
+        trim_build_cache
+    fi
     echo
-    echo "---- toolchain summary ($KEY) ----"
-    printf '%s\n' "${SUMMARY[@]}"
-    printf '%-28s %10s\n' total "$TOTAL"
-    [[ -f "$TOOLCHAIN_DIR/pulumi-cli.version" ]] &&
-        echo "pulumi CLI $(cat "$TOOLCHAIN_DIR/pulumi-cli.version") for the Python SDK $PULUMI_SDK_VERSION"
-    echo "$PROVIDER_SOURCE_NOTE"
-} | tee -a "$TOOLCHAIN_DIR/timings.log"
-echo
-echo "# use it in this shell:  eval \"\$($0 env)\""
-print_env
+    echo "# use it in this shell:  eval \"\$($0 env)\""
+    print_env
 
-missing=()
-for b in "${ESSENTIAL[@]}"; do have_all "$b" || missing+=("$b"); done
-provider_installed || missing+=("kubernetes plugin in PULUMI_HOME")
-if [[ ${#FAILED[@]} -gt 0 ]]; then
-    echo "failed builds: ${FAILED[*]} (logs in $LOG_DIR)" >&2
-fi
-if [[ ${#missing[@]} -gt 0 ]]; then
-    echo "missing for pulumi up: ${missing[*]}" >&2
-    exit 1
-fi
+    missing=()
+    for b in "${ESSENTIAL[@]}"; do have_all "$b" || missing+=("$b"); done
+    provider_installed || missing+=("kubernetes plugin in PULUMI_HOME")
+    if [[ ${#FAILED[@]} -gt 0 ]]; then
+        echo "failed builds: ${FAILED[*]} (logs in $LOG_DIR)" >&2
+    fi
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        echo "missing for pulumi up: ${missing[*]}" >&2
+        exit 1
+    fi
+}
+
+main() {
+    case "${1:-build}" in
+    build) build_all ;;
+    env)
+        print_env
+        for b in "${ESSENTIAL[@]}"; do
+            if [[ ! -x "$BIN_DIR/$b" ]]; then
+                echo "toolchain: $BIN_DIR/$b is not built yet: run scripts/toolchain.sh" >&2
+                exit 1
+            fi
+        done
+        if ! provider_installed; then
+            echo "toolchain: the kubernetes plugin is not installed yet: run scripts/toolchain.sh" >&2
+            exit 1
+        fi
+        exit 0
+        ;;
+    dir)
+        echo "$TOOLCHAIN_DIR"
+        exit 0
+        ;;
+    trim)
+        trim_build_cache
+        exit 0
+        ;;
+    clean)
+        for d in "$CACHE_ROOT"/pulumi*-k8s*-* "$CACHE_ROOT/tmp" "$CACHE_ROOT/go/toolchain-build"; do
+            [[ -d "$d" ]] || continue
+            chmod -R u+w "$d" 2>/dev/null || true
+            rm -rf "$d"
+            echo "removed $d"
+        done
+        echo "(module cache kept: $CACHE_ROOT/go/mod; remove it with: go clean -modcache, GOMODCACHE=$CACHE_ROOT/go/mod)"
+        exit 0
+        ;;
+    *)
+        echo "usage: $0 [build|env|dir|trim|clean]" >&2
+        exit 2
+        ;;
+    esac
+}
+
+# Everything above only defines, so the whole file is read before anything runs (editing the file
+# while it runs is then harmless).
+main "$@"; exit $?
