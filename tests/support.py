@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+import socket
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -260,3 +265,39 @@ def local_s3() -> LocalS3:
         secret_key=secret_key,
         weed=Path(os.environ["MLOPS_TEST_WEED_BIN"]),
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(
+    command: list[str],
+    health_url: str,
+    work: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Starts a server, waits until `health_url` answers 200, and stops it afterwards."""
+    log_path = work / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with urllib.request.urlopen(health_url, timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except (urllib.error.URLError, ConnectionError):
+                    pass
+                assert process.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, f"{command[0]} did not become healthy"
+                time.sleep(0.5)
+            yield process
+        finally:
+            process.terminate()
+            process.wait(timeout=60)

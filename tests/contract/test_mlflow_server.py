@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,22 +26,18 @@ from tests.support import (
     LocalPostgres,
     LocalS3,
     evaluate,
+    free_port,
     local_env,
     local_postgres,
     local_s3,
     pod_container,
     require_module,
     run_script_job,
+    running_server,
 )
 
 mlflow = require_module("mlflow", "the workloads dependency group")
 VENV_BIN = str(Path(sys.executable).parent)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def addresses(pg: LocalPostgres, s3: LocalS3) -> dict[str, str]:
@@ -147,28 +142,9 @@ def server(
         )["ini"]
     )
     env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_ini)
-    log = (work / "server.log").open("w")
-    process = subprocess.Popen(
-        [*container["command"], *args], env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert process.poll() is None, (work / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "mlflow server did not become healthy"
-            time.sleep(1)
+    with running_server([*container["command"], *args], f"{url}/health", work, env):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture

@@ -6,9 +6,6 @@ directory, the config path and the ports (to stay clear of other local servers) 
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,21 +19,17 @@ from infra.components import object_store
 from tests.support import (
     SENTINELS,
     evaluate,
+    free_port,
     local_s3,
     pod_container,
     require_module,
     run_script_job,
+    running_server,
     secret_data,
 )
 
 boto3 = require_module("boto3", "the workloads dependency group")
 botocore_exceptions = require_module("botocore.exceptions", "the workloads dependency group")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -71,30 +64,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     args = [local.get(a, a) for a in container["args"]]
     args += [f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}"]
-    log = (work / "server.log").open("w")
-    process = subprocess.Popen([str(weed), *args], cwd=work, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{s3}/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert process.poll() is None, (work / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "seaweedfs did not become healthy"
-            time.sleep(0.5)
+    with running_server([str(weed), *args], f"http://127.0.0.1:{s3}/healthz", work):
         yield Server(
             rendering,
             f"http://127.0.0.1:{s3}",
             f"127.0.0.1:{master}",
             f"http://127.0.0.1:{metrics}",
         )
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_bucket_job_creates_every_bucket_once(server: Server, tmp_path: Path) -> None:
