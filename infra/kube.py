@@ -199,6 +199,51 @@ def empty_dir(name: str, limit: str = "64Mi") -> Spec:
     return {"name": name, "emptyDir": {"sizeLimit": limit}}
 
 
+def secret(
+    name: str, namespace: str, component: str, part: str, data: Spec, parent: pulumi.Resource
+) -> k8s.core.v1.Secret:
+    """An Opaque Secret; its values stay Pulumi secrets end to end."""
+    return k8s.core.v1.Secret(
+        name,
+        metadata=metadata(name, namespace, component, part),
+        type="Opaque",
+        string_data=data,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def job(
+    name: str,
+    namespace: str,
+    component: str,
+    part: str,
+    *,
+    uid: int,
+    runner: Spec,
+    volumes: list[Spec],
+    needs: list[pulumi.Resource],
+    parent: pulumi.Resource,
+) -> k8s.batch.v1.Job:
+    """A run-to-completion Job that starts once `needs` exist.
+
+    Jobs are immutable, so a changed Job is deleted and created again; each run must therefore
+    be idempotent.
+    """
+    return k8s.batch.v1.Job(
+        name,
+        metadata=metadata(name, namespace, component, part),
+        spec={
+            "backoffLimit": 6,
+            "activeDeadlineSeconds": 900,
+            "template": {
+                "metadata": {"labels": labels(component, part)},
+                "spec": pod_spec(uid, [runner], restartPolicy="OnFailure", volumes=volumes),
+            },
+        },
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=needs, delete_before_replace=True),
+    )
+
+
 def script_job(
     name: str,
     namespace: str,
@@ -212,11 +257,7 @@ def script_job(
     needs: list[pulumi.Resource],
     parent: pulumi.Resource,
 ) -> k8s.batch.v1.Job:
-    """A Job that runs a shell script kept in its own ConfigMap, after `needs` exist.
-
-    Jobs are immutable, so a changed Job is deleted and created again; each run of the
-    script must therefore be idempotent.
-    """
+    """A Job that runs a shell script kept in its own ConfigMap."""
     script_map = k8s.core.v1.ConfigMap(
         name,
         metadata=metadata(name, namespace, component, "init"),
@@ -234,25 +275,16 @@ def script_job(
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     )
-    return k8s.batch.v1.Job(
+    return job(
         name,
-        metadata=metadata(name, namespace, component, "init"),
-        spec={
-            "backoffLimit": 6,
-            "activeDeadlineSeconds": 900,
-            "template": {
-                "metadata": {"labels": labels(component, "init")},
-                "spec": pod_spec(
-                    uid,
-                    [runner],
-                    restartPolicy="OnFailure",
-                    volumes=[{"name": "scripts", "configMap": {"name": name}}, empty_dir("tmp")],
-                ),
-            },
-        },
-        opts=pulumi.ResourceOptions(
-            parent=parent, depends_on=[script_map, *needs], delete_before_replace=True
-        ),
+        namespace,
+        component,
+        "init",
+        uid=uid,
+        runner=runner,
+        volumes=[{"name": "scripts", "configMap": {"name": name}}, empty_dir("tmp")],
+        needs=[script_map, *needs],
+        parent=parent,
     )
 
 

@@ -238,16 +238,17 @@ class Flyte(pulumi.ComponentResource):
                 data=files,
                 opts=child,
             ),
-            k8s.core.v1.Secret(
+            kube.secret(
                 "flyte-config-secret",
-                metadata=kube.metadata("flyte-config-secret", ns, COMPONENT, "orchestration"),
-                type="Opaque",
-                string_data={
+                ns,
+                COMPONENT,
+                "orchestration",
+                {
                     "013-storage-secrets.yaml": pulumi.Output.all(
                         args.storage.access_key, args.storage.secret_key
                     ).apply(storage_secret_file)
                 },
-                opts=child,
+                self,
             ),
             k8s.core.v1.ConfigMap(
                 "flyte-cluster-resource-templates",

@@ -91,47 +91,37 @@ class Mlflow(pulumi.ComponentResource):
         assert cfg.admin_password is not None and cfg.flask_secret_key is not None
         self.tracking_uri = f"http://{COMPONENT}.{ns}.svc.cluster.local:{PORT}"
         store_uri = backend_store_uri(args.database)
-        secret = k8s.core.v1.Secret(
+        secret = kube.secret(
             SECRET_NAME,
-            metadata=kube.metadata(SECRET_NAME, ns, COMPONENT, "tracking"),
-            type="Opaque",
-            string_data={
+            ns,
+            COMPONENT,
+            "tracking",
+            {
                 "backend-store-uri": store_uri,
                 "admin-password": cfg.admin_password,
                 "flask-secret-key": cfg.flask_secret_key,
                 "basic_auth.ini": store_uri.apply(auth_config),
             },
-            opts=pulumi.ResourceOptions(parent=self),
+            self,
         )
         env = self._env(args)
-        upgrade = k8s.batch.v1.Job(
+        upgrade = kube.job(
             "mlflow-db-upgrade",
-            metadata=kube.metadata("mlflow-db-upgrade", ns, COMPONENT, "migration"),
-            spec={
-                "backoffLimit": 6,
-                "activeDeadlineSeconds": 900,
-                "template": {
-                    "metadata": {"labels": kube.labels(COMPONENT, "migration")},
-                    "spec": kube.pod_spec(
-                        versions.MLFLOW_UID,
-                        [
-                            kube.job_container(
-                                "upgrade",
-                                versions.MLFLOW_IMAGE,
-                                JOB_SIZE,
-                                command=["/bin/sh", "-c", UPGRADE],
-                                env=env,
-                                volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
-                            )
-                        ],
-                        restartPolicy="OnFailure",
-                        volumes=[kube.empty_dir("tmp")],
-                    ),
-                },
-            },
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[secret], delete_before_replace=True
+            ns,
+            COMPONENT,
+            "migration",
+            uid=versions.MLFLOW_UID,
+            runner=kube.job_container(
+                "upgrade",
+                versions.MLFLOW_IMAGE,
+                JOB_SIZE,
+                command=["/bin/sh", "-c", UPGRADE],
+                env=env,
+                volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
             ),
+            volumes=[kube.empty_dir("tmp")],
+            needs=[secret],
+            parent=self,
         )
         self._server(args, env, [secret, upgrade])
         self.register_outputs({"tracking_uri": self.tracking_uri})

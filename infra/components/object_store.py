@@ -115,17 +115,18 @@ class ObjectStore(pulumi.ComponentResource):
         self.access_key = pulumi.Output.secret(cfg.access_key)
         self.secret_key = pulumi.Output.secret(cfg.secret_key)
         self.secret_name = SECRET_NAME
-        credentials = k8s.core.v1.Secret(
+        credentials = kube.secret(
             SECRET_NAME,
-            metadata=kube.metadata(SECRET_NAME, ns, COMPONENT, "storage"),
-            type="Opaque",
-            string_data={
+            ns,
+            COMPONENT,
+            "storage",
+            {
                 "access-key-id": cfg.access_key,
                 "secret-access-key": cfg.secret_key,
                 "endpoint": self.endpoint,
                 "region": self.region,
             },
-            opts=pulumi.ResourceOptions(parent=self),
+            self,
         )
         if external is None:
             server = self._server(args)
@@ -135,16 +136,17 @@ class ObjectStore(pulumi.ComponentResource):
     def _server(self, args: ObjectStoreArgs) -> list[pulumi.Resource]:
         cfg, ns = args.config, args.namespace
         child = pulumi.ResourceOptions(parent=self)
-        s3_config = k8s.core.v1.Secret(
+        s3_config = kube.secret(
             "seaweedfs-s3-config",
-            metadata=kube.metadata("seaweedfs-s3-config", ns, COMPONENT, "storage"),
-            type="Opaque",
-            string_data={
+            ns,
+            COMPONENT,
+            "storage",
+            {
                 "s3.json": pulumi.Output.all(self.access_key, self.secret_key).apply(
                     lambda keys: identities(keys[0], keys[1])
                 )
             },
-            opts=child,
+            self,
         )
         ports = {
             "s3": S3_PORT,

@@ -88,7 +88,6 @@ class Postgres(pulumi.ComponentResource):
         super().__init__("mlops:components:Postgres", name, None, opts)
         cfg = args.config
         ns = args.namespace
-        child = pulumi.ResourceOptions(parent=self)
         external = cfg.external
         self.host = external.host if external else f"{COMPONENT}.{ns}.svc.cluster.local"
         self.port = external.port if external else PORT
@@ -96,12 +95,13 @@ class Postgres(pulumi.ComponentResource):
         admin_user = external.admin_user if external else "postgres"
         assert cfg.admin_password is not None
 
-        admin = k8s.core.v1.Secret(
+        admin = kube.secret(
             "postgres-admin",
-            metadata=kube.metadata("postgres-admin", ns, COMPONENT, "database"),
-            type="Opaque",
-            string_data={"username": admin_user, "password": cfg.admin_password},
-            opts=child,
+            ns,
+            COMPONENT,
+            "database",
+            {"username": admin_user, "password": cfg.admin_password},
+            self,
         )
         server: list[pulumi.Resource] = []
         if external is None:
@@ -112,11 +112,12 @@ class Postgres(pulumi.ComponentResource):
         for db, password in cfg.consumer_passwords.items():
             url = database_url(self.host, self.port, db, ssl_mode, password)
             secret_name = f"postgres-{db}"
-            secret = k8s.core.v1.Secret(
+            secret = kube.secret(
                 secret_name,
-                metadata=kube.metadata(secret_name, ns, COMPONENT, "database"),
-                type="Opaque",
-                string_data={
+                ns,
+                COMPONENT,
+                "database",
+                {
                     "username": db,
                     "password": password,
                     "database": db,
@@ -124,7 +125,7 @@ class Postgres(pulumi.ComponentResource):
                     "port": str(self.port),
                     "url": url,
                 },
-                opts=child,
+                self,
             )
             secrets.append(secret)
             databases[db] = PostgresDatabase(

@@ -67,12 +67,13 @@ class Redis(pulumi.ComponentResource):
         self.tls = external.tls if external else False
         self.password = pulumi.Output.secret(cfg.password)
         self.secret_name = SECRET_NAME
-        secret = k8s.core.v1.Secret(
+        secret = kube.secret(
             SECRET_NAME,
-            metadata=kube.metadata(SECRET_NAME, ns, COMPONENT, "cache"),
-            type="Opaque",
-            string_data={"password": cfg.password, "host": self.host, "port": str(self.port)},
-            opts=pulumi.ResourceOptions(parent=self),
+            ns,
+            COMPONENT,
+            "cache",
+            {"password": cfg.password, "host": self.host, "port": str(self.port)},
+            self,
         )
         if external is None:
             self._server(args, secret)
