@@ -117,10 +117,17 @@ start_s3() {
 }
 
 stop_s3() {
-  if [ -f "$S3_DIR/pid" ]; then
-    kill "$(cat "$S3_DIR/pid")" 2>/dev/null || true
-    rm -f "$S3_DIR/pid"
-  fi
+  [ -f "$S3_DIR/pid" ] || return 0
+  local pid
+  pid=$(cat "$S3_DIR/pid")
+  kill "$pid" 2>/dev/null || true
+  # weed can take half a minute to flush and exit on SIGTERM.
+  for _ in $(seq 1 45); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$S3_DIR/pid"
 }
 
 print_env() {
