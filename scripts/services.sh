@@ -99,11 +99,16 @@ start_s3() {
     echo "error: another S3 server holds 127.0.0.1:$S3_PORT (set MLOPS_TEST_S3_PORT)" >&2
     exit 1
   fi
-  (cd "$S3_DIR" && nohup "$weed" -logtostderr=true server -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-    -dir="$S3_DIR/data" -volume.max=0 -master.volumeSizeLimitMB=1024 -master.telemetry=false \
-    -master.port="$S3_MASTER_PORT" -volume.port="$S3_VOLUME_PORT" -filer.port="$S3_FILER_PORT" \
-    -s3 -s3.port="$S3_PORT" -s3.config="$S3_DIR/s3.json" -s3.port.iceberg=0 -s3.port.lance=0 \
-    -metricsPort="$S3_METRICS_PORT" >"$S3_DIR/server.log" 2>&1 & echo $! >"$S3_DIR/pid")
+  # The filer keeps its store in the working directory.
+  (
+    cd "$S3_DIR"
+    nohup "$weed" -logtostderr=true server -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      -dir="$S3_DIR/data" -volume.max=0 -master.volumeSizeLimitMB=1024 -master.telemetry=false \
+      -master.port="$S3_MASTER_PORT" -volume.port="$S3_VOLUME_PORT" -filer.port="$S3_FILER_PORT" \
+      -s3 -s3.port="$S3_PORT" -s3.config="$S3_DIR/s3.json" -s3.port.iceberg=0 -s3.port.lance=0 \
+      -metricsPort="$S3_METRICS_PORT" >"$S3_DIR/server.log" 2>&1 &
+    echo $! >"$S3_DIR/pid"
+  )
   for _ in $(seq 1 60); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/healthz" 2>/dev/null; then
       log "seaweedfs $("$weed" version 2>/dev/null | awk 'NR==1{print $3}') S3 running on 127.0.0.1:$S3_PORT"
