@@ -20,6 +20,8 @@ if ! command -v shellcheck >/dev/null 2>&1; then
   "${apt_get[@]}" update -qq && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq shellcheck >/dev/null
 fi
 shellcheck scripts/*.sh .ci/run
+echo "[test] actionlint" >&2
+./scripts/lint-workflows.sh
 echo "[test] ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
