@@ -227,6 +227,11 @@ def _resources(parent: Section, default: Resources) -> Resources:
     return resources
 
 
+def _check_external(component: str, enabled: bool, external: bool, errors: Errors) -> None:
+    if external and not enabled:
+        errors.add(f"{component}.enabled", False, f"must be true when {component}.external is set")
+
+
 def _postgres(
     root: Section,
     profile: Profile,
@@ -241,9 +246,7 @@ def _postgres(
     external = None
     ext = section.section("external")
     if ext is not None:
-        host = ext.text("host", "", HOST, "must be a host name or IP address")
-        if "host" not in ext.data:
-            errors.required("postgres.external.host", "postgres.external")
+        host = ext.required_text("host", HOST, "must be a host name or IP address")
         external = ExternalPostgres(
             host=host,
             port=ext.integer("port", 5432, 1, 65535),
@@ -252,8 +255,7 @@ def _postgres(
         )
         ext.finish()
     section.finish()
-    if external is not None and not enabled:
-        errors.add("postgres.enabled", False, "must be true when postgres.external is set")
+    _check_external("postgres", enabled, external is not None, errors)
     admin = consumers = None
     if enabled:
         admin = read_secret(data, secrets, "postgresPassword", "postgres", errors)
@@ -287,16 +289,13 @@ def _redis(
     external = None
     ext = section.section("external")
     if ext is not None:
-        host = ext.text("host", "", HOST, "must be a host name or IP address")
-        if "host" not in ext.data:
-            errors.required("redis.external.host", "redis.external")
+        host = ext.required_text("host", HOST, "must be a host name or IP address")
         external = ExternalRedis(
             host=host, port=ext.integer("port", 6379, 1, 65535), tls=ext.flag("tls", False)
         )
         ext.finish()
     section.finish()
-    if external is not None and not enabled:
-        errors.add("redis.enabled", False, "must be true when redis.external is set")
+    _check_external("redis", enabled, external is not None, errors)
     password = read_secret(data, secrets, "redisPassword", "redis", errors) if enabled else None
     return RedisConfig(enabled, storage, resources, external, password)
 
@@ -323,19 +322,16 @@ def _object_store(
     external = None
     ext = section.section("external")
     if ext is not None:
-        endpoint = ext.text(
-            "endpoint", "", ENDPOINT, "must be an http(s) URL such as https://s3.example.com"
+        endpoint = ext.required_text(
+            "endpoint", ENDPOINT, "must be an http(s) URL such as https://s3.example.com"
         )
-        if "endpoint" not in ext.data:
-            errors.required("objectStore.external.endpoint", "objectStore.external")
         external = ExternalObjectStore(
             endpoint=endpoint.rstrip("/"),
             region=ext.text("region", "us-east-1", DNS_LABEL, "must be a region name"),
         )
         ext.finish()
     section.finish()
-    if external is not None and not enabled:
-        errors.add("objectStore.enabled", False, "must be true when objectStore.external is set")
+    _check_external("objectStore", enabled, external is not None, errors)
     access = secret = None
     if enabled:
         access = read_secret(data, secrets, "objectStoreAccessKey", "objectStore", errors)

@@ -83,6 +83,14 @@ class Section:
             name, default, lambda v: v if isinstance(v, str) and pattern.match(v) else None, allowed
         )
 
+    def required_text(self, name: str, pattern: re.Pattern[str], allowed: str) -> str:
+        """A key this section cannot do without."""
+        if name not in self.data:
+            self.read.add(name)
+            self.errors.required(self._key(name), self.path)
+            return ""
+        return self.text(name, "", pattern, allowed)
+
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         return self.get(
             name,

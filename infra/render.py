@@ -89,12 +89,13 @@ class Rendering:
         return [r.chart_record() for r in self.resources if r.type == HELM_RELEASE]
 
 
-def _is_secret(value: Any) -> bool:
+def is_secret(value: Any) -> bool:
+    """Whether a raw input is wrapped in Pulumi's secret marker (how mocks deliver secrets)."""
     return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
 
 
 def _redact(value: Any) -> Any:
-    if _is_secret(value):
+    if is_secret(value):
         return _redact(value["value"])
     if isinstance(value, dict):
         return {k: _redact(v) for k, v in value.items()}
@@ -104,7 +105,7 @@ def _redact(value: Any) -> Any:
 
 
 def _clean(value: Any) -> Any:
-    if _is_secret(value):
+    if is_secret(value):
         return _redact(value["value"])
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}

@@ -103,7 +103,7 @@ def component_objects(rendering: render.Rendering, component: str) -> list[dict[
 
 def unwrap(value: Any) -> Any:
     """A raw input value with Pulumi's secret markers removed (the real values)."""
-    if isinstance(value, dict) and "4dabf18193072939515e22adb298388d" in value:
+    if render.is_secret(value):
         return unwrap(value["value"])
     if isinstance(value, dict):
         return {k: unwrap(v) for k, v in value.items()}
