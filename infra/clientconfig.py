@@ -2,11 +2,15 @@
 
     python -m infra.clientconfig --stack dev --out ~/.mlops/dev
 
-writes `flyte/config.yaml` (for pyflyte and flytectl: `--config` or FLYTECTL_CONFIG) and
-`mlflow.env` (MLFLOW_TRACKING_URI and the user name). Addresses are the in-cluster ones; from a
-laptop, pass `--flyte-endpoint localhost:8089 --mlflow-uri http://localhost:5000` for a
-port-forward or the ingress names. No secret is written: the MLflow password stays in the
-stack (`pulumi config get mlflowAdminPassword --stack <stack>`).
+writes `flyte/config.yaml` (for pyflyte and flytectl: `--config` or FLYTECTL_CONFIG),
+`mlflow.env` (MLFLOW_TRACKING_URI and the user name) and `feast/feature_store.yaml` (the
+platform's store: `FEAST_FS_YAML_FILE_PATH` selects it for the reference repo).
+
+Addresses are the in-cluster ones; from a laptop, pass `--flyte-endpoint localhost:8089
+--mlflow-uri http://localhost:5000` for a port-forward or the ingress names. No secret is
+written: the MLflow password stays in the stack (`pulumi config get mlflowAdminPassword
+--stack <stack>`); Feast reads its credentials from FEAST_REGISTRY_URL,
+FEAST_POSTGRES_PASSWORD and FEAST_REDIS_PASSWORD.
 """
 
 from __future__ import annotations
@@ -58,6 +62,11 @@ def write(
         path = out / "mlflow.env"
         out.mkdir(parents=True, exist_ok=True)
         path.write_text(mlflow_env(mlflow_uri or outputs["mlflow"]["trackingUri"]))
+        written.append(path)
+    if "feast" in outputs:
+        path = out / "feast" / "feature_store.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(outputs["feast"]["featureStoreYaml"])
         written.append(path)
     return written
 

@@ -16,12 +16,16 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from infra import versions
 from infra.configreader import (
     ALLOWED_HOST,
     BUCKET,
+    CRON,
     DNS_LABEL,
     ENDPOINT,
+    FEAST_PROJECT,
     HOST,
+    IMAGE,
     Errors,
     Section,
     parse_raw,
@@ -123,6 +127,21 @@ class FlyteConfig:
 
 
 @dataclass(frozen=True)
+class FeastConfig:
+    enabled: bool
+    replicas: int
+    # Feature server worker processes per replica.
+    workers: int
+    resources: Resources
+    # The Feast project the feature server serves (the reference repo's is "fraud").
+    project: str
+    # Cron schedule (UTC) of `feast materialize-incremental`.
+    materialize_schedule: str
+    # The workload image carrying the feature repo; the apply Job and the CronJob run it.
+    repo_image: str
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     stack: str
     profile: str
@@ -135,6 +154,7 @@ class PlatformConfig:
     object_store: ObjectStoreConfig
     mlflow: MlflowConfig
     flyte: FlyteConfig
+    feast: FeastConfig
 
 
 @dataclass(frozen=True)
@@ -152,6 +172,7 @@ class Profile:
     object_store: ComponentProfile
     mlflow: Resources
     flyte: Resources
+    feast: Resources
 
 
 PROFILE_DEFAULTS: Mapping[str, Profile] = {
@@ -163,6 +184,7 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         object_store=ComponentProfile("10Gi", Resources("100m", "256Mi", "1", "1Gi")),
         mlflow=Resources("100m", "512Mi", "1", "1Gi"),
         flyte=Resources("100m", "512Mi", "1", "1Gi"),
+        feast=Resources("100m", "256Mi", "1", "1Gi"),
     ),
     "standard": Profile(
         replicas=1,
@@ -172,6 +194,7 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         object_store=ComponentProfile("50Gi", Resources("250m", "512Mi", "2", "2Gi")),
         mlflow=Resources("250m", "1Gi", "2", "2Gi"),
         flyte=Resources("500m", "1Gi", "2", "2Gi"),
+        feast=Resources("250m", "512Mi", "2", "2Gi"),
     ),
     "ha": Profile(
         replicas=2,
@@ -181,6 +204,7 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         object_store=ComponentProfile("500Gi", Resources("500m", "2Gi", "4", "8Gi")),
         mlflow=Resources("500m", "1Gi", "2", "4Gi"),
         flyte=Resources("1", "2Gi", "4", "4Gi"),
+        feast=Resources("500m", "1Gi", "2", "2Gi"),
     ),
 }
 
@@ -207,6 +231,7 @@ _PLAIN_KEYS = (
     "objectStore",
     "mlflow",
     "flyte",
+    "feast",
 )
 
 
@@ -404,13 +429,45 @@ def _flyte(root: Section, profile: Profile, errors: Errors) -> FlyteConfig:
     return config
 
 
+def _feast(root: Section, profile: Profile, replicas: int, errors: Errors) -> FeastConfig:
+    section = root.section("feast") or Section("feast", {}, errors)
+    config = FeastConfig(
+        enabled=section.flag("enabled", True),
+        replicas=section.integer("replicas", replicas, 1, 10),
+        workers=section.integer("workers", 1, 1, 16),
+        resources=_resources(section, profile.feast),
+        project=section.text(
+            "project", "fraud", FEAST_PROJECT, "must be a Feast project name (a-z, 0-9, '_')"
+        ),
+        materialize_schedule=section.text(
+            "materializeSchedule",
+            "*/15 * * * *",
+            CRON,
+            "must be a five-field cron schedule such as '*/15 * * * *' or '0 * * * *'",
+        ),
+        repo_image=section.text(
+            "repoImage",
+            versions.WORKLOADS_IMAGE,
+            IMAGE,
+            "must be an image reference such as ghcr.io/acme/workloads:1.2.0",
+        ),
+    )
+    section.finish()
+    return config
+
+
 def _check_dependencies(config: PlatformConfig, errors: Errors) -> None:
     """A component is only as available as what it stands on."""
     needs = {
         "mlflow": (config.mlflow.enabled, ("postgres", "objectStore")),
         "flyte": (config.flyte.enabled, ("postgres", "objectStore")),
+        "feast": (config.feast.enabled, ("postgres", "redis")),
     }
-    enabled = {"postgres": config.postgres.enabled, "objectStore": config.object_store.enabled}
+    enabled = {
+        "postgres": config.postgres.enabled,
+        "redis": config.redis.enabled,
+        "objectStore": config.object_store.enabled,
+    }
     for component, (on, required) in needs.items():
         for dependency in required:
             if on and not enabled[dependency]:
@@ -452,9 +509,15 @@ def load(
         object_store=_object_store(root, profile, data, secret_keys, errors),
         mlflow=_mlflow(root, profile, replicas, data, secret_keys, errors),
         flyte=_flyte(root, profile, errors),
+        feast=_feast(root, profile, replicas, errors),
     )
     root.finish(_PLAIN_KEYS + tuple(SECRET_KEYS))
     _check_dependencies(config, errors)
+    if config.feast.enabled and "," in str(data.get("redisPassword", "")):
+        errors.messages.append(
+            f"{PROJECT}:redisPassword = [secret]: must not contain ',' while feast is enabled "
+            "(Feast's Redis connection string separates its options with ',')"
+        )
     if errors.messages:
         raise ConfigError("invalid stack config:\n  " + "\n  ".join(errors.messages))
     return config

@@ -21,6 +21,13 @@ BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 ALLOWED_HOST = re.compile(r"^[A-Za-z0-9*]([A-Za-z0-9*.-]{0,251}[A-Za-z0-9*])?(:([0-9]{1,5}|\*))?$")
 ENDPOINT = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")
+# Five cron fields of numbers, ranges, lists, steps and '*' (no names or @-macros).
+CRON = re.compile(r"^(?:[0-9*/,-]+\s+){4}[0-9*/,-]+$")
+FEAST_PROJECT = re.compile(r"^[a-z0-9_]{1,63}$")
+IMAGE = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
 # Secrets are written into server config files and URLs: printable, no quotes or spaces.
 SECRET_VALUE = re.compile(r"^[A-Za-z0-9!#$%&()*+,\-./:;<=>?@\[\]^_{|}~]{12,256}$")
 

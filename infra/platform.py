@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 
 from infra import kube
+from infra.components.feast import Feast, FeastArgs, RedisEndpoint
 from infra.components.flyte import Flyte, FlyteArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
 from infra.components.object_store import ObjectStore, ObjectStoreArgs
@@ -21,6 +22,7 @@ class Platform(pulumi.ComponentResource):
     object_store: ObjectStore | None
     mlflow: Mlflow | None
     flyte: Flyte | None
+    feast: Feast | None
 
     def __init__(
         self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None
@@ -32,7 +34,8 @@ class Platform(pulumi.ComponentResource):
             ns, pulumi.ResourceOptions(parent=self, protect=config.data_protection)
         )
         child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
-        self.postgres = self.redis = self.object_store = self.mlflow = self.flyte = None
+        self.postgres = self.redis = self.object_store = None
+        self.mlflow = self.flyte = self.feast = None
         if config.postgres.enabled:
             self.postgres = Postgres(
                 "postgres",
@@ -64,6 +67,19 @@ class Platform(pulumi.ComponentResource):
             self.flyte = Flyte(
                 "flyte",
                 FlyteArgs(config.flyte, ns, self.postgres.databases["flyte"], self.object_store),
+                child,
+            )
+        if config.feast.enabled and self.postgres and self.redis:
+            redis = self.redis
+            self.feast = Feast(
+                "feast",
+                FeastArgs(
+                    config.feast,
+                    ns,
+                    self.postgres.databases["feast"],
+                    RedisEndpoint(redis.host, redis.port, redis.tls, redis.secret_name),
+                    needs=[self.postgres, redis],
+                ),
                 child,
             )
         self.register_outputs({})
@@ -105,6 +121,12 @@ class Platform(pulumi.ComponentResource):
             out["mlflow"] = {"trackingUri": self.mlflow.tracking_uri}
         if self.flyte is not None:
             out["flyte"] = {"endpoint": self.flyte.endpoint, "console": self.flyte.console_url}
+        if self.feast is not None:
+            out["feast"] = {
+                "endpoint": self.feast.endpoint,
+                "project": self.feast.project,
+                "featureStoreYaml": self.feast.store_config,
+            }
         return out
 
 

@@ -38,3 +38,15 @@ FLYTE_VERSION = "1.16.8"
 FLYTE_IMAGE = f"cr.flyte.org/flyteorg/flyte-binary-release:v{FLYTE_VERSION}"
 FLYTE_COPILOT_IMAGE = f"cr.flyte.org/flyteorg/flytecopilot-release:v{FLYTE_VERSION}"
 FLYTE_UID = 1001
+
+# feast-dev/feast: the feature server image (sdk/python/feast/infra/feature_servers/multicloud:
+# UBI 9 python-311, user 1001, `feast[minimal]` with the postgres and redis extras). Same
+# version as the feast package in the workloads dependency group; a test keeps them equal.
+FEAST_VERSION = "0.67.0"
+FEAST_IMAGE = f"quay.io/feastdev/feature-server:{FEAST_VERSION}"
+FEAST_UID = 1001
+
+# This project's workload image (workloads/Dockerfile, built FROM FEAST_IMAGE): the reference
+# feature repo. CI builds and pushes it tagged with the project version (pyproject.toml).
+PROJECT_VERSION = "0.1.0"
+WORKLOADS_IMAGE = f"ghcr.io/mlops-platform/mlops-platform-workloads:{PROJECT_VERSION}"

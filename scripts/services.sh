@@ -19,6 +19,8 @@ S3_MASTER_PORT=41333
 S3_VOLUME_PORT=41080
 S3_FILER_PORT=41888
 S3_METRICS_PORT=41327
+REDIS_PORT="${MLOPS_TEST_REDIS_PORT:-56379}"
+REDIS_DIR="$STATE/redis"
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -135,6 +137,58 @@ stop_s3() {
   rm -f "$S3_DIR/pid"
 }
 
+install_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    log "installing redis-server (Debian package)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+      redis-server >/dev/null
+  fi
+}
+
+# The password is in the config file (mode 600), never on a command line.
+start_redis() {
+  install_redis
+  mkdir -p "$REDIS_DIR"
+  if [ ! -f "$REDIS_DIR/password" ]; then
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$REDIS_DIR/password")
+  fi
+  (umask 077 && cat >"$REDIS_DIR/redis.conf" <<CONF
+bind 127.0.0.1
+port $REDIS_PORT
+protected-mode yes
+daemonize yes
+pidfile $REDIS_DIR/redis.pid
+logfile $REDIS_DIR/server.log
+dir $REDIS_DIR
+save ""
+appendonly no
+requirepass $(cat "$REDIS_DIR/password")
+CONF
+  )
+  if [ -f "$REDIS_DIR/redis.pid" ] && kill -0 "$(cat "$REDIS_DIR/redis.pid")" 2>/dev/null; then
+    log "redis already running on 127.0.0.1:$REDIS_PORT"
+    return
+  fi
+  redis-server "$REDIS_DIR/redis.conf"
+  for _ in $(seq 1 30); do
+    if REDISCLI_AUTH="$(cat "$REDIS_DIR/password")" redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping \
+      2>/dev/null | grep -q PONG; then
+      log "redis $(redis-server --version | awk '{print $3}' | cut -d= -f2) running on 127.0.0.1:$REDIS_PORT"
+      return
+    fi
+    sleep 0.5
+  done
+  echo "error: redis did not start; log: $REDIS_DIR/server.log" >&2
+  exit 1
+}
+
+stop_redis() {
+  [ -f "$REDIS_DIR/redis.pid" ] || return 0
+  kill "$(cat "$REDIS_DIR/redis.pid")" 2>/dev/null || true
+  rm -f "$REDIS_DIR/redis.pid"
+}
+
 print_env() {
   local bin
   bin=$(pg_bin)
@@ -147,11 +201,14 @@ print_env() {
   echo "export MLOPS_TEST_S3_MASTER=127.0.0.1:$S3_MASTER_PORT"
   echo "export MLOPS_TEST_S3_CREDENTIALS_FILE=$S3_DIR/credentials"
   echo "export MLOPS_TEST_WEED_BIN=$REPO/.venv/bin/weed"
+  echo "export MLOPS_TEST_REDIS_HOST=127.0.0.1"
+  echo "export MLOPS_TEST_REDIS_PORT=$REDIS_PORT"
+  echo "export MLOPS_TEST_REDIS_PASSWORD_FILE=$REDIS_DIR/password"
 }
 
 case "${1:-}" in
-  start) start_postgres; start_s3 ;;
-  stop) stop_postgres; stop_s3 ;;
+  start) start_postgres; start_redis; start_s3 ;;
+  stop) stop_postgres; stop_redis; stop_s3 ;;
   env) print_env ;;
   *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
 esac

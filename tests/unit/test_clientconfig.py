@@ -38,7 +38,7 @@ def test_cli_writes_flyte_and_mlflow_settings(tmp_path: Path) -> None:
 
 def test_flytekit_reads_the_endpoint_it_was_given(tmp_path: Path) -> None:
     configuration = require_module("flytekit.configuration", "the workloads dependency group")
-    [path, _] = clientconfig.write(stack_rendering("dev").outputs, tmp_path)
+    [path, *_] = clientconfig.write(stack_rendering("dev").outputs, tmp_path)
     platform = configuration.PlatformConfig.auto(str(path))
     assert platform.endpoint == "flyte-grpc.mlops.svc.cluster.local:8089"
     assert platform.insecure is True

@@ -65,9 +65,10 @@ BAD_CONFIGS = [
     (
         {"profle": "small"},
         f"{P}:profle = 'small': unknown key; known keys: profile, namespace, storageClass, "
-        "replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, postgresPassword, "
-        "postgresMlflowPassword, postgresFlytePassword, postgresFeastPassword, redisPassword, "
-        "objectStoreAccessKey, objectStoreSecretKey, mlflowAdminPassword, mlflowFlaskSecretKey",
+        "replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, feast, "
+        "postgresPassword, postgresMlflowPassword, postgresFlytePassword, postgresFeastPassword, "
+        "redisPassword, objectStoreAccessKey, objectStoreSecretKey, mlflowAdminPassword, "
+        "mlflowFlaskSecretKey",
     ),
     ({"profile": "huge"}, f"{P}:profile = 'huge': must be one of small, standard, ha"),
     ({"replicas": "two"}, f"{P}:replicas = 'two': must be an integer from 1 to 10"),
@@ -104,7 +105,10 @@ BAD_CONFIGS = [
         f"{P}:redis.external.port = 70000: must be an integer from 1 to 65535",
     ),
     (
-        {"redis": {"enabled": False, "external": {"host": "redis.example.com"}}},
+        {
+            "redis": {"enabled": False, "external": {"host": "redis.example.com"}},
+            "feast": {"enabled": False},
+        },
         f"{P}:redis.enabled = false: must be true when redis.external is set",
     ),
     (
@@ -125,6 +129,29 @@ BAD_CONFIGS = [
         {"objectStore": {"buckets": {"artifacts": "art"}}},
         f"{P}:objectStore.buckets.artifacts = 'art': unknown key; known keys: mlflow, flyte, "
         "feast, models",
+    ),
+    (
+        {"redis": {"enabled": False}},
+        f"{P}:redis.enabled = false: must be true while feast is enabled "
+        "(or set feast.enabled: false)",
+    ),
+    (
+        {"feast": {"materializeSchedule": "@hourly"}},
+        f"{P}:feast.materializeSchedule = '@hourly': must be a five-field cron schedule such as "
+        "'*/15 * * * *' or '0 * * * *'",
+    ),
+    (
+        {"feast": {"repoImage": "ghcr.io/Acme/workloads:1"}},
+        f"{P}:feast.repoImage = 'ghcr.io/Acme/workloads:1': must be an image reference such as "
+        "ghcr.io/acme/workloads:1.2.0",
+    ),
+    (
+        {"feast": {"project": "fraud-v2"}},
+        f"{P}:feast.project = 'fraud-v2': must be a Feast project name (a-z, 0-9, '_')",
+    ),
+    (
+        {"feast": {"workers": 0}},
+        f"{P}:feast.workers = 0: must be an integer from 1 to 16",
     ),
 ]
 
@@ -183,7 +210,8 @@ def test_bad_config_registers_no_resource() -> None:
 
 def test_disabled_component_needs_no_secret() -> None:
     secrets = {k: v for k, v in SENTINELS.items() if config.SECRET_KEYS[k] != "redis"}
-    assert load({"redis": {"enabled": False}}, secrets).redis.enabled is False
+    loaded = load({"redis": {"enabled": False}, "feast": {"enabled": False}}, secrets)
+    assert loaded.redis.enabled is False
 
 
 @pytest.mark.parametrize("profile", config.PROFILES)

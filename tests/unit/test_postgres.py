@@ -101,6 +101,7 @@ def test_disabled_postgres_leaves_no_object() -> None:
             "postgres": {"enabled": False},
             "mlflow": {"enabled": False},
             "flyte": {"enabled": False},
+            "feast": {"enabled": False},
         },
         secrets,
     )

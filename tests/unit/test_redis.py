@@ -62,7 +62,7 @@ def test_external_redis_creates_no_server() -> None:
 
 def test_disabled_redis_leaves_no_object() -> None:
     secrets = {k: v for k, v in SENTINELS.items() if config.SECRET_KEYS[k] != "redis"}
-    rendering = evaluate({"redis": {"enabled": False}}, secrets)
+    rendering = evaluate({"redis": {"enabled": False}, "feast": {"enabled": False}}, secrets)
     assert component_objects(rendering, "redis") == []
     assert "redis" not in rendering.outputs
 

@@ -38,6 +38,7 @@ def test_external_credentials_must_be_supplied_but_consumer_logins_are_generated
                 "  mlops-platform:postgres:\n    external:\n      host: db.example.com\n"
                 "  mlops-platform:objectStore:\n    external:\n      endpoint: https://s3.example.com\n"
                 "  mlops-platform:redis:\n    enabled: false\n"
+                "  mlops-platform:feast:\n    enabled: false\n"
             ),
         ),
     )
