@@ -267,6 +267,22 @@ def local_s3() -> LocalS3:
     )
 
 
+@dataclass(frozen=True)
+class LocalRedis:
+    host: str
+    port: int
+    password: str
+
+
+def local_redis() -> LocalRedis:
+    password_file = require_service("Redis", "MLOPS_TEST_REDIS_PASSWORD_FILE")
+    return LocalRedis(
+        host=os.environ["MLOPS_TEST_REDIS_HOST"],
+        port=int(os.environ["MLOPS_TEST_REDIS_PORT"]),
+        password=Path(password_file).read_text().strip(),
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -148,6 +148,8 @@ def test_stack_outputs_name_the_in_cluster_services(deployed: Deployment) -> Non
     assert outputs["objectStore"]["secretKey"] == "[secret]"
     assert outputs["mlflow"]["trackingUri"] == f"http://mlflow.{NAMESPACE}.svc.cluster.local:5000"
     assert outputs["flyte"]["endpoint"] == f"flyte-grpc.{NAMESPACE}.svc.cluster.local:8089"
+    assert outputs["feast"]["endpoint"] == f"http://feast.{NAMESPACE}.svc.cluster.local:6566"
+    assert "${FEAST_REDIS_PASSWORD}" in outputs["feast"]["featureStoreYaml"]
 
 
 def test_workloads_are_ready_and_jobs_complete(deployed: Deployment) -> None:
@@ -155,15 +157,18 @@ def test_workloads_are_ready_and_jobs_complete(deployed: Deployment) -> None:
     assert sorted(s["metadata"]["name"] for s in statefulsets) == ["postgres", "redis", "seaweedfs"]
     assert all(s["status"].get("readyReplicas") == 1 for s in statefulsets)
     deployments = deployed.get("deployments", "-n", NAMESPACE)["items"]
-    assert sorted(d["metadata"]["name"] for d in deployments) == ["flyte", "mlflow"]
+    assert sorted(d["metadata"]["name"] for d in deployments) == ["feast", "flyte", "mlflow"]
     assert all(d["status"].get("readyReplicas") == d["spec"]["replicas"] for d in deployments)
     jobs = deployed.get("jobs", "-n", NAMESPACE)["items"]
     assert sorted(j["metadata"]["name"] for j in jobs) == [
+        "feast-apply",
         "mlflow-db-upgrade",
         "postgres-init",
         "seaweedfs-buckets",
     ]
     assert all(j["status"].get("succeeded") == 1 for j in jobs)
+    cronjobs = deployed.get("cronjobs", "-n", NAMESPACE)["items"]
+    assert [c["metadata"]["name"] for c in cronjobs] == ["feast-materialize"]
 
 
 def test_namespace_enforces_restricted_and_secrets_stay_out_of_configmaps(

@@ -43,7 +43,7 @@ def store(values: dict[str, Any] | None = None) -> dict[str, Any]:
 def test_server_image_is_the_pinned_feast_package_version() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     pins = [d for d in pyproject["dependency-groups"]["workloads"] if d.startswith("feast")]
-    assert pins == [f"feast[postgres,redis]=={versions.FEAST_VERSION}"]
+    assert pins == [f"feast[duckdb,postgres,redis]=={versions.FEAST_VERSION}"]
     server = pod(evaluate({}).find("Deployment", "feast").manifest())["containers"][0]
     assert server["image"] == f"quay.io/feastdev/feature-server:{versions.FEAST_VERSION}"
 

@@ -3,7 +3,7 @@
 Two entities (customer, merchant), two batch feature views of rolling-window statistics,
 an on-demand feature computed from the request's amount, and the feature service the fraud
 model reads. The batch sources follow the offline store of the active feature_store.yaml:
-parquet files for `file` and `duckdb` (local), tables for `postgres` (the platform).
+parquet files for `duckdb` (local), tables for `postgres` (the platform).
 """
 
 from __future__ import annotations
