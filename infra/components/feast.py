@@ -22,6 +22,7 @@ import yaml
 from infra import kube, versions
 from infra.components.postgres import PostgresDatabase
 from infra.config import FeastConfig, Resources
+from infra.observability import ScrapeTarget, Telemetry, Workload, histogram
 
 COMPONENT = "feast"
 PORT = 6566
@@ -127,6 +128,7 @@ class Feast(pulumi.ComponentResource):
     endpoint: str
     project: str
     store_config: str
+    telemetry: Telemetry
 
     def __init__(
         self, name: str, args: FeastArgs, opts: pulumi.ResourceOptions | None = None
@@ -155,6 +157,24 @@ class Feast(pulumi.ComponentResource):
         apply = self._apply_job(args, env, [secret, config_map, *args.needs])
         self._server(args, env, apply)
         self._materialize(args, env, apply)
+        # feast/metrics.py of the pinned version: what `feast serve --metrics` exposes.
+        self.telemetry = Telemetry(
+            COMPONENT,
+            targets=(
+                ScrapeTarget(COMPONENT, f"{COMPONENT}.{ns}.svc.cluster.local:{METRICS_PORT}"),
+            ),
+            metrics=frozenset(
+                {
+                    "feast_feature_server_request_total",
+                    "feast_online_features_request_total",
+                    "feast_feature_freshness_seconds",
+                }
+            )
+            | histogram("feast_feature_server_request_latency_seconds")
+            | histogram("feast_feature_server_online_store_read_duration_seconds"),
+            rules=("platform.yaml", "feature_store.yaml"),
+            workloads=(Workload.of(COMPONENT, f"{COMPONENT}-.*", cfg.resources),),
+        )
         self.register_outputs({"endpoint": self.endpoint})
 
     @staticmethod

@@ -20,6 +20,7 @@ from infra import kube, versions
 from infra.components.object_store import ObjectStore
 from infra.components.postgres import PostgresDatabase
 from infra.config import FlyteConfig
+from infra.observability import ScrapeTarget, Telemetry, Workload, summary
 
 COMPONENT = "flyte"
 HTTP_PORT = 8088
@@ -214,9 +215,15 @@ def storage_secret_file(keys: list[str]) -> str:
     )
 
 
+# Propeller's workflow metrics (flytestdlib promutils): stopwatches are summaries in ms, with
+# the labels project, domain, wf and task; the completed runs are their _count series.
+WORKFLOW_METRICS = "flyte:propeller:all:workflow"
+
+
 class Flyte(pulumi.ComponentResource):
     endpoint: str
     console_url: str
+    telemetry: Telemetry
 
     def __init__(
         self, name: str, args: FlyteArgs, opts: pulumi.ResourceOptions | None = None
@@ -262,6 +269,17 @@ class Flyte(pulumi.ComponentResource):
         ]
         self._services(ns)
         self._deployment(args, needs, kube.checksum(*files.values(), *templates.values()))
+        self.telemetry = Telemetry(
+            COMPONENT,
+            targets=(
+                ScrapeTarget(COMPONENT, f"{COMPONENT}-http.{ns}.svc.cluster.local:{METRICS_PORT}"),
+            ),
+            metrics=summary(f"{WORKFLOW_METRICS}:success_duration_ms")
+            | summary(f"{WORKFLOW_METRICS}:failure_duration_ms")
+            | {f"{WORKFLOW_METRICS}:accepted"},
+            rules=("platform.yaml", "training.yaml"),
+            workloads=(Workload.of(COMPONENT, f"{COMPONENT}-.*", args.config.resources),),
+        )
         self.register_outputs({"endpoint": self.endpoint})
 
     def _rbac(self, ns: str) -> list[pulumi.Resource]:

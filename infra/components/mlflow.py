@@ -17,6 +17,7 @@ from infra import kube, versions
 from infra.components.object_store import ObjectStore
 from infra.components.postgres import PostgresDatabase
 from infra.config import MlflowConfig, Resources
+from infra.observability import BasicAuth, ScrapeTarget, Telemetry, Workload, histogram
 
 COMPONENT = "mlflow"
 PORT = 5000
@@ -82,6 +83,7 @@ def allowed_hosts(namespace: str, extra: tuple[str, ...]) -> list[str]:
 
 class Mlflow(pulumi.ComponentResource):
     tracking_uri: str
+    telemetry: Telemetry
 
     def __init__(
         self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None
@@ -124,6 +126,23 @@ class Mlflow(pulumi.ComponentResource):
             parent=self,
         )
         self._server(args, env, [secret, upgrade])
+        # prometheus-flask-exporter as MLflow sets it up (mlflow/server/prometheus_exporter.py):
+        # prefix mlflow_, labels method and status (no path); /metrics needs the admin login.
+        self.telemetry = Telemetry(
+            COMPONENT,
+            targets=(
+                ScrapeTarget(
+                    COMPONENT,
+                    f"{COMPONENT}.{ns}.svc.cluster.local:{PORT}",
+                    METRICS_PATH,
+                    BasicAuth("admin", SECRET_NAME, "admin-password"),
+                ),
+            ),
+            metrics=frozenset({"mlflow_http_request_total"})
+            | histogram("mlflow_http_request_duration_seconds"),
+            rules=("platform.yaml",),
+            workloads=(Workload.of(COMPONENT, f"{COMPONENT}-.*", cfg.resources),),
+        )
         self.register_outputs({"tracking_uri": self.tracking_uri})
 
     def _env(self, args: MlflowArgs) -> list[kube.Spec]:

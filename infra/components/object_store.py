@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from infra import kube, versions
 from infra.config import ObjectStoreConfig, Resources
+from infra.observability import ScrapeTarget, Telemetry, Workload
 
 COMPONENT = "seaweedfs"
 SECRET_NAME = "object-store"
@@ -97,6 +98,7 @@ class ObjectStore(pulumi.ComponentResource):
     secret_key: pulumi.Output[str]
     # Kubernetes Secret with keys access-key-id, secret-access-key, endpoint and region.
     secret_name: str
+    telemetry: Telemetry
 
     def __init__(
         self, name: str, args: ObjectStoreArgs, opts: pulumi.ResourceOptions | None = None
@@ -128,9 +130,17 @@ class ObjectStore(pulumi.ComponentResource):
             },
             self,
         )
+        self.telemetry = Telemetry(COMPONENT)
         if external is None:
             server = self._server(args)
             self._bucket_job(args, [credentials, *server])
+            host = f"{COMPONENT}.{ns}.svc.cluster.local"
+            self.telemetry = Telemetry(
+                COMPONENT,
+                targets=(ScrapeTarget(COMPONENT, f"{host}:{METRICS_PORT}"),),
+                rules=("platform.yaml", "storage.yaml"),
+                workloads=(Workload.of(COMPONENT, f"{COMPONENT}-[0-9]+", cfg.resources),),
+            )
         self.register_outputs({"endpoint": self.endpoint, "buckets": dict(self.buckets)})
 
     def _server(self, args: ObjectStoreArgs) -> list[pulumi.Resource]:

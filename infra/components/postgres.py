@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from infra import kube, versions
 from infra.config import PostgresConfig, Resources
+from infra.observability import ScrapeTarget, Telemetry, Workload
 
 COMPONENT = "postgres"
 PORT = 5432
@@ -81,6 +82,7 @@ class Postgres(pulumi.ComponentResource):
     databases: Mapping[str, PostgresDatabase]
     host: str
     port: int
+    telemetry: Telemetry
 
     def __init__(
         self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None
@@ -132,6 +134,15 @@ class Postgres(pulumi.ComponentResource):
                 self.host, self.port, db, db, ssl_mode, password, url, secret_name
             )
         self.databases = databases
+        self.telemetry = Telemetry(COMPONENT)
+        if external is None:
+            self.telemetry = Telemetry(
+                COMPONENT,
+                targets=(ScrapeTarget(COMPONENT, f"{self.host}:{METRICS_PORT}"),),
+                metrics=frozenset({"pg_up", "pg_database_size_bytes"}),
+                rules=("platform.yaml", "storage.yaml"),
+                workloads=(Workload.of(COMPONENT, f"{COMPONENT}-[0-9]+", cfg.resources),),
+            )
         self._init_job(args, admin_user, ssl_mode, [*server, *secrets])
         self.register_outputs(
             {"host": self.host, "port": self.port, "databases": sorted(databases)}

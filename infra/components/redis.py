@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 
 from infra import kube, versions
 from infra.config import RedisConfig, Resources
+from infra.observability import ScrapeTarget, Telemetry, Workload
 
 COMPONENT = "redis"
 PORT = 6379
@@ -54,6 +55,7 @@ class Redis(pulumi.ComponentResource):
     password: pulumi.Output[str]
     # Kubernetes Secret with keys password, host and port.
     secret_name: str
+    telemetry: Telemetry
 
     def __init__(
         self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None
@@ -75,8 +77,23 @@ class Redis(pulumi.ComponentResource):
             {"password": cfg.password, "host": self.host, "port": str(self.port)},
             self,
         )
+        self.telemetry = Telemetry(COMPONENT)
         if external is None:
             self._server(args, secret)
+            self.telemetry = Telemetry(
+                COMPONENT,
+                targets=(ScrapeTarget(COMPONENT, f"{self.host}:{METRICS_PORT}"),),
+                metrics=frozenset(
+                    {
+                        "redis_up",
+                        "redis_memory_used_bytes",
+                        "redis_memory_max_bytes",
+                        "redis_aof_current_size_bytes",
+                    }
+                ),
+                rules=("platform.yaml", "storage.yaml"),
+                workloads=(Workload.of(COMPONENT, f"{COMPONENT}-[0-9]+", cfg.resources),),
+            )
         self.register_outputs({"host": self.host, "port": self.port})
 
     def _server(self, args: RedisArgs, secret: k8s.core.v1.Secret) -> None:
