@@ -46,6 +46,15 @@ def summary(name: str) -> frozenset[str]:
     return frozenset({name, f"{name}_sum", f"{name}_count"})
 
 
+def deployment_pods(name: str) -> str:
+    """The pod names of a Deployment: <name>-<replica set hash>-<5 characters>."""
+    return f"{name}-[a-z0-9]+-[a-z0-9]{{5}}"
+
+
+def statefulset_pods(name: str) -> str:
+    return f"{name}-[0-9]+"
+
+
 @dataclass(frozen=True)
 class BasicAuth:
     """Credentials Prometheus sends: a user name and a key of a Secret in the namespace."""

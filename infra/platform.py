@@ -14,6 +14,7 @@ from infra.components.object_store import ObjectStore, ObjectStoreArgs
 from infra.components.postgres import Postgres, PostgresArgs
 from infra.components.redis import Redis, RedisArgs
 from infra.config import PlatformConfig
+from infra.observability import Telemetry
 
 
 class Platform(pulumi.ComponentResource):
@@ -84,6 +85,11 @@ class Platform(pulumi.ComponentResource):
             )
         self.register_outputs({})
 
+    def telemetry(self) -> tuple[Telemetry, ...]:
+        """The declarations of every enabled component, for Prometheus, dashboards and tests."""
+        parts = (self.postgres, self.redis, self.object_store, self.mlflow, self.flyte, self.feast)
+        return tuple(p.telemetry for p in parts if p is not None)
+
     def outputs(self) -> dict[str, Any]:
         """The stack outputs: endpoints consumers and people need; secrets stay secret."""
         out: dict[str, Any] = {}
@@ -130,9 +136,14 @@ class Platform(pulumi.ComponentResource):
         return out
 
 
-def deploy(config: PlatformConfig) -> dict[str, Any]:
-    """Builds the platform and exports its outputs; shared by `pulumi up` and the renderer."""
-    outputs = Platform("mlops", config).outputs()
+def export(built: Platform) -> dict[str, Any]:
+    """Exports the platform's outputs; shared by `pulumi up` and the renderer."""
+    outputs = built.outputs()
     for key, value in outputs.items():
         pulumi.export(key, value)
     return outputs
+
+
+def deploy(config: PlatformConfig) -> dict[str, Any]:
+    """Builds the platform and exports its outputs."""
+    return export(Platform("mlops", config))

@@ -26,6 +26,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra import config, platform, stackfile
+from infra.observability import Telemetry
 
 REDACTED = "[redacted]"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -72,6 +73,8 @@ class Rendering:
     config: config.PlatformConfig
     resources: list[Resource]
     outputs: dict[str, Any] = field(default_factory=dict)
+    # What the enabled components declared to the monitoring stack.
+    telemetry: tuple[Telemetry, ...] = ()
 
     def objects(self) -> list[dict[str, Any]]:
         return [r.manifest() for r in self.resources if r.is_kubernetes_object]
@@ -185,13 +188,15 @@ def evaluate(
     )
     outputs: dict[str, Any] = {}
     loaded: list[config.PlatformConfig] = []
+    built: list[platform.Platform] = []
 
     async def program() -> None:
         loaded.append(config.load(stack, raw, secret_keys))
-        outputs.update(await _resolve(platform.deploy(loaded[0])))
+        built.append(platform.Platform("mlops", loaded[0]))
+        outputs.update(await _resolve(platform.export(built[0])))
 
     _sync_await(run_pulumi_func(lambda: asyncio.ensure_future(program())))
-    return Rendering(stack, loaded[0], monitor.recorded, outputs)
+    return Rendering(stack, loaded[0], monitor.recorded, outputs, built[0].telemetry())
 
 
 def render_stack(stack: str, stacks_dir: Path = stackfile.STACKS_DIR) -> Rendering:

@@ -22,7 +22,7 @@ import yaml
 from infra import kube, versions
 from infra.components.postgres import PostgresDatabase
 from infra.config import FeastConfig, Resources
-from infra.observability import ScrapeTarget, Telemetry, Workload, histogram
+from infra.observability import ScrapeTarget, Telemetry, Workload, deployment_pods, histogram
 
 COMPONENT = "feast"
 PORT = 6566
@@ -173,7 +173,7 @@ class Feast(pulumi.ComponentResource):
             | histogram("feast_feature_server_request_latency_seconds")
             | histogram("feast_feature_server_online_store_read_duration_seconds"),
             rules=("platform.yaml", "feature_store.yaml"),
-            workloads=(Workload.of(COMPONENT, f"{COMPONENT}-.*", cfg.resources),),
+            workloads=(Workload.of(COMPONENT, deployment_pods(COMPONENT), cfg.resources),),
         )
         self.register_outputs({"endpoint": self.endpoint})
 

@@ -20,7 +20,7 @@ from infra import kube, versions
 from infra.components.object_store import ObjectStore
 from infra.components.postgres import PostgresDatabase
 from infra.config import FlyteConfig
-from infra.observability import ScrapeTarget, Telemetry, Workload, summary
+from infra.observability import ScrapeTarget, Telemetry, Workload, deployment_pods, summary
 
 COMPONENT = "flyte"
 HTTP_PORT = 8088
@@ -278,7 +278,7 @@ class Flyte(pulumi.ComponentResource):
             | summary(f"{WORKFLOW_METRICS}:failure_duration_ms")
             | {f"{WORKFLOW_METRICS}:accepted"},
             rules=("platform.yaml", "training.yaml"),
-            workloads=(Workload.of(COMPONENT, f"{COMPONENT}-.*", args.config.resources),),
+            workloads=(Workload.of(COMPONENT, deployment_pods(COMPONENT), args.config.resources),),
         )
         self.register_outputs({"endpoint": self.endpoint})
 

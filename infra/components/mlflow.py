@@ -17,7 +17,14 @@ from infra import kube, versions
 from infra.components.object_store import ObjectStore
 from infra.components.postgres import PostgresDatabase
 from infra.config import MlflowConfig, Resources
-from infra.observability import BasicAuth, ScrapeTarget, Telemetry, Workload, histogram
+from infra.observability import (
+    BasicAuth,
+    ScrapeTarget,
+    Telemetry,
+    Workload,
+    deployment_pods,
+    histogram,
+)
 
 COMPONENT = "mlflow"
 PORT = 5000
@@ -141,7 +148,7 @@ class Mlflow(pulumi.ComponentResource):
             metrics=frozenset({"mlflow_http_request_total"})
             | histogram("mlflow_http_request_duration_seconds"),
             rules=("platform.yaml",),
-            workloads=(Workload.of(COMPONENT, f"{COMPONENT}-.*", cfg.resources),),
+            workloads=(Workload.of(COMPONENT, deployment_pods(COMPONENT), cfg.resources),),
         )
         self.register_outputs({"tracking_uri": self.tracking_uri})
 

@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 
 from infra import kube, versions
 from infra.config import ObjectStoreConfig, Resources
-from infra.observability import ScrapeTarget, Telemetry, Workload
+from infra.observability import ScrapeTarget, Telemetry, Workload, statefulset_pods
 
 COMPONENT = "seaweedfs"
 SECRET_NAME = "object-store"
@@ -139,7 +139,7 @@ class ObjectStore(pulumi.ComponentResource):
                 COMPONENT,
                 targets=(ScrapeTarget(COMPONENT, f"{host}:{METRICS_PORT}"),),
                 rules=("platform.yaml", "storage.yaml"),
-                workloads=(Workload.of(COMPONENT, f"{COMPONENT}-[0-9]+", cfg.resources),),
+                workloads=(Workload.of(COMPONENT, statefulset_pods(COMPONENT), cfg.resources),),
             )
         self.register_outputs({"endpoint": self.endpoint, "buckets": dict(self.buckets)})
 

@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 
 from infra import kube, versions
 from infra.config import PostgresConfig, Resources
-from infra.observability import ScrapeTarget, Telemetry, Workload
+from infra.observability import ScrapeTarget, Telemetry, Workload, statefulset_pods
 
 COMPONENT = "postgres"
 PORT = 5432
@@ -141,7 +141,7 @@ class Postgres(pulumi.ComponentResource):
                 targets=(ScrapeTarget(COMPONENT, f"{self.host}:{METRICS_PORT}"),),
                 metrics=frozenset({"pg_up", "pg_database_size_bytes"}),
                 rules=("platform.yaml", "storage.yaml"),
-                workloads=(Workload.of(COMPONENT, f"{COMPONENT}-[0-9]+", cfg.resources),),
+                workloads=(Workload.of(COMPONENT, statefulset_pods(COMPONENT), cfg.resources),),
             )
         self._init_job(args, admin_user, ssl_mode, [*server, *secrets])
         self.register_outputs(

@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 
 from infra import kube, versions
 from infra.config import RedisConfig, Resources
-from infra.observability import ScrapeTarget, Telemetry, Workload
+from infra.observability import ScrapeTarget, Telemetry, Workload, statefulset_pods
 
 COMPONENT = "redis"
 PORT = 6379
@@ -92,7 +92,7 @@ class Redis(pulumi.ComponentResource):
                     }
                 ),
                 rules=("platform.yaml", "storage.yaml"),
-                workloads=(Workload.of(COMPONENT, f"{COMPONENT}-[0-9]+", cfg.resources),),
+                workloads=(Workload.of(COMPONENT, statefulset_pods(COMPONENT), cfg.resources),),
             )
         self.register_outputs({"host": self.host, "port": self.port})
 
