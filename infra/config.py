@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +21,15 @@ from infra import versions
 from infra.configreader import (
     ALLOWED_HOST,
     BUCKET,
+    CHART_REPOSITORY,
     CRON,
     DNS_LABEL,
+    DURATION,
     ENDPOINT,
     FEAST_PROJECT,
     HOST,
     IMAGE,
+    REGISTRY,
     Errors,
     Section,
     parse_raw,
@@ -142,6 +146,32 @@ class FeastConfig:
 
 
 @dataclass(frozen=True)
+class KserveConfig:
+    enabled: bool
+    # False when KServe and cert-manager are already on the cluster: then only the model
+    # namespace, its storage Secret and ServiceAccount are created.
+    install: bool
+    model_namespace: str
+    # Ingress class for InferenceServices; None leaves ingress creation off.
+    ingress_class: str | None
+    chart_repository: str
+    cert_manager_chart_repository: str
+    # Registry hosts replacing the upstream ones of every KServe / cert-manager image (mirrors).
+    image_registry: str | None
+    cert_manager_image_registry: str | None
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    enabled: bool
+    retention: str
+    storage_size: str
+    resources: Resources
+    grafana_resources: Resources
+    grafana_admin_password: pulumi.Output[str] | None
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     stack: str
     profile: str
@@ -155,6 +185,8 @@ class PlatformConfig:
     mlflow: MlflowConfig
     flyte: FlyteConfig
     feast: FeastConfig
+    kserve: KserveConfig
+    monitoring: MonitoringConfig
 
 
 @dataclass(frozen=True)
@@ -173,6 +205,9 @@ class Profile:
     mlflow: Resources
     flyte: Resources
     feast: Resources
+    prometheus: ComponentProfile
+    prometheus_retention: str
+    grafana: Resources
 
 
 PROFILE_DEFAULTS: Mapping[str, Profile] = {
@@ -185,6 +220,9 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         mlflow=Resources("100m", "512Mi", "1", "1Gi"),
         flyte=Resources("100m", "512Mi", "1", "1Gi"),
         feast=Resources("100m", "256Mi", "1", "1Gi"),
+        prometheus=ComponentProfile("5Gi", Resources("100m", "256Mi", "1", "1Gi")),
+        prometheus_retention="3d",
+        grafana=Resources("50m", "128Mi", "500m", "512Mi"),
     ),
     "standard": Profile(
         replicas=1,
@@ -195,6 +233,9 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         mlflow=Resources("250m", "1Gi", "2", "2Gi"),
         flyte=Resources("500m", "1Gi", "2", "2Gi"),
         feast=Resources("250m", "512Mi", "2", "2Gi"),
+        prometheus=ComponentProfile("20Gi", Resources("250m", "1Gi", "2", "4Gi")),
+        prometheus_retention="15d",
+        grafana=Resources("100m", "256Mi", "1", "1Gi"),
     ),
     "ha": Profile(
         replicas=2,
@@ -205,6 +246,9 @@ PROFILE_DEFAULTS: Mapping[str, Profile] = {
         mlflow=Resources("500m", "1Gi", "2", "4Gi"),
         flyte=Resources("1", "2Gi", "4", "4Gi"),
         feast=Resources("500m", "1Gi", "2", "2Gi"),
+        prometheus=ComponentProfile("100Gi", Resources("500m", "2Gi", "4", "8Gi")),
+        prometheus_retention="30d",
+        grafana=Resources("100m", "256Mi", "1", "1Gi"),
     ),
 }
 
@@ -219,6 +263,7 @@ SECRET_KEYS: Mapping[str, str] = {
     "objectStoreSecretKey": "objectStore",
     "mlflowAdminPassword": "mlflow",
     "mlflowFlaskSecretKey": "mlflow",
+    "grafanaAdminPassword": "monitoring",
 }
 _PLAIN_KEYS = (
     "profile",
@@ -232,6 +277,8 @@ _PLAIN_KEYS = (
     "mlflow",
     "flyte",
     "feast",
+    "kserve",
+    "monitoring",
 )
 
 
@@ -456,12 +503,84 @@ def _feast(root: Section, profile: Profile, replicas: int, errors: Errors) -> Fe
     return config
 
 
+def _kserve(root: Section, namespace: str, errors: Errors) -> KserveConfig:
+    section = root.section("kserve") or Section("kserve", {}, errors)
+    cert_manager = section.section("certManager") or Section("kserve.certManager", {}, errors)
+    registry = "must be a registry host such as registry.example.com or mirror.example.com:5000/hub"
+
+    def optional(part: Section, key: str, pattern: re.Pattern[str], allowed: str) -> str | None:
+        value = part.text(key, "", pattern, allowed)
+        return value or None
+
+    config = KserveConfig(
+        enabled=section.flag("enabled", True),
+        install=section.flag("install", True),
+        model_namespace=section.text(
+            "modelNamespace",
+            f"{namespace}-models",
+            DNS_LABEL,
+            "must be a DNS-1123 label (a-z, 0-9, '-')",
+        ),
+        ingress_class=optional(section, "ingressClass", DNS_LABEL, "must be an IngressClass name"),
+        chart_repository=section.text(
+            "chartRepository",
+            versions.KSERVE_CHART_REPOSITORY,
+            CHART_REPOSITORY,
+            "must be an oci:// or http(s):// chart repository URL",
+        ),
+        cert_manager_chart_repository=cert_manager.text(
+            "chartRepository",
+            versions.CERT_MANAGER_CHART_REPOSITORY,
+            CHART_REPOSITORY,
+            "must be an oci:// or http(s):// chart repository URL",
+        ),
+        image_registry=optional(section, "imageRegistry", REGISTRY, registry),
+        cert_manager_image_registry=optional(cert_manager, "imageRegistry", REGISTRY, registry),
+    )
+    cert_manager.finish()
+    section.finish()
+    return config
+
+
+def _monitoring(
+    root: Section,
+    profile: Profile,
+    data: Mapping[str, Any],
+    secrets: frozenset[str],
+    errors: Errors,
+) -> MonitoringConfig:
+    section = root.section("monitoring") or Section("monitoring", {}, errors)
+    enabled = section.flag("enabled", True)
+    grafana = section.section("grafana") or Section("monitoring.grafana", {}, errors)
+    config = MonitoringConfig(
+        enabled=enabled,
+        retention=section.text(
+            "retention",
+            profile.prometheus_retention,
+            DURATION,
+            "must be a Prometheus duration such as 12h, 15d or 2w",
+        ),
+        storage_size=section.quantity("storageSize", profile.prometheus.storage_size),
+        resources=_resources(section, profile.prometheus.resources),
+        grafana_resources=_resources(grafana, profile.grafana),
+        grafana_admin_password=read_secret(
+            data, secrets, "grafanaAdminPassword", "monitoring", errors
+        )
+        if enabled
+        else None,
+    )
+    grafana.finish()
+    section.finish()
+    return config
+
+
 def _check_dependencies(config: PlatformConfig, errors: Errors) -> None:
     """A component is only as available as what it stands on."""
     needs = {
         "mlflow": (config.mlflow.enabled, ("postgres", "objectStore")),
         "flyte": (config.flyte.enabled, ("postgres", "objectStore")),
         "feast": (config.feast.enabled, ("postgres", "redis")),
+        "kserve": (config.kserve.enabled, ("objectStore",)),
     }
     enabled = {
         "postgres": config.postgres.enabled,
@@ -490,12 +609,13 @@ def load(
     profile_name = root.choice("profile", "small", PROFILES)
     profile = PROFILE_DEFAULTS[profile_name]
     replicas = root.integer("replicas", profile.replicas, 1, 10)
+    namespace = root.text(
+        "namespace", "mlops", DNS_LABEL, "must be a DNS-1123 label (a-z, 0-9, '-')"
+    )
     config = PlatformConfig(
         stack=stack,
         profile=profile_name,
-        namespace=root.text(
-            "namespace", "mlops", DNS_LABEL, "must be a DNS-1123 label (a-z, 0-9, '-')"
-        ),
+        namespace=namespace,
         storage_class=root.get(
             "storageClass",
             None,
@@ -510,6 +630,8 @@ def load(
         mlflow=_mlflow(root, profile, replicas, data, secret_keys, errors),
         flyte=_flyte(root, profile, errors),
         feast=_feast(root, profile, replicas, errors),
+        kserve=_kserve(root, namespace, errors),
+        monitoring=_monitoring(root, profile, data, secret_keys, errors),
     )
     root.finish(_PLAIN_KEYS + tuple(SECRET_KEYS))
     _check_dependencies(config, errors)

@@ -43,8 +43,11 @@ def metadata(name: str, namespace: str, component: str, part: str, **extra: Any)
     return {"name": name, "namespace": namespace, "labels": labels(component, part), **extra}
 
 
-def namespace(name: str, opts: pulumi.ResourceOptions) -> k8s.core.v1.Namespace:
-    """A namespace that enforces the restricted Pod Security Standard."""
+def namespace(
+    name: str, opts: pulumi.ResourceOptions, enforce: str = POD_SECURITY_LEVEL
+) -> k8s.core.v1.Namespace:
+    """A namespace that enforces a Pod Security Standard (restricted unless told otherwise)
+    and warns and audits against restricted."""
     return k8s.core.v1.Namespace(
         name,
         metadata={
@@ -52,7 +55,7 @@ def namespace(name: str, opts: pulumi.ResourceOptions) -> k8s.core.v1.Namespace:
             "labels": {
                 "app.kubernetes.io/part-of": PART_OF,
                 "app.kubernetes.io/managed-by": MANAGED_BY,
-                "pod-security.kubernetes.io/enforce": POD_SECURITY_LEVEL,
+                "pod-security.kubernetes.io/enforce": enforce,
                 "pod-security.kubernetes.io/enforce-version": "latest",
                 "pod-security.kubernetes.io/warn": POD_SECURITY_LEVEL,
                 "pod-security.kubernetes.io/audit": POD_SECURITY_LEVEL,

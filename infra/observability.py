@@ -46,9 +46,14 @@ def summary(name: str) -> frozenset[str]:
     return frozenset({name, f"{name}_sum", f"{name}_count"})
 
 
+# The characters Kubernetes' generated name suffixes and pod-template hashes are made of: a
+# Job's pods (`feast-apply-x2b7q`) never match a Deployment's pattern.
+_GENERATED = "[bcdfghjklmnpqrstvwxz2456789]"
+
+
 def deployment_pods(name: str) -> str:
-    """The pod names of a Deployment: <name>-<replica set hash>-<5 characters>."""
-    return f"{name}-[a-z0-9]+-[a-z0-9]{{5}}"
+    """The pod names of a Deployment: <name>-<pod-template hash>-<5 generated characters>."""
+    return f"{name}-{_GENERATED}+-{_GENERATED}{{5}}"
 
 
 def statefulset_pods(name: str) -> str:

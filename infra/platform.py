@@ -9,7 +9,9 @@ import pulumi
 from infra import kube
 from infra.components.feast import Feast, FeastArgs, RedisEndpoint
 from infra.components.flyte import Flyte, FlyteArgs
+from infra.components.kserve import Kserve, KserveArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
+from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.object_store import ObjectStore, ObjectStoreArgs
 from infra.components.postgres import Postgres, PostgresArgs
 from infra.components.redis import Redis, RedisArgs
@@ -24,6 +26,8 @@ class Platform(pulumi.ComponentResource):
     mlflow: Mlflow | None
     flyte: Flyte | None
     feast: Feast | None
+    kserve: Kserve | None
+    monitoring: Monitoring | None
 
     def __init__(
         self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None
@@ -36,7 +40,7 @@ class Platform(pulumi.ComponentResource):
         )
         child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         self.postgres = self.redis = self.object_store = None
-        self.mlflow = self.flyte = self.feast = None
+        self.mlflow = self.flyte = self.feast = self.kserve = self.monitoring = None
         if config.postgres.enabled:
             self.postgres = Postgres(
                 "postgres",
@@ -83,12 +87,40 @@ class Platform(pulumi.ComponentResource):
                 ),
                 child,
             )
+        if config.kserve.enabled and self.object_store:
+            self.kserve = Kserve(
+                "kserve",
+                KserveArgs(config.kserve, self.object_store),
+                pulumi.ResourceOptions(parent=self),
+            )
+        if config.monitoring.enabled:
+            self.monitoring = Monitoring(
+                "monitoring",
+                MonitoringArgs(
+                    config.monitoring,
+                    ns,
+                    config.storage_class,
+                    config.data_protection,
+                    self.telemetry(),
+                    self.kserve.model_namespace if self.kserve else None,
+                ),
+                child,
+            )
         self.register_outputs({})
 
     def telemetry(self) -> tuple[Telemetry, ...]:
         """The declarations of every enabled component, for Prometheus, dashboards and tests."""
-        parts = (self.postgres, self.redis, self.object_store, self.mlflow, self.flyte, self.feast)
-        return tuple(p.telemetry for p in parts if p is not None)
+        parts = (
+            self.postgres,
+            self.redis,
+            self.object_store,
+            self.mlflow,
+            self.flyte,
+            self.feast,
+            self.kserve,
+        )
+        own = self.monitoring.telemetry if self.monitoring is not None else ()
+        return (*(p.telemetry for p in parts if p is not None), *own)
 
     def outputs(self) -> dict[str, Any]:
         """The stack outputs: endpoints consumers and people need; secrets stay secret."""
@@ -132,6 +164,17 @@ class Platform(pulumi.ComponentResource):
                 "endpoint": self.feast.endpoint,
                 "project": self.feast.project,
                 "featureStoreYaml": self.feast.store_config,
+            }
+        if self.kserve is not None:
+            out["kserve"] = {
+                "modelNamespace": self.kserve.model_namespace,
+                "serviceAccount": self.kserve.service_account,
+                "storageSecret": self.kserve.storage_secret,
+            }
+        if self.monitoring is not None:
+            out["monitoring"] = {
+                "prometheusUrl": self.monitoring.prometheus_url,
+                "grafanaUrl": self.monitoring.grafana_url,
             }
         return out
 

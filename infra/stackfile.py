@@ -73,6 +73,7 @@ def secret_plan(stack_file: StackFile) -> dict[str, str]:
         "redis": cfg.redis.enabled,
         "objectStore": cfg.object_store.enabled,
         "mlflow": cfg.mlflow.enabled,
+        "monitoring": cfg.monitoring.enabled,
     }
     # Consumer logins are created by the platform even on an external server.
     generated_on_external = {

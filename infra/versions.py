@@ -50,3 +50,28 @@ FEAST_UID = 1001
 # feature repo. CI builds and pushes it tagged with the project version (pyproject.toml).
 PROJECT_VERSION = "0.1.0"
 WORKLOADS_IMAGE = f"ghcr.io/mlops-platform/mlops-platform-workloads:{PROJECT_VERSION}"
+
+# kserve/kserve v0.20.0 (release PR kserve/kserve#5955): the kserve-crd, kserve-resources and
+# kserve-runtime-configs charts from the OCI registry; the chart was `kserve` up to v0.16.
+KSERVE_VERSION = "v0.20.0"
+KSERVE_CHART_REPOSITORY = "oci://ghcr.io/kserve/charts"
+# kserve-resources' default kube-rbac-proxy (a full reference; the chart has no tag key for it).
+KSERVE_RBAC_PROXY_IMAGE = "quay.io/brancz/kube-rbac-proxy:v0.18.0"
+# kserve-runtime-configs' MLServer runtime (seldonio/mlserver, not versioned with KServe).
+MLSERVER_IMAGE = "docker.io/seldonio/mlserver:1.5.0"
+
+# cert-manager/cert-manager v1.21.2 (release issue cert-manager/cert-manager#9237): the chart from
+# charts.jetstack.io; since v1.20 images are <imageRegistry>/<imageNamespace>/<name>.
+CERT_MANAGER_VERSION = "v1.21.2"
+CERT_MANAGER_CHART_REPOSITORY = "https://charts.jetstack.io"
+
+# prometheus/prometheus 3.16.0 (Go module v0.316.0: VERSION and CHANGELOG.md "3.16.0 /
+# 2026-11-04"); user nobody. scripts/promtool.sh builds the promtool of this version.
+PROMETHEUS_VERSION = "3.16.0"
+PROMETHEUS_IMAGE = f"quay.io/prometheus/prometheus:v{PROMETHEUS_VERSION}"
+PROMETHEUS_UID = 65534
+
+# grafana/grafana 13.2.0 (released 2026-08-18 per the upstream release threads); user 472.
+GRAFANA_VERSION = "13.2.0"
+GRAFANA_IMAGE = f"docker.io/grafana/grafana:{GRAFANA_VERSION}"
+GRAFANA_UID = 472

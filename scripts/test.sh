@@ -36,6 +36,12 @@ if MLOPS_TOOLCHAIN_TRIM=1 ./scripts/toolchain.sh >&2; then
 else
   echo "[test] the toolchain could not be built: the integration tier will be skipped" >&2
 fi
+# The upstream promtool of the pinned Prometheus, from the Go module proxy (about 4 minutes
+# the first time): it checks the rendered Prometheus config, the alert rules and their tests,
+# and the dashboards' queries.
+echo "[test] promtool" >&2
+MLOPS_PROMTOOL="$(./scripts/promtool.sh)"
+export MLOPS_PROMTOOL
 echo "[test] pytest" >&2
 .venv/bin/python -m pytest "$@"
 echo "[test] passed in $(( $(date +%s) - started )) s" >&2

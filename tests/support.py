@@ -283,6 +283,27 @@ def local_redis() -> LocalRedis:
     )
 
 
+def promtool() -> str:
+    """The promtool of the pinned Prometheus (scripts/promtool.sh builds it); skipped without
+    it, unless the test command requires it."""
+    override = os.environ.get("MLOPS_PROMTOOL")
+    if override:
+        return override
+    root = Path(__file__).resolve().parents[1]
+    found = subprocess.run(
+        [str(root / "scripts" / "promtool.sh"), "path"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode == 0 and found.stdout.strip():
+        return found.stdout.strip()
+    message = "promtool is not built: run ./scripts/promtool.sh"
+    if os.environ.get("MLOPS_REQUIRE_SERVICES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -154,10 +154,20 @@ def test_stack_outputs_name_the_in_cluster_services(deployed: Deployment) -> Non
 
 def test_workloads_are_ready_and_jobs_complete(deployed: Deployment) -> None:
     statefulsets = deployed.get("statefulsets", "-n", NAMESPACE)["items"]
-    assert sorted(s["metadata"]["name"] for s in statefulsets) == ["postgres", "redis", "seaweedfs"]
+    assert sorted(s["metadata"]["name"] for s in statefulsets) == [
+        "postgres",
+        "prometheus",
+        "redis",
+        "seaweedfs",
+    ]
     assert all(s["status"].get("readyReplicas") == 1 for s in statefulsets)
     deployments = deployed.get("deployments", "-n", NAMESPACE)["items"]
-    assert sorted(d["metadata"]["name"] for d in deployments) == ["feast", "flyte", "mlflow"]
+    assert sorted(d["metadata"]["name"] for d in deployments) == [
+        "feast",
+        "flyte",
+        "grafana",
+        "mlflow",
+    ]
     assert all(d["status"].get("readyReplicas") == d["spec"]["replicas"] for d in deployments)
     jobs = deployed.get("jobs", "-n", NAMESPACE)["items"]
     assert sorted(j["metadata"]["name"] for j in jobs) == [
@@ -180,6 +190,17 @@ def test_namespace_enforces_restricted_and_secrets_stay_out_of_configmaps(
     password = secret["data"]["password"]
     configmaps = json.dumps(deployed.get("configmaps", "-n", NAMESPACE))
     assert base64.b64decode(password).decode() not in configmaps
+
+
+def test_model_namespace_gets_the_storage_credentials(deployed: Deployment) -> None:
+    models = f"{NAMESPACE}-models"
+    account = deployed.get("serviceaccount", "kserve-models", "-n", models)
+    assert account["secrets"] == [{"name": "kserve-s3"}]
+    secret = deployed.get("secret", "kserve-s3", "-n", models)
+    assert secret["metadata"]["annotations"]["serving.kserve.io/s3-endpoint"] == (
+        f"seaweedfs.{NAMESPACE}.svc.cluster.local:8333"
+    )
+    assert set(secret["data"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 
 def test_a_second_preview_changes_nothing(deployed: Deployment) -> None:

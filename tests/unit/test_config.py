@@ -58,17 +58,21 @@ BAD_CONFIGS = [
         "resources, workers",
     ),
     (
-        {"objectStore": {"enabled": False}, "mlflow": {"enabled": False}},
+        {
+            "objectStore": {"enabled": False},
+            "mlflow": {"enabled": False},
+            "kserve": {"enabled": False},
+        },
         f"{P}:objectStore.enabled = false: must be true while flyte is enabled "
         "(or set flyte.enabled: false)",
     ),
     (
         {"profle": "small"},
         f"{P}:profle = 'small': unknown key; known keys: profile, namespace, storageClass, "
-        "replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, feast, "
-        "postgresPassword, postgresMlflowPassword, postgresFlytePassword, postgresFeastPassword, "
-        "redisPassword, objectStoreAccessKey, objectStoreSecretKey, mlflowAdminPassword, "
-        "mlflowFlaskSecretKey",
+        "replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, feast, kserve, "
+        "monitoring, postgresPassword, postgresMlflowPassword, postgresFlytePassword, "
+        "postgresFeastPassword, redisPassword, objectStoreAccessKey, objectStoreSecretKey, "
+        "mlflowAdminPassword, mlflowFlaskSecretKey, grafanaAdminPassword",
     ),
     ({"profile": "huge"}, f"{P}:profile = 'huge': must be one of small, standard, ha"),
     ({"replicas": "two"}, f"{P}:replicas = 'two': must be an integer from 1 to 10"),

@@ -88,6 +88,7 @@ def test_disabled_object_store_leaves_no_object() -> None:
             "objectStore": {"enabled": False},
             "mlflow": {"enabled": False},
             "flyte": {"enabled": False},
+            "kserve": {"enabled": False},
         },
         secrets,
     )

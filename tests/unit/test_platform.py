@@ -56,10 +56,20 @@ def test_every_container_meets_the_restricted_pod_security_standard(
 
 
 def test_namespaces_enforce_the_restricted_standard(stack: render.Rendering) -> None:
-    namespaces = [o for o in stack.objects() if o["kind"] == "Namespace"]
-    assert [n["metadata"]["name"] for n in namespaces] == [stack.config.namespace]
-    for ns in namespaces:
-        assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    """The platform's namespace enforces restricted. KServe's model namespace and the
+    operators' namespaces enforce baseline (their injected and upstream pods need it) and
+    warn and audit against restricted."""
+    namespaces = {o["metadata"]["name"]: o for o in stack.objects() if o["kind"] == "Namespace"}
+    operators = {"cert-manager", "kserve"} if stack.config.kserve.install else set()
+    models = stack.config.kserve.model_namespace
+    assert models == f"{stack.config.namespace}-models"
+    assert set(namespaces) == {stack.config.namespace, models, *operators}
+    for name, ns in namespaces.items():
+        labels = ns["metadata"]["labels"]
+        enforce = "restricted" if name == stack.config.namespace else "baseline"
+        assert labels["pod-security.kubernetes.io/enforce"] == enforce, name
+        assert labels["pod-security.kubernetes.io/warn"] == "restricted", name
+        assert labels["pod-security.kubernetes.io/audit"] == "restricted", name
 
 
 def test_every_object_is_named_labelled_and_placed(stack: render.Rendering) -> None:
@@ -69,7 +79,8 @@ def test_every_object_is_named_labelled_and_placed(stack: render.Rendering) -> N
         assert meta["labels"]["app.kubernetes.io/part-of"] == kube.PART_OF, meta["name"]
         assert meta["labels"]["app.kubernetes.io/managed-by"] == kube.MANAGED_BY, meta["name"]
         if obj["kind"] not in CLUSTER_SCOPED:
-            assert meta["namespace"] == stack.config.namespace, meta["name"]
+            models = stack.config.kserve.model_namespace
+            assert meta["namespace"] in (stack.config.namespace, models), meta["name"]
 
 
 def test_every_volume_size_comes_from_the_profile(stack: render.Rendering) -> None:
@@ -77,12 +88,14 @@ def test_every_volume_size_comes_from_the_profile(stack: render.Rendering) -> No
         "postgres": stack.config.postgres.storage_size,
         "redis": stack.config.redis.storage_size,
         "seaweedfs": stack.config.object_store.storage_size,
+        "prometheus": stack.config.monitoring.storage_size,
     }
     profile = config.PROFILE_DEFAULTS[stack.config.profile]
     assert expected == {
         "postgres": profile.postgres.storage_size,
         "redis": profile.redis.storage_size,
         "seaweedfs": profile.object_store.storage_size,
+        "prometheus": profile.prometheus.storage_size,
     }
     sizes = {
         s.inputs["metadata"]["name"]: [

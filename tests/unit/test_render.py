@@ -32,7 +32,9 @@ def test_cli_writes_one_file_per_object_and_the_outputs(tmp_path: Path) -> None:
     assert "_cluster/namespace-mlops.yaml" in files
     assert "mlops/statefulset-postgres.yaml" in files
     assert "outputs.yaml" in files
-    assert len(files) == len(stack_rendering("dev").objects()) + 1
+    rendering = stack_rendering("dev")
+    assert len(files) == len(rendering.objects()) + len(rendering.charts()) + 1
+    assert "charts/kserve-resources.yaml" in files
     secret = yaml.safe_load((tmp_path / "mlops/secret-redis.yaml").read_text())
     assert set(secret["stringData"].values()) == {render.REDACTED}
     assert f"rendered stack dev: {len(files)} files" in result.stdout

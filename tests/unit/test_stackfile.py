@@ -52,6 +52,7 @@ def test_external_credentials_must_be_supplied_but_consumer_logins_are_generated
         "objectStoreSecretKey": "supply",
         "mlflowAdminPassword": "generate",
         "mlflowFlaskSecretKey": "generate",
+        "grafanaAdminPassword": "generate",
     }
 
 

@@ -1,0 +1,270 @@
+"""KServe in Standard (raw Deployment) mode, after cert-manager, and what model deployments need.
+
+Install order, each step an explicit dependency of the next: cert-manager (its CRDs with it;
+Helm waits until the webhook answers), KServe's CRD chart, KServe's resources chart (its
+webhook certificate is a cert-manager Certificate), then the serving runtimes chart (sklearn
+and MLServer for MLflow models; the others are registered disabled). Chart repositories and
+every image registry can point at mirrors.
+
+Whether it installs or finds KServe already there, the component creates the model namespace,
+an S3 credentials Secret annotated for KServe's storage initializer (from the object storage
+outputs) and a ServiceAccount that carries it: an InferenceService with
+`serviceAccountName: <service_account>` can read `s3://<models bucket>/...` storage URIs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import kube, versions
+from infra.components.object_store import ObjectStore
+from infra.config import KserveConfig
+from infra.observability import Telemetry, histogram
+
+COMPONENT = "kserve"
+NAMESPACE = "kserve"
+CERT_MANAGER_NAMESPACE = "cert-manager"
+STORAGE_SECRET = "kserve-s3"
+SERVICE_ACCOUNT = "kserve-models"
+# The Prometheus job of the predictors (pod discovery in the model namespace).
+INFERENCE_JOB = "inference"
+# Runtimes registered enabled; the chart's others are registered with `disabled: true`.
+RUNTIMES = ("sklearnserver", "mlserver")
+DISABLED_RUNTIMES = (
+    "xgbserver",
+    "lgbserver",
+    "tensorflow",
+    "pmmlserver",
+    "paddleserver",
+    "tritonserver",
+    "huggingfaceserver",
+    "huggingfaceserver_multinode",
+    "torchserve",
+    "predictiveserver",
+)
+# What the predictors expose (kserve/kserve python/kserve/kserve/metrics.py; MLServer's
+# mlserver/metrics and rest server): KServe Python runtimes time requests without a status,
+# MLServer counts them by status code.
+INFERENCE_METRICS = (
+    histogram("request_predict_seconds")
+    | histogram("request_preprocess_seconds")
+    | histogram("request_postprocess_seconds")
+    | histogram("rest_server_request_duration_seconds")
+    | {
+        "rest_server_requests_total",
+        "model_infer_request_success_total",
+        "model_infer_request_failure_total",
+    }
+)
+CONTROLLER_RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "256Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+CERT_MANAGER_RESOURCES = {
+    "requests": {"cpu": "10m", "memory": "64Mi"},
+    "limits": {"cpu": "500m", "memory": "256Mi"},
+}
+
+
+@dataclass(frozen=True)
+class KserveArgs:
+    config: KserveConfig
+    storage: ObjectStore
+
+
+def mirrored(image: str, registry: str | None) -> str:
+    """An image reference with its registry host replaced by a mirror's (None: unchanged).
+
+    `kserve/sklearnserver` is a Docker Hub path: its registry is docker.io.
+    """
+    if registry is None:
+        return image
+    first, _, rest = image.partition("/")
+    has_host = "." in first or ":" in first or first == "localhost"
+    return f"{registry}/{rest if has_host and rest else image}"
+
+
+def s3_annotations(endpoint: str, region: str) -> dict[str, str]:
+    """What KServe's storage initializer reads from the Secret (pkg/credentials/s3)."""
+    url = urlsplit(endpoint)
+    https = url.scheme == "https"
+    return {
+        "serving.kserve.io/s3-endpoint": url.netloc,
+        "serving.kserve.io/s3-usehttps": "1" if https else "0",
+        "serving.kserve.io/s3-verifyssl": "1" if https else "0",
+        "serving.kserve.io/s3-region": region,
+    }
+
+
+def cert_manager_values(cfg: KserveConfig) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "crds": {"enabled": True},
+        "resources": CERT_MANAGER_RESOURCES,
+        "webhook": {"resources": CERT_MANAGER_RESOURCES},
+        "cainjector": {"resources": CERT_MANAGER_RESOURCES},
+        "startupapicheck": {"resources": CERT_MANAGER_RESOURCES},
+    }
+    if cfg.cert_manager_image_registry is not None:
+        # Since v1.20 every image is <imageRegistry>/<imageNamespace>/<name>.
+        values["imageRegistry"] = cfg.cert_manager_image_registry
+    return values
+
+
+def resources_values(cfg: KserveConfig) -> dict[str, Any]:
+    registry = cfg.image_registry
+    gateway: dict[str, Any] = {"disableIngressCreation": cfg.ingress_class is None}
+    if cfg.ingress_class is not None:
+        gateway["ingressGateway"] = {"className": cfg.ingress_class}
+    controller: dict[str, Any] = {
+        "deploymentMode": "Standard",
+        "gateway": gateway,
+        "resources": CONTROLLER_RESOURCES,
+        "rbacProxyImage": mirrored(versions.KSERVE_RBAC_PROXY_IMAGE, registry),
+    }
+    values: dict[str, Any] = {"controller": controller}
+    if registry is not None:
+        controller["image"] = mirrored("kserve/kserve-controller", registry)
+        values["storage"] = {"image": mirrored("kserve/storage-initializer", registry)}
+        values["agent"] = {"image": mirrored("kserve/agent", registry)}
+        values["router"] = {"image": mirrored("kserve/router", registry)}
+    return {"kserve": values}
+
+
+def runtime_values(cfg: KserveConfig) -> dict[str, Any]:
+    registry = cfg.image_registry
+    mlserver, _, mlserver_tag = versions.MLSERVER_IMAGE.rpartition(":")
+    runtimes: dict[str, Any] = {
+        "enabled": True,
+        "sklearnserver": {"disabled": False},
+        "mlserver": {
+            "disabled": False,
+            "image": mirrored(mlserver, registry),
+            "tag": mlserver_tag,
+        },
+        **{name: {"disabled": True} for name in DISABLED_RUNTIMES},
+    }
+    if registry is not None:
+        runtimes["sklearnserver"]["image"] = mirrored("kserve/sklearnserver", registry)
+    return {"kserve": {"servingruntime": runtimes, "llmisvcConfigs": {"enabled": False}}}
+
+
+class Kserve(pulumi.ComponentResource):
+    model_namespace: str
+    service_account: str
+    storage_secret: str
+    telemetry: Telemetry
+
+    def __init__(
+        self, name: str, args: KserveArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:components:Kserve", name, None, opts)
+        cfg = args.config
+        self.model_namespace = cfg.model_namespace
+        self.service_account = SERVICE_ACCOUNT
+        self.storage_secret = STORAGE_SECRET
+        installed: list[pulumi.Resource] = self._install(cfg) if cfg.install else []
+        self._model_namespace(args, installed)
+        self.telemetry = Telemetry(COMPONENT, metrics=frozenset(INFERENCE_METRICS))
+        self.register_outputs(
+            {"model_namespace": self.model_namespace, "service_account": SERVICE_ACCOUNT}
+        )
+
+    def _release(
+        self,
+        name: str,
+        repository: str,
+        version: str,
+        namespace: str,
+        values: dict[str, Any],
+        needs: list[pulumi.Resource],
+    ) -> k8s.helm.v3.Release:
+        """A Helm release that waits for its resources, from an OCI or an HTTP repository."""
+        oci = repository.startswith("oci://")
+        return k8s.helm.v3.Release(
+            name,
+            name=name,
+            chart=f"{repository.rstrip('/')}/{name}" if oci else name,
+            repository_opts=None if oci else k8s.helm.v3.RepositoryOptsArgs(repo=repository),
+            version=version,
+            namespace=namespace,
+            values=values,
+            skip_await=False,
+            timeout=600,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=needs),
+        )
+
+    def _install(self, cfg: KserveConfig) -> list[pulumi.Resource]:
+        child = pulumi.ResourceOptions(parent=self)
+        # The operators' own pods are not all restricted-ready: baseline, warned as restricted.
+        cert_ns = kube.namespace(CERT_MANAGER_NAMESPACE, child, enforce="baseline")
+        kserve_ns = kube.namespace(NAMESPACE, child, enforce="baseline")
+        cert_manager = self._release(
+            "cert-manager",
+            cfg.cert_manager_chart_repository,
+            versions.CERT_MANAGER_VERSION,
+            CERT_MANAGER_NAMESPACE,
+            cert_manager_values(cfg),
+            [cert_ns],
+        )
+        crds = self._release(
+            "kserve-crd",
+            cfg.chart_repository,
+            versions.KSERVE_VERSION,
+            NAMESPACE,
+            {},
+            [kserve_ns],
+        )
+        resources = self._release(
+            "kserve-resources",
+            cfg.chart_repository,
+            versions.KSERVE_VERSION,
+            NAMESPACE,
+            resources_values(cfg),
+            [kserve_ns, crds, cert_manager],
+        )
+        runtimes = self._release(
+            "kserve-runtime-configs",
+            cfg.chart_repository,
+            versions.KSERVE_VERSION,
+            NAMESPACE,
+            runtime_values(cfg),
+            [resources],
+        )
+        return [resources, runtimes]
+
+    def _model_namespace(self, args: KserveArgs, installed: list[pulumi.Resource]) -> None:
+        ns, storage = self.model_namespace, args.storage
+        # KServe injects its storage initializer into predictor pods: baseline, warned as
+        # restricted.
+        namespace = kube.namespace(
+            ns, pulumi.ResourceOptions(parent=self, depends_on=installed), enforce="baseline"
+        )
+        after = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        k8s.core.v1.Secret(
+            STORAGE_SECRET,
+            metadata=kube.metadata(
+                STORAGE_SECRET,
+                ns,
+                COMPONENT,
+                "model-storage",
+                annotations=s3_annotations(storage.endpoint, storage.region),
+            ),
+            type="Opaque",
+            string_data={
+                "AWS_ACCESS_KEY_ID": storage.access_key,
+                "AWS_SECRET_ACCESS_KEY": storage.secret_key,
+            },
+            opts=after,
+        )
+        k8s.core.v1.ServiceAccount(
+            SERVICE_ACCOUNT,
+            metadata=kube.metadata(SERVICE_ACCOUNT, ns, COMPONENT, "model-storage"),
+            secrets=[{"name": STORAGE_SECRET}],
+            automount_service_account_token=False,
+            opts=after,
+        )

@@ -1,0 +1,168 @@
+"""KServe: install order, mirrors reaching the charts, storage credentials for model pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra import versions
+from infra.components import kserve
+from tests.support import SENTINELS, evaluate, secret_data, stack_rendering
+
+
+def charts(values: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in evaluate(values or {}).charts()}
+
+
+def test_charts_are_pinned_and_come_from_the_upstream_repositories() -> None:
+    found = charts()
+    assert sorted(found) == [
+        "cert-manager",
+        "kserve-crd",
+        "kserve-resources",
+        "kserve-runtime-configs",
+    ]
+    assert found["cert-manager"]["chart"] == "cert-manager"
+    assert found["cert-manager"]["repository"] == "https://charts.jetstack.io"
+    assert found["cert-manager"]["version"] == versions.CERT_MANAGER_VERSION
+    for name in ("kserve-crd", "kserve-resources", "kserve-runtime-configs"):
+        assert found[name]["chart"] == f"oci://ghcr.io/kserve/charts/{name}"
+        assert found[name]["repository"] is None
+        assert found[name]["version"] == versions.KSERVE_VERSION
+        assert found[name]["namespace"] == "kserve"
+
+
+def test_resources_chart_waits_for_the_crds_and_cert_manager() -> None:
+    rendering = evaluate({})
+    releases = {r.name: r for r in rendering.resources if r.type == "kubernetes:helm.sh/v3:Release"}
+    resources = releases["kserve-resources"].depends_on
+    assert releases["kserve-crd"].urn in resources
+    assert releases["cert-manager"].urn in resources
+    assert releases["kserve-resources"].urn in releases["kserve-runtime-configs"].depends_on
+    # Helm waits for every release's resources (the cert-manager webhook included).
+    assert all(not r.inputs.get("skipAwait") for r in releases.values())
+    model_namespace = rendering.find("Namespace", "mlops-models")
+    assert releases["kserve-runtime-configs"].urn in model_namespace.depends_on
+
+
+def test_standard_mode_without_ingress_by_default() -> None:
+    controller = charts()["kserve-resources"]["values"]["kserve"]["controller"]
+    assert controller["deploymentMode"] == "Standard"
+    assert controller["gateway"] == {"disableIngressCreation": True}
+
+
+def test_an_ingress_class_turns_ingress_creation_on() -> None:
+    values = charts({"kserve": {"ingressClass": "nginx"}})["kserve-resources"]["values"]
+    assert values["kserve"]["controller"]["gateway"] == {
+        "disableIngressCreation": False,
+        "ingressGateway": {"className": "nginx"},
+    }
+
+
+def test_sklearn_and_mlserver_runtimes_are_on_and_the_rest_registered_off() -> None:
+    runtimes = charts()["kserve-runtime-configs"]["values"]["kserve"]["servingruntime"]
+    assert runtimes["enabled"] is True
+    assert runtimes["sklearnserver"]["disabled"] is False
+    assert runtimes["mlserver"] == {
+        "disabled": False,
+        "image": "docker.io/seldonio/mlserver",
+        "tag": versions.MLSERVER_IMAGE.rsplit(":", 1)[1],
+    }
+    assert all(runtimes[name]["disabled"] is True for name in kserve.DISABLED_RUNTIMES)
+
+
+def test_mirrors_reach_every_image_and_chart() -> None:
+    found = charts(
+        {
+            "kserve": {
+                "chartRepository": "oci://mirror.example.com/charts",
+                "imageRegistry": "mirror.example.com/hub",
+                "certManager": {
+                    "chartRepository": "https://charts.example.com/jetstack",
+                    "imageRegistry": "mirror.example.com/quay",
+                },
+            }
+        }
+    )
+    assert found["kserve-crd"]["chart"] == "oci://mirror.example.com/charts/kserve-crd"
+    assert found["cert-manager"]["repository"] == "https://charts.example.com/jetstack"
+    assert found["cert-manager"]["values"]["imageRegistry"] == "mirror.example.com/quay"
+    values = found["kserve-resources"]["values"]["kserve"]
+    assert values["controller"]["image"] == "mirror.example.com/hub/kserve/kserve-controller"
+    assert values["controller"]["rbacProxyImage"] == (
+        "mirror.example.com/hub/brancz/kube-rbac-proxy:v0.18.0"
+    )
+    assert values["storage"]["image"] == "mirror.example.com/hub/kserve/storage-initializer"
+    assert values["agent"]["image"] == "mirror.example.com/hub/kserve/agent"
+    assert values["router"]["image"] == "mirror.example.com/hub/kserve/router"
+    runtimes = found["kserve-runtime-configs"]["values"]["kserve"]["servingruntime"]
+    assert runtimes["sklearnserver"]["image"] == "mirror.example.com/hub/kserve/sklearnserver"
+    assert runtimes["mlserver"]["image"] == "mirror.example.com/hub/seldonio/mlserver"
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("kserve/agent", "m.io/kserve/agent"),
+        ("docker.io/seldonio/mlserver", "m.io/seldonio/mlserver"),
+        ("quay.io/brancz/kube-rbac-proxy:v0.18.0", "m.io/brancz/kube-rbac-proxy:v0.18.0"),
+        ("localhost:5000/x/y", "m.io/x/y"),
+    ],
+)
+def test_mirrored_replaces_only_the_registry_host(image: str, expected: str) -> None:
+    assert kserve.mirrored(image, "m.io") == expected
+    assert kserve.mirrored(image, None) == image
+
+
+def test_storage_secret_annotations_match_the_object_store_outputs() -> None:
+    rendering = stack_rendering("dev")
+    outputs = rendering.outputs["objectStore"]
+    secret = rendering.find("Secret", "kserve-s3").manifest()
+    assert secret["metadata"]["namespace"] == "mlops-models"
+    assert secret["metadata"]["annotations"] == {
+        "serving.kserve.io/s3-endpoint": outputs["endpoint"].removeprefix("http://"),
+        "serving.kserve.io/s3-usehttps": "0",
+        "serving.kserve.io/s3-verifyssl": "0",
+        "serving.kserve.io/s3-region": outputs["region"],
+    }
+    data = secret_data(rendering, "kserve-s3")
+    assert data == {
+        "AWS_ACCESS_KEY_ID": SENTINELS["objectStoreAccessKey"],
+        "AWS_SECRET_ACCESS_KEY": SENTINELS["objectStoreSecretKey"],
+    }
+
+
+def test_https_object_store_turns_https_on() -> None:
+    rendering = evaluate(
+        {"objectStore": {"external": {"endpoint": "https://s3.eu.example.com", "region": "eu-1"}}}
+    )
+    annotations = rendering.find("Secret", "kserve-s3").manifest()["metadata"]["annotations"]
+    assert annotations["serving.kserve.io/s3-endpoint"] == "s3.eu.example.com"
+    assert annotations["serving.kserve.io/s3-usehttps"] == "1"
+    assert annotations["serving.kserve.io/s3-region"] == "eu-1"
+
+
+def test_service_account_carries_the_storage_secret() -> None:
+    account = evaluate({}).find("ServiceAccount", "kserve-models").manifest()
+    assert account["secrets"] == [{"name": "kserve-s3"}]
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_already_installed_kserve_gets_only_what_models_need() -> None:
+    rendering = stack_rendering("ci")
+    assert rendering.charts() == []
+    assert {"Secret", "ServiceAccount"} == {
+        o["kind"]
+        for o in rendering.objects()
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "kserve"
+    }
+    names = [o["metadata"]["name"] for o in rendering.objects() if o["kind"] == "Namespace"]
+    assert sorted(names) == ["mlops-ci", "mlops-ci-models"]
+
+
+def test_disabled_kserve_leaves_nothing() -> None:
+    rendering = evaluate({"kserve": {"enabled": False}})
+    assert rendering.charts() == []
+    assert "kserve" not in rendering.outputs
+    assert not [o for o in rendering.objects() if o["metadata"].get("namespace") == "mlops-models"]
