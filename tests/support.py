@@ -304,6 +304,20 @@ def promtool() -> str:
     pytest.skip(message)
 
 
+def exposed_series(exposition: str) -> set[str]:
+    """The series names in a Prometheus text exposition."""
+    names = set()
+    for line in exposition.splitlines():
+        if line and not line.startswith("#"):
+            names.add(line.split("{", 1)[0].split(" ", 1)[0])
+    return names
+
+
+def declared_metrics(rendering: render.Rendering, component: str) -> frozenset[str]:
+    """The series a component's telemetry says its targets expose."""
+    return next(t.metrics for t in rendering.telemetry if t.component == component)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -25,7 +25,9 @@ from tests.support import (
     SENTINELS,
     LocalPostgres,
     LocalS3,
+    declared_metrics,
     evaluate,
+    exposed_series,
     free_port,
     local_env,
     local_postgres,
@@ -213,7 +215,9 @@ def test_anonymous_requests_are_refused(server: str) -> None:
     assert refused.value.code == 401
 
 
-def test_health_is_open_and_metrics_need_credentials(server: str) -> None:
+def test_health_is_open_and_metrics_need_credentials(
+    server: str, platform: tuple[render.Rendering, dict[str, str]]
+) -> None:
     with urllib.request.urlopen(f"{server}{mlflow_component.HEALTH_PATH}", timeout=10) as health:
         assert health.status == 200
     metrics_url = f"{server}{mlflow_component.METRICS_PATH}"
@@ -221,11 +225,16 @@ def test_health_is_open_and_metrics_need_credentials(server: str) -> None:
         urllib.request.urlopen(metrics_url, timeout=10)
     assert refused.value.code == 401
     token = base64.b64encode(f"admin:{SENTINELS['mlflowAdminPassword']}".encode()).decode()
-    request = urllib.request.Request(metrics_url, headers={"Authorization": f"Basic {token}"})
+    authorized = {"Authorization": f"Basic {token}"}
+    search = f"{server}/api/2.0/mlflow/experiments/search?max_results=1"
+    urllib.request.urlopen(urllib.request.Request(search, headers=authorized), timeout=10).close()
+    request = urllib.request.Request(metrics_url, headers=authorized)
     with urllib.request.urlopen(request, timeout=10) as metrics:
         body = metrics.read().decode()
     assert metrics.status == 200
-    assert "# TYPE" in body
+    # What Prometheus, the dashboards and the alerts expect MLflow to expose, it exposes.
+    declared = declared_metrics(platform[0], "mlflow")
+    assert declared and declared <= exposed_series(body), declared - exposed_series(body)
 
 
 def test_foreign_host_header_is_rejected(server: str) -> None:
