@@ -92,19 +92,34 @@ def secret_plan(stack_file: StackFile) -> dict[str, str]:
     return plan
 
 
+def chart_repositories(stack_file: StackFile) -> list[str]:
+    """The Helm chart repositories a deploy of the stack pulls from (none when KServe is off
+    or already installed)."""
+    cfg = config.load(stack_file.stack, *stack_file.with_placeholders())
+    if not (cfg.kserve.enabled and cfg.kserve.install):
+        return []
+    return [cfg.kserve.cert_manager_chart_repository, cfg.kserve.chart_repository]
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`secrets`: the secret plan, one `<key> <action>` per line. `charts`: the chart
+    repositories the stack pulls from, one per line."""
     parser = argparse.ArgumentParser(prog="python -m infra.stackfile")
-    parser.add_argument("command", choices=["secrets"])
+    parser.add_argument("command", choices=["secrets", "charts"])
     parser.add_argument("--stack", required=True)
     parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
-        plan = secret_plan(read(args.stack, args.stacks_dir))
+        stack_file = read(args.stack, args.stacks_dir)
+        if args.command == "charts":
+            lines = chart_repositories(stack_file)
+        else:
+            lines = [f"{key} {action}" for key, action in secret_plan(stack_file).items()]
     except config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for key, action in plan.items():
-        print(f"{key} {action}")
+    for line in lines:
+        print(line)
     return 0
 
 

@@ -8,8 +8,9 @@
 #    kind cluster named mlops-<stack>;
 # 3. uses the configured Pulumi backend; with none, a local file backend under
 #    $MLOPS_STATE_DIR (default ~/.local/state/mlops-platform) and a generated passphrase file;
-# 4. generates missing secrets (scripts/bootstrap-secrets.sh);
-# 5. runs `pulumi up`.
+# 4. checks that the chart repositories the stack installs from answer;
+# 5. generates missing secrets (scripts/bootstrap-secrets.sh);
+# 6. runs `pulumi up`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,6 +75,23 @@ if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami --non-interactive >/dev/n
   fi
   echo "[up] Pulumi backend: $PULUMI_BACKEND_URL" >&2
 fi
+
+# The chart repositories the stack installs from must answer before anything is created: a
+# Helm release that cannot fetch its chart would stop the deploy halfway.
+charts=$(.venv/bin/python -m infra.stackfile charts --stack "$stack")
+for repository in $charts; do
+  case "$repository" in
+    oci://*) host="${repository#oci://}"; probe="https://${host%%/*}/v2/" ;;
+    *) probe="${repository%/}/index.yaml" ;;
+  esac
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 "$probe" 2>/dev/null || true)
+  if [ -z "$code" ] || [ "$code" = "000" ]; then
+    echo "error: the chart repository $repository cannot be reached ($probe)." >&2
+    echo "  Point kserve.chartRepository / kserve.certManager.chartRepository at a mirror," >&2
+    echo "  or set kserve.install: false if KServe and cert-manager are already installed." >&2
+    exit 1
+  fi
+done
 
 ./scripts/bootstrap-secrets.sh "$stack"
 # The first deploy pins the stack to its cluster; later runs refuse another context.

@@ -79,3 +79,15 @@ def test_objects_and_scalars_reach_pulumis_raw_form(tmp_path: Path) -> None:
         "mlops-platform:redis": '{"storageSize": "2Gi"}',
         "kubernetes:context": "kind-mlops",
     }
+
+
+def test_chart_repositories_are_those_kserve_installs_from(tmp_path: Path) -> None:
+    installs = stackfile.read("t", write_stack(tmp_path, ""))
+    assert stackfile.chart_repositories(installs) == [
+        "https://charts.jetstack.io",
+        "oci://ghcr.io/kserve/charts",
+    ]
+    installed = stackfile.read(
+        "t", write_stack(tmp_path, "  mlops-platform:kserve:\n    install: false\n")
+    )
+    assert stackfile.chart_repositories(installed) == []
