@@ -66,7 +66,7 @@ CERT_MANAGER_VERSION = "v1.21.2"
 CERT_MANAGER_CHART_REPOSITORY = "https://charts.jetstack.io"
 
 # prometheus/prometheus 3.16.0 (Go module v0.316.0: VERSION and CHANGELOG.md "3.16.0 /
-# 2026-11-04"); user nobody. scripts/promtool.sh builds the promtool of this version.
+# 2026-11-04"); user nobody. scripts/prometheus.sh builds this version's server and promtool.
 PROMETHEUS_VERSION = "3.16.0"
 PROMETHEUS_IMAGE = f"quay.io/prometheus/prometheus:v{PROMETHEUS_VERSION}"
 PROMETHEUS_UID = 65534

@@ -283,25 +283,34 @@ def local_redis() -> LocalRedis:
     )
 
 
-def promtool() -> str:
-    """The promtool of the pinned Prometheus (scripts/promtool.sh builds it); skipped without
-    it, unless the test command requires it."""
-    override = os.environ.get("MLOPS_PROMTOOL")
+def _prometheus_binary(name: str, variable: str) -> str:
+    override = os.environ.get(variable)
     if override:
         return override
     root = Path(__file__).resolve().parents[1]
     found = subprocess.run(
-        [str(root / "scripts" / "promtool.sh"), "path"],
+        [str(root / "scripts" / "prometheus.sh"), "path", name],
         capture_output=True,
         text=True,
         check=False,
     )
     if found.returncode == 0 and found.stdout.strip():
         return found.stdout.strip()
-    message = "promtool is not built: run ./scripts/promtool.sh"
+    message = f"{name} is not built: run ./scripts/prometheus.sh"
     if os.environ.get("MLOPS_REQUIRE_SERVICES") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def promtool() -> str:
+    """The promtool of the pinned Prometheus (scripts/prometheus.sh builds it); skipped
+    without it, unless the test command requires it."""
+    return _prometheus_binary("promtool", "MLOPS_PROMTOOL")
+
+
+def prometheus_server() -> str:
+    """The Prometheus server of the pinned version, built like promtool."""
+    return _prometheus_binary("prometheus", "MLOPS_PROMETHEUS")
 
 
 def exposed_series(exposition: str) -> set[str]:

@@ -8,6 +8,7 @@ version the image is pinned to.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -16,8 +17,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from infra import render
 from infra.components import mlflow as mlflow_component
@@ -33,9 +36,11 @@ from tests.support import (
     local_postgres,
     local_s3,
     pod_container,
+    prometheus_server,
     require_module,
     run_script_job,
     running_server,
+    secret_data,
 )
 
 mlflow = require_module("mlflow", "the workloads dependency group")
@@ -245,3 +250,76 @@ def test_foreign_host_header_is_rejected(server: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code in (400, 403)
+
+
+def test_rendered_prometheus_scrapes_mlflow_and_evaluates_every_rule(
+    server: str, platform: tuple[render.Rendering, dict[str, str]], tmp_path: Path
+) -> None:
+    """The pinned Prometheus with the rendered StatefulSet args, config and rule files: it
+    logs into the real MLflow with the password file the pod mounts, finds the declared
+    series, and evaluates every alert rule without an error.
+
+    Only what needs a cluster changes: the kubelet and predictor discovery jobs are left out,
+    the mounted paths move into a temporary directory, MLflow's address becomes the local
+    one, and the intervals shrink so the test does not wait half a minute per round."""
+    rendering = platform[0]
+    binary = prometheus_server()
+    root = tmp_path / "pod"
+    config = yaml.safe_load(
+        rendering.find("ConfigMap", "prometheus-config").inputs["data"]["prometheus.yaml"]
+    )
+    mlflow_job = next(j for j in config["scrape_configs"] if j["job_name"] == "mlflow")
+    mlflow_job["static_configs"][0]["targets"] = [server.removeprefix("http://")]
+    config["scrape_configs"] = [mlflow_job]
+    config["global"].update({"scrape_interval": "1s", "evaluation_interval": "1s"})
+    text = yaml.safe_dump(config).replace("/etc/prometheus", str(root / "etc/prometheus"))
+    config_file = root / "etc/prometheus/config/prometheus.yaml"
+    config_file.parent.mkdir(parents=True)
+    config_file.write_text(text)
+    rules_dir = root / "etc/prometheus/rules"
+    rules_dir.mkdir(parents=True)
+    rules = rendering.find("ConfigMap", "prometheus-rules").inputs["data"]
+    for name, body in rules.items():
+        (rules_dir / name).write_text(body)
+    password = root / "etc/prometheus/secrets/mlflow/admin-password"
+    password.parent.mkdir(parents=True)
+    password.write_text(secret_data(rendering, "mlflow")["admin-password"])
+
+    pod = rendering.find("StatefulSet", "prometheus").manifest()["spec"]["template"]["spec"]
+    port = free_port()
+    args = [
+        a.replace("/etc/prometheus", str(root / "etc/prometheus")).replace(
+            "--storage.tsdb.path=/prometheus", f"--storage.tsdb.path={root / 'data'}"
+        )
+        for a in pod["containers"][0]["args"]
+    ]
+    base = f"http://127.0.0.1:{port}"
+
+    def api(path: str) -> Any:
+        with urllib.request.urlopen(f"{base}/api/v1/{path}", timeout=10) as response:
+            return json.load(response)["data"]
+
+    def evaluated(rule: dict[str, Any]) -> bool:
+        return not str(rule.get("lastEvaluation", "0001")).startswith("0001")
+
+    with running_server(
+        [binary, *args, f"--web.listen-address=127.0.0.1:{port}"], f"{base}/-/ready", tmp_path
+    ):
+        deadline = time.monotonic() + 60
+        while True:
+            up = api("query?query=up%7Bjob%3D%22mlflow%22%7D")["result"]
+            groups = api("rules")["groups"]
+            rules_seen = [r for g in groups for r in g["rules"]]
+            done = rules_seen and all(evaluated(r) for r in rules_seen)
+            if up and up[0]["value"][1] == "1" and done:
+                break
+            assert time.monotonic() < deadline, (up, [r["name"] for r in rules_seen])
+            time.sleep(1)
+        assert up[0]["metric"]["component"] == "mlflow"
+        names = set(api("label/__name__/values"))
+        declared = declared_metrics(rendering, "mlflow")
+        assert declared <= names, declared - names
+        assert {g["file"].rsplit("/", 1)[1] for g in groups} == set(rules)
+        assert len(rules_seen) == sum(body.count("- alert:") for body in rules.values())
+        broken = {r["name"]: r.get("lastError") for r in rules_seen if r["health"] != "ok"}
+        assert not broken

@@ -41,7 +41,7 @@ def _cases(test_file: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def promtool() -> Path:
-    """promtool of the pinned Prometheus version (scripts/promtool.sh)."""
+    """promtool of the pinned Prometheus version (scripts/prometheus.sh)."""
     return Path(support.promtool())
 
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds promtool, which checks and unit-tests the alert rules in infra/alerts, at the Prometheus
-# version pinned in infra/versions.py (PROMETHEUS_VERSION), from the Go module proxy, into a cache
-# outside the repository. A second run only checks that the binary is there.
+# Builds Prometheus and promtool at the version pinned in infra/versions.py (PROMETHEUS_VERSION),
+# from the Go module proxy, into a cache outside the repository: promtool checks the rendered
+# config and unit-tests the alert rules, the server runs the rendered config in the contract
+# tests. A second run only checks that the binaries are there.
 #
-#   scripts/promtool.sh [build]   build it if missing; print its path (progress goes to stderr)
-#   scripts/promtool.sh path      print its path; exit status 1 if it is not built yet
+#   scripts/prometheus.sh [build]            build what is missing (progress goes to stderr)
+#   scripts/prometheus.sh path promtool      print a binary's path (or `path prometheus`);
+#                                            exit status 1 if it is not built yet
 #
 # MLOPS_PROMETHEUS_VERSION overrides the pin; MLOPS_TOOLCHAIN_CACHE overrides the cache root
 # (default ~/.cache/mlops-platform/toolchain, shared with scripts/toolchain.sh).
@@ -13,7 +15,7 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE_ROOT="${MLOPS_TOOLCHAIN_CACHE:-$HOME/.cache/mlops-platform/toolchain}"
 
-log() { printf '[promtool] %s\n' "$*" >&2; }
+log() { printf '[prometheus] %s\n' "$*" >&2; }
 
 VERSION="${MLOPS_PROMETHEUS_VERSION:-$(sed -n \
     's/^PROMETHEUS_VERSION[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' "$REPO_ROOT/infra/versions.py")}"
@@ -27,7 +29,8 @@ if ((BASH_REMATCH[1] < 3)); then
     exit 2
 fi
 MODULE_VERSION="v0.$((BASH_REMATCH[1] * 100 + BASH_REMATCH[2])).${BASH_REMATCH[3]}"
-BIN="$CACHE_ROOT/promtool-v$VERSION/promtool"
+DIR="$CACHE_ROOT/prometheus-v$VERSION"
+BINARIES=(prometheus promtool)
 
 SCRATCH="" # the build's scratch directory, removed on exit
 cleanup() {
@@ -40,10 +43,10 @@ build() {
     command -v go >/dev/null || { log "go is not on PATH"; exit 1; }
     local start
     mkdir -p "$CACHE_ROOT/tmp"
-    SCRATCH="$(mktemp -d "$CACHE_ROOT/tmp/promtool.XXXXXX")"
-    # The Go build cache of a promtool build is large and never reused: it goes with SCRATCH.
+    SCRATCH="$(mktemp -d "$CACHE_ROOT/tmp/prometheus.XXXXXX")"
+    # The Go build cache of this build is large and never reused: it goes with SCRATCH.
     trap cleanup EXIT
-    log "building promtool $VERSION (github.com/prometheus/prometheus $MODULE_VERSION, $(go version | cut -d' ' -f3)); a few minutes"
+    log "building prometheus and promtool $VERSION (github.com/prometheus/prometheus $MODULE_VERSION, $(go version | cut -d' ' -f3)); about 5 minutes"
     start=$(date +%s)
     # go/mod is the module cache the other scripts building from the proxy share.
     GOPATH="$CACHE_ROOT/go" GOMODCACHE="$CACHE_ROOT/go/mod" GOCACHE="$SCRATCH/build" \
@@ -51,24 +54,37 @@ build() {
         GOWORK=off CGO_ENABLED=0 \
         go install -trimpath \
         -ldflags "-s -w -X github.com/prometheus/common/version.Version=$VERSION" \
+        "github.com/prometheus/prometheus/cmd/prometheus@$MODULE_VERSION" \
         "github.com/prometheus/prometheus/cmd/promtool@$MODULE_VERSION" >&2
-    "$SCRATCH/bin/promtool" --version >&2
-    mkdir -p "$(dirname "$BIN")"
-    mv "$SCRATCH/bin/promtool" "$BIN" # a rename, so an interrupted build leaves no binary behind
-    log "built in $(($(date +%s) - start)) s: $BIN"
+    mkdir -p "$DIR"
+    for binary in "${BINARIES[@]}"; do
+        "$SCRATCH/bin/$binary" --version 2>&1 | head -n 1 >&2
+        mv "$SCRATCH/bin/$binary" "$DIR/$binary" # a rename: an interrupted build leaves nothing
+    done
+    log "built in $(($(date +%s) - start)) s: $DIR"
+}
+
+built() {
+    local binary
+    for binary in "${BINARIES[@]}"; do
+        [[ -x "$DIR/$binary" ]] || return 1
+    done
 }
 
 case "${1:-build}" in
 build)
-    [[ -x "$BIN" ]] || build
-    echo "$BIN"
+    built || build
     ;;
 path)
-    echo "$BIN"
-    [[ -x "$BIN" ]] || { log "not built yet: run ./scripts/promtool.sh"; exit 1; }
+    case "${2:-}" in
+    prometheus | promtool) ;;
+    *) echo "usage: $0 path prometheus|promtool" >&2; exit 2 ;;
+    esac
+    echo "$DIR/$2"
+    [[ -x "$DIR/$2" ]] || { log "not built yet: run ./scripts/prometheus.sh"; exit 1; }
     ;;
 *)
-    echo "usage: $0 [build|path]" >&2
+    echo "usage: $0 [build] | path prometheus|promtool" >&2
     exit 2
     ;;
 esac
