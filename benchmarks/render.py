@@ -18,20 +18,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from infra import render
+from infra.observability import quantity
 
 STACKS = ("dev", "ci", "staging", "prod")
-UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9}
-
-
-def cpu(quantity: str) -> float:
-    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
-
-
-def memory(quantity: str) -> float:
-    for suffix, factor in UNITS.items():
-        if quantity.endswith(suffix):
-            return float(quantity[: -len(suffix)]) * factor
-    return float(quantity)
 
 
 def requests(rendering: render.Rendering, kinds: tuple[str, ...]) -> tuple[float, float]:
@@ -44,8 +33,8 @@ def requests(rendering: render.Rendering, kinds: tuple[str, ...]) -> tuple[float
         replicas = spec.get("replicas", 1)
         for container in spec["template"]["spec"]["containers"]:
             asked = container["resources"]["requests"]
-            total_cpu += replicas * cpu(asked["cpu"])
-            total_memory += replicas * memory(asked["memory"])
+            total_cpu += replicas * quantity(asked["cpu"])
+            total_memory += replicas * quantity(asked["memory"])
     return total_cpu, total_memory
 
 
@@ -64,8 +53,8 @@ def chart_requests(rendering: render.Rendering) -> tuple[float, float]:
             node: Any = chart["values"]
             for key in path:
                 node = node[key]
-            total_cpu += cpu(node["requests"]["cpu"])
-            total_memory += memory(node["requests"]["memory"])
+            total_cpu += quantity(node["requests"]["cpu"])
+            total_memory += quantity(node["requests"]["memory"])
     return total_cpu, total_memory
 
 

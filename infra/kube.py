@@ -291,6 +291,52 @@ def script_job(
     )
 
 
+def service(
+    name: str,
+    namespace: str,
+    component: str,
+    part: str,
+    ports: dict[str, int],
+    parent: pulumi.Resource,
+) -> k8s.core.v1.Service:
+    """A Service in front of a component's pods; each port targets the container port of the
+    same name."""
+    return k8s.core.v1.Service(
+        name,
+        metadata=metadata(name, namespace, component, part),
+        spec={
+            "selector": selector(component),
+            "ports": [
+                {"name": port, "port": number, "targetPort": port} for port, number in ports.items()
+            ],
+        },
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def cluster_access(
+    component: str, namespace: str, part: str, rules: list[Spec], parent: pulumi.Resource
+) -> list[pulumi.Resource]:
+    """A component's ServiceAccount with a ClusterRole bound to it. Cluster-scoped names carry
+    the namespace: two stacks can share a cluster."""
+    name = f"{namespace}-{component}"
+    child = pulumi.ResourceOptions(parent=parent)
+    account = k8s.core.v1.ServiceAccount(
+        component, metadata=metadata(component, namespace, component, part), opts=child
+    )
+    role = k8s.rbac.v1.ClusterRole(
+        name, metadata={"name": name, "labels": labels(component, part)}, rules=rules, opts=child
+    )
+    binding = k8s.rbac.v1.ClusterRoleBinding(
+        name,
+        metadata={"name": name, "labels": labels(component, part)},
+        role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        subjects=[{"kind": "ServiceAccount", "name": component, "namespace": namespace}],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[role]),
+    )
+    return [account, role, binding]
+
+
 def disruption_budget(
     component: str, namespace: str, part: str, parent: pulumi.Resource
 ) -> k8s.policy.v1.PodDisruptionBudget:

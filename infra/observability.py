@@ -9,7 +9,7 @@ tests read the same declarations, so nothing is typed twice.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from infra.config import Resources
 
@@ -100,4 +100,4 @@ class Telemetry:
     metrics: frozenset[str] = frozenset()
     # Rule files in infra/alerts/ that watch this component.
     rules: tuple[str, ...] = ()
-    workloads: tuple[Workload, ...] = field(default=())
+    workloads: tuple[Workload, ...] = ()

@@ -243,18 +243,13 @@ class Feast(pulumi.ComponentResource):
             env=env,
             volumeMounts=self._mounts(),
         )
-        child = pulumi.ResourceOptions(parent=self)
-        k8s.core.v1.Service(
+        kube.service(
             COMPONENT,
-            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "feature-server"),
-            spec={
-                "selector": kube.selector(COMPONENT),
-                "ports": [
-                    {"name": "http", "port": PORT, "targetPort": "http"},
-                    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
-                ],
-            },
-            opts=child,
+            ns,
+            COMPONENT,
+            "feature-server",
+            {"http": PORT, "metrics": METRICS_PORT},
+            self,
         )
         k8s.apps.v1.Deployment(
             COMPONENT,

@@ -283,45 +283,14 @@ class Flyte(pulumi.ComponentResource):
         self.register_outputs({"endpoint": self.endpoint})
 
     def _rbac(self, ns: str) -> list[pulumi.Resource]:
-        child = pulumi.ResourceOptions(parent=self)
-        # Cluster-scoped names carry the namespace: two stacks can share a cluster.
-        cluster_name = f"{ns}-{COMPONENT}"
-        account = k8s.core.v1.ServiceAccount(
-            COMPONENT, metadata=kube.metadata(COMPONENT, ns, COMPONENT, "orchestration"), opts=child
-        )
-        role = k8s.rbac.v1.ClusterRole(
-            cluster_name,
-            metadata={"name": cluster_name, "labels": kube.labels(COMPONENT, "orchestration")},
-            rules=RBAC_RULES,
-            opts=child,
-        )
-        binding = k8s.rbac.v1.ClusterRoleBinding(
-            cluster_name,
-            metadata={"name": cluster_name, "labels": kube.labels(COMPONENT, "orchestration")},
-            role_ref={
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": cluster_name,
-            },
-            subjects=[{"kind": "ServiceAccount", "name": COMPONENT, "namespace": ns}],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
-        )
-        return [account, role, binding]
+        return kube.cluster_access(COMPONENT, ns, "orchestration", RBAC_RULES, self)
 
     def _services(self, ns: str) -> None:
         for name, ports in [
-            (f"{COMPONENT}-http", [("http", HTTP_PORT), ("metrics", METRICS_PORT)]),
-            (f"{COMPONENT}-grpc", [("grpc", GRPC_PORT)]),
+            (f"{COMPONENT}-http", {"http": HTTP_PORT, "metrics": METRICS_PORT}),
+            (f"{COMPONENT}-grpc", {"grpc": GRPC_PORT}),
         ]:
-            k8s.core.v1.Service(
-                name,
-                metadata=kube.metadata(name, ns, COMPONENT, "orchestration"),
-                spec={
-                    "selector": kube.selector(COMPONENT),
-                    "ports": [{"name": p, "port": n, "targetPort": p} for p, n in ports],
-                },
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+            kube.service(name, ns, COMPONENT, "orchestration", ports, self)
 
     def _deployment(self, args: FlyteArgs, needs: list[pulumi.Resource], checksum: str) -> None:
         ns, db, storage = args.namespace, args.database, args.storage

@@ -169,7 +169,9 @@ class Kserve(pulumi.ComponentResource):
         self.storage_secret = STORAGE_SECRET
         installed: list[pulumi.Resource] = self._install(cfg) if cfg.install else []
         self._model_namespace(args, installed)
-        self.telemetry = Telemetry(COMPONENT, metrics=frozenset(INFERENCE_METRICS))
+        self.telemetry = Telemetry(
+            COMPONENT, metrics=frozenset(INFERENCE_METRICS), rules=("serving.yaml",)
+        )
         self.register_outputs(
             {"model_namespace": self.model_namespace, "service_account": SERVICE_ACCOUNT}
         )

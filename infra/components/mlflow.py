@@ -165,7 +165,6 @@ class Mlflow(pulumi.ComponentResource):
 
     def _server(self, args: MlflowArgs, env: list[kube.Spec], needs: list[pulumi.Resource]) -> None:
         cfg, ns = args.config, args.namespace
-        child = pulumi.ResourceOptions(parent=self)
         server = kube.container(
             COMPONENT,
             versions.MLFLOW_IMAGE,
@@ -199,15 +198,7 @@ class Mlflow(pulumi.ComponentResource):
                 {"name": "auth", "mountPath": "/etc/mlflow", "readOnly": True},
             ],
         )
-        k8s.core.v1.Service(
-            COMPONENT,
-            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "tracking"),
-            spec={
-                "selector": kube.selector(COMPONENT),
-                "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
-            },
-            opts=child,
-        )
+        kube.service(COMPONENT, ns, COMPONENT, "tracking", {"http": PORT}, self)
         k8s.apps.v1.Deployment(
             COMPONENT,
             metadata=kube.metadata(COMPONENT, ns, COMPONENT, "tracking"),

@@ -182,11 +182,8 @@ def _inference_job(model_namespace: str) -> dict[str, Any]:
     }
 
 
-def rule_files(telemetry: Sequence[Telemetry], serving: bool) -> list[str]:
-    names = {name for t in telemetry for name in t.rules}
-    if serving:
-        names.add("serving.yaml")
-    return sorted(names)
+def rule_files(telemetry: Sequence[Telemetry]) -> list[str]:
+    return sorted({name for t in telemetry for name in t.rules})
 
 
 def prometheus_config(
@@ -203,9 +200,7 @@ def prometheus_config(
             "evaluation_interval": SCRAPE_INTERVAL,
             "external_labels": {"platform": namespace},
         },
-        "rule_files": [
-            f"{RULES_DIR}/{name}" for name in rule_files(telemetry, model_namespace is not None)
-        ],
+        "rule_files": [f"{RULES_DIR}/{name}" for name in rule_files(telemetry)],
         "scrape_configs": jobs,
     }
 
@@ -271,31 +266,7 @@ class Monitoring(pulumi.ComponentResource):
 
     def _rbac(self, args: MonitoringArgs) -> list[pulumi.Resource]:
         ns = args.namespace
-        child = pulumi.ResourceOptions(parent=self)
-        cluster_name = f"{ns}-{PROMETHEUS}"
-        labels = kube.labels(PROMETHEUS, "monitoring")
-        role_ref = {"apiGroup": "rbac.authorization.k8s.io", "name": cluster_name}
-        subject = {"kind": "ServiceAccount", "name": PROMETHEUS, "namespace": ns}
-        account = k8s.core.v1.ServiceAccount(
-            PROMETHEUS, metadata=kube.metadata(PROMETHEUS, ns, PROMETHEUS, "monitoring"), opts=child
-        )
-        role = k8s.rbac.v1.ClusterRole(
-            cluster_name,
-            metadata={"name": cluster_name, "labels": labels},
-            rules=RBAC_RULES,
-            opts=child,
-        )
-        made: list[pulumi.Resource] = [
-            account,
-            role,
-            k8s.rbac.v1.ClusterRoleBinding(
-                cluster_name,
-                metadata={"name": cluster_name, "labels": labels},
-                role_ref={**role_ref, "kind": "ClusterRole"},
-                subjects=[subject],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
-            ),
-        ]
+        made = kube.cluster_access(PROMETHEUS, ns, "monitoring", RBAC_RULES, self)
         if args.model_namespace is not None:
             # Pod discovery in the model namespace only.
             name = f"{ns}-{PROMETHEUS}-discovery"
@@ -303,15 +274,19 @@ class Monitoring(pulumi.ComponentResource):
                 name,
                 metadata=kube.metadata(name, args.model_namespace, PROMETHEUS, "monitoring"),
                 rules=DISCOVERY_RULES,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             made += [
                 discovery,
                 k8s.rbac.v1.RoleBinding(
                     name,
                     metadata=kube.metadata(name, args.model_namespace, PROMETHEUS, "monitoring"),
-                    role_ref={**role_ref, "kind": "Role", "name": name},
-                    subjects=[subject],
+                    role_ref={
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "Role",
+                        "name": name,
+                    },
+                    subjects=[{"kind": "ServiceAccount", "name": PROMETHEUS, "namespace": ns}],
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[discovery]),
                 ),
             ]
@@ -323,10 +298,7 @@ class Monitoring(pulumi.ComponentResource):
         config_text = yaml.safe_dump(
             prometheus_config(ns, telemetry, args.model_namespace), sort_keys=False
         )
-        rules = {
-            name: (ALERTS_DIR / name).read_text()
-            for name in rule_files(telemetry, args.model_namespace is not None)
-        }
+        rules = {name: (ALERTS_DIR / name).read_text() for name in rule_files(telemetry)}
         needs = [
             k8s.core.v1.ConfigMap(
                 "prometheus-config",
@@ -390,15 +362,7 @@ class Monitoring(pulumi.ComponentResource):
             ],
             volumeMounts=mounts,
         )
-        k8s.core.v1.Service(
-            PROMETHEUS,
-            metadata=kube.metadata(PROMETHEUS, ns, PROMETHEUS, "monitoring"),
-            spec={
-                "selector": kube.selector(PROMETHEUS),
-                "ports": [{"name": "http", "port": PROMETHEUS_PORT, "targetPort": "http"}],
-            },
-            opts=child,
-        )
+        kube.service(PROMETHEUS, ns, PROMETHEUS, "monitoring", {"http": PROMETHEUS_PORT}, self)
         k8s.apps.v1.StatefulSet(
             PROMETHEUS,
             metadata=kube.metadata(PROMETHEUS, ns, PROMETHEUS, "monitoring"),
@@ -501,15 +465,7 @@ class Monitoring(pulumi.ComponentResource):
                 {"name": "dashboards", "mountPath": GRAFANA_DASHBOARDS, "readOnly": True},
             ],
         )
-        k8s.core.v1.Service(
-            GRAFANA,
-            metadata=kube.metadata(GRAFANA, ns, GRAFANA, "dashboards"),
-            spec={
-                "selector": kube.selector(GRAFANA),
-                "ports": [{"name": "http", "port": GRAFANA_PORT, "targetPort": "http"}],
-            },
-            opts=child,
-        )
+        kube.service(GRAFANA, ns, GRAFANA, "dashboards", {"http": GRAFANA_PORT}, self)
         k8s.apps.v1.Deployment(
             GRAFANA,
             metadata=kube.metadata(GRAFANA, ns, GRAFANA, "dashboards"),

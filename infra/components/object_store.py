@@ -145,7 +145,6 @@ class ObjectStore(pulumi.ComponentResource):
 
     def _server(self, args: ObjectStoreArgs) -> list[pulumi.Resource]:
         cfg, ns = args.config, args.namespace
-        child = pulumi.ResourceOptions(parent=self)
         s3_config = kube.secret(
             "seaweedfs-s3-config",
             ns,
@@ -204,18 +203,7 @@ class ObjectStore(pulumi.ComponentResource):
                 {"name": "tmp", "mountPath": "/tmp"},
             ],
         )
-        service = k8s.core.v1.Service(
-            COMPONENT,
-            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "storage"),
-            spec={
-                "selector": kube.selector(COMPONENT),
-                "ports": [
-                    {"name": name, "port": number, "targetPort": name}
-                    for name, number in ports.items()
-                ],
-            },
-            opts=child,
-        )
+        service = kube.service(COMPONENT, ns, COMPONENT, "storage", ports, self)
         statefulset = k8s.apps.v1.StatefulSet(
             COMPONENT,
             metadata=kube.metadata(COMPONENT, ns, COMPONENT, "storage"),

@@ -150,7 +150,6 @@ class Postgres(pulumi.ComponentResource):
 
     def _server(self, args: PostgresArgs, admin: k8s.core.v1.Secret) -> list[pulumi.Resource]:
         cfg, ns = args.config, args.namespace
-        child = pulumi.ResourceOptions(parent=self)
         ready = kube.exec_probe(
             ["pg_isready", "--username=postgres", "--host=127.0.0.1", f"--port={PORT}"]
         )
@@ -184,17 +183,8 @@ class Postgres(pulumi.ComponentResource):
                 kube.secret_env("DATA_SOURCE_PASS", "postgres-admin", "password"),
             ],
         )
-        service = k8s.core.v1.Service(
-            COMPONENT,
-            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "database"),
-            spec={
-                "selector": kube.selector(COMPONENT),
-                "ports": [
-                    {"name": "postgres", "port": PORT, "targetPort": "postgres"},
-                    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
-                ],
-            },
-            opts=child,
+        service = kube.service(
+            COMPONENT, ns, COMPONENT, "database", {"postgres": PORT, "metrics": METRICS_PORT}, self
         )
         statefulset = k8s.apps.v1.StatefulSet(
             COMPONENT,

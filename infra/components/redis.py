@@ -135,17 +135,8 @@ class Redis(pulumi.ComponentResource):
                 kube.secret_env("REDIS_PASSWORD", SECRET_NAME, "password"),
             ],
         )
-        k8s.core.v1.Service(
-            COMPONENT,
-            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "cache"),
-            spec={
-                "selector": kube.selector(COMPONENT),
-                "ports": [
-                    {"name": "redis", "port": PORT, "targetPort": "redis"},
-                    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
-                ],
-            },
-            opts=child,
+        kube.service(
+            COMPONENT, ns, COMPONENT, "cache", {"redis": PORT, "metrics": METRICS_PORT}, self
         )
         k8s.apps.v1.StatefulSet(
             COMPONENT,

@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from infra import render
 from infra.components import feast as feast_component
 from tests.support import (
     SENTINELS,
@@ -89,6 +91,25 @@ class Store:
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
         return result.stdout
 
+    def apply(self) -> None:
+        """The rendered apply Job's command."""
+        self.feast(command=pod_container(_rendering(), "Job", "feast-apply")["command"])
+
+    def materialize_range(self) -> None:
+        """Everything the data holds, from a day before its first event to just after its last."""
+        events = self.dataset.transactions["event_timestamp"]
+        self.feast(
+            "materialize",
+            (events.min() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+            (events.max() + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+        )
+
+    def materialize_incremental(self) -> None:
+        """The rendered CronJob's command."""
+        cronjob = _rendering().find("CronJob", "feast-materialize").manifest()
+        template = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        self.feast(command=template["containers"][0]["command"])
+
     def open(self) -> Any:
         """An SDK client; Feast expands the config's variables from the environment once,
         when it loads the file, so they are set only for that moment."""
@@ -105,6 +126,12 @@ class Store:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+@cache
+def _rendering() -> render.Rendering:
+    """The default stack's render: the commands and args the Jobs, CronJob and server run."""
+    return evaluate({})
 
 
 def _copy_repo(work: Path) -> Path:
@@ -180,15 +207,9 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     work = tmp_path_factory.mktemp(request.param)
     make = _local_store if request.param == "local" else _platform_store
     store = make(work, redis)
-    rendering = evaluate({})
-    store.feast(command=pod_container(rendering, "Job", "feast-apply")["command"])
-    events = store.dataset.transactions["event_timestamp"]
-    start = (events.min() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    end = (events.max() + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    store.feast("materialize", start, end)
-    cronjob = rendering.find("CronJob", "feast-materialize").manifest()
-    template = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    store.feast(command=template["containers"][0]["command"])
+    store.apply()
+    store.materialize_range()
+    store.materialize_incremental()
     return store
 
 
@@ -399,7 +420,7 @@ def test_online_features_through_the_sdk_equal_the_latest_offline_values(store: 
 def test_the_rendered_feature_server_serves_the_same_values(store: Store, tmp_path: Path) -> None:
     """The Deployment's exact args, on loopback: HTTP values equal the offline ones, and the
     metrics endpoint counts the requests."""
-    rendering = evaluate({})
+    rendering = _rendering()
     server = pod_container(rendering, "Deployment", "feast")
     port = free_port()
     args = [
@@ -447,17 +468,9 @@ def test_apply_and_materialize_again_change_nothing(store: Store) -> None:
     registry = _registry_snapshot(store)
     online = _redis_snapshot(store.redis)
     assert len(online) == SIZES.customers + SIZES.merchants - _missing_entities(store)
-    rendering = evaluate({})
-    store.feast(command=pod_container(rendering, "Job", "feast-apply")["command"])
-    cronjob = rendering.find("CronJob", "feast-materialize").manifest()
-    template = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    store.feast(command=template["containers"][0]["command"])
-    events = store.dataset.transactions["event_timestamp"]
-    store.feast(
-        "materialize",
-        (events.min() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S"),
-        (events.max() + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S"),
-    )
+    store.apply()
+    store.materialize_incremental()
+    store.materialize_range()
     assert _registry_snapshot(store) == registry
     assert _redis_snapshot(store.redis) == online
 
