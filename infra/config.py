@@ -1,654 +1,463 @@
-"""Stack config, read once and validated into frozen, typed objects.
+"""Stack config as pydantic models: the schema, the validation and the reference in one place.
 
-Components never read `pulumi.Config`: `load` turns the raw stack config (every value a string,
-objects as JSON, as Pulumi hands them over) into a `PlatformConfig`, or raises `ConfigError`
-with one message that names each bad key, its value and what is allowed.
+`load` turns a stack's raw config (Pulumi hands every value over as a string, objects as JSON)
+into a frozen `PlatformConfig`, or raises `ConfigError` with one message naming every bad key,
+its value and what is allowed. A profile is a partial stack config laid under the stack's own
+keys; a disabled component is None; a component's secrets are fields of its section, filled
+from the top-level secret keys. Components never read `pulumi.Config`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import pulumi
-from pulumi.runtime import config as runtime_config
+from pydantic import (
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from infra import versions
-from infra.configreader import (
-    ALLOWED_HOST,
-    BUCKET,
-    CHART_REPOSITORY,
-    CRON,
-    DNS_LABEL,
-    DURATION,
-    ENDPOINT,
-    FEAST_PROJECT,
-    HOST,
-    IMAGE,
-    REGISTRY,
-    Errors,
-    Section,
-    parse_raw,
-    read_secret,
+from infra.configtypes import (
+    PROJECT,
+    BucketName,
+    ChartRepository,
+    Component,
+    ConfigError,
+    Cron,
+    DnsLabel,
+    Duration,
+    Endpoint,
+    FeastProject,
+    Flag,
+    GeneratedSecret,
+    Host,
+    HostPatterns,
+    Image,
+    IngressClassName,
+    Model,
+    Names,
+    PlainText,
+    Port,
+    Quantity,
+    RegionName,
+    Registry,
+    Replicas,
+    RoleName,
+    Secret,
+    StorageClassName,
+    Workers,
+    describe,
+    line,
+    model_of,
+    secret_fields,
 )
-from infra.configreader import (
-    PROJECT as PROJECT,
-)
-from infra.configreader import (
-    ConfigError as ConfigError,
-)
+from infra.kube import Resources
 
-PROFILES = ("small", "standard", "ha")
+__all__ = ["PROJECT", "ConfigError", "PlatformConfig", "load"]
+
+ProfileName = Literal["small", "standard", "ha"]
+PROFILES: tuple[ProfileName, ...] = ("small", "standard", "ha")
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 POSTGRES_CONSUMERS = ("mlflow", "flyte", "feast")
-BUCKETS = ("mlflow", "flyte", "feast", "models")
-SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-
-
-@dataclass(frozen=True)
-class Resources:
-    cpu_request: str
-    memory_request: str
-    cpu_limit: str
-    memory_limit: str
-
-
-@dataclass(frozen=True)
-class ExternalPostgres:
-    host: str
-    port: int
-    admin_user: str
-    ssl_mode: str
-
-
-@dataclass(frozen=True)
-class PostgresConfig:
-    enabled: bool
-    storage_size: str
-    resources: Resources
-    external: ExternalPostgres | None
-    admin_password: pulumi.Output[str] | None
-    # Login password of each consumer database (mlflow, flyte, feast).
-    consumer_passwords: Mapping[str, pulumi.Output[str]]
-
-
-@dataclass(frozen=True)
-class ExternalRedis:
-    host: str
-    port: int
-    tls: bool
-
-
-@dataclass(frozen=True)
-class RedisConfig:
-    enabled: bool
-    storage_size: str
-    resources: Resources
-    external: ExternalRedis | None
-    password: pulumi.Output[str] | None
-
-
-@dataclass(frozen=True)
-class ExternalObjectStore:
-    endpoint: str
-    region: str
-
-
-@dataclass(frozen=True)
-class ObjectStoreConfig:
-    enabled: bool
-    storage_size: str
-    resources: Resources
-    external: ExternalObjectStore | None
-    # Bucket name for each platform use (mlflow, flyte, feast, models).
-    buckets: Mapping[str, str]
-    access_key: pulumi.Output[str] | None
-    secret_key: pulumi.Output[str] | None
-
-
-@dataclass(frozen=True)
-class MlflowConfig:
-    enabled: bool
-    replicas: int
-    workers: int
-    resources: Resources
-    # Host headers accepted beyond the in-cluster names, e.g. an ingress host.
-    allowed_hosts: tuple[str, ...]
-    admin_password: pulumi.Output[str] | None
-    flask_secret_key: pulumi.Output[str] | None
-
-
-@dataclass(frozen=True)
-class FlyteConfig:
-    enabled: bool
-    resources: Resources
-    # Projects created at start (each gets a namespace per domain) and the domains.
-    projects: tuple[str, ...]
-    domains: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class FeastConfig:
-    enabled: bool
-    replicas: int
-    # Feature server worker processes per replica.
-    workers: int
-    resources: Resources
-    # The Feast project the feature server serves (the reference repo's is "fraud").
-    project: str
-    # Cron schedule (UTC) of `feast materialize-incremental`.
-    materialize_schedule: str
-    # The workload image carrying the feature repo; the apply Job and the CronJob run it.
-    repo_image: str
-
-
-@dataclass(frozen=True)
-class KserveConfig:
-    enabled: bool
-    # False when KServe and cert-manager are already on the cluster: then only the model
-    # namespace, its storage Secret and ServiceAccount are created.
-    install: bool
-    model_namespace: str
-    # Ingress class for InferenceServices; None leaves ingress creation off.
-    ingress_class: str | None
-    chart_repository: str
-    cert_manager_chart_repository: str
-    # Registry hosts replacing the upstream ones of every KServe / cert-manager image (mirrors).
-    image_registry: str | None
-    cert_manager_image_registry: str | None
-
-
-@dataclass(frozen=True)
-class MonitoringConfig:
-    enabled: bool
-    retention: str
-    storage_size: str
-    resources: Resources
-    grafana_resources: Resources
-    grafana_admin_password: pulumi.Output[str] | None
-
-
-@dataclass(frozen=True)
-class PlatformConfig:
-    stack: str
-    profile: str
-    namespace: str
-    storage_class: str | None
-    replicas: int
-    data_protection: bool
-    postgres: PostgresConfig
-    redis: RedisConfig
-    object_store: ObjectStoreConfig
-    mlflow: MlflowConfig
-    flyte: FlyteConfig
-    feast: FeastConfig
-    kserve: KserveConfig
-    monitoring: MonitoringConfig
-
-
-@dataclass(frozen=True)
-class ComponentProfile:
-    storage_size: str
-    resources: Resources
-
-
-@dataclass(frozen=True)
-class Profile:
-    replicas: int
-    data_protection: bool
-    postgres: ComponentProfile
-    redis: ComponentProfile
-    object_store: ComponentProfile
-    mlflow: Resources
-    flyte: Resources
-    feast: Resources
-    prometheus: ComponentProfile
-    prometheus_retention: str
-    grafana: Resources
-
-
-PROFILE_DEFAULTS: Mapping[str, Profile] = {
-    "small": Profile(
-        replicas=1,
-        data_protection=False,
-        postgres=ComponentProfile("5Gi", Resources("100m", "256Mi", "1", "1Gi")),
-        redis=ComponentProfile("1Gi", Resources("50m", "64Mi", "500m", "256Mi")),
-        object_store=ComponentProfile("10Gi", Resources("100m", "256Mi", "1", "1Gi")),
-        mlflow=Resources("100m", "512Mi", "1", "1Gi"),
-        flyte=Resources("100m", "512Mi", "1", "1Gi"),
-        feast=Resources("100m", "256Mi", "1", "1Gi"),
-        prometheus=ComponentProfile("5Gi", Resources("100m", "256Mi", "1", "1Gi")),
-        prometheus_retention="3d",
-        grafana=Resources("50m", "128Mi", "500m", "512Mi"),
-    ),
-    "standard": Profile(
-        replicas=1,
-        data_protection=True,
-        postgres=ComponentProfile("20Gi", Resources("250m", "512Mi", "2", "2Gi")),
-        redis=ComponentProfile("5Gi", Resources("100m", "256Mi", "1", "1Gi")),
-        object_store=ComponentProfile("50Gi", Resources("250m", "512Mi", "2", "2Gi")),
-        mlflow=Resources("250m", "1Gi", "2", "2Gi"),
-        flyte=Resources("500m", "1Gi", "2", "2Gi"),
-        feast=Resources("250m", "512Mi", "2", "2Gi"),
-        prometheus=ComponentProfile("20Gi", Resources("250m", "1Gi", "2", "4Gi")),
-        prometheus_retention="15d",
-        grafana=Resources("100m", "256Mi", "1", "1Gi"),
-    ),
-    "ha": Profile(
-        replicas=2,
-        data_protection=True,
-        postgres=ComponentProfile("100Gi", Resources("1", "2Gi", "4", "8Gi")),
-        redis=ComponentProfile("20Gi", Resources("250m", "1Gi", "2", "4Gi")),
-        object_store=ComponentProfile("500Gi", Resources("500m", "2Gi", "4", "8Gi")),
-        mlflow=Resources("500m", "1Gi", "2", "4Gi"),
-        flyte=Resources("1", "2Gi", "4", "4Gi"),
-        feast=Resources("500m", "1Gi", "2", "2Gi"),
-        prometheus=ComponentProfile("100Gi", Resources("500m", "2Gi", "4", "8Gi")),
-        prometheus_retention="30d",
-        grafana=Resources("100m", "256Mi", "1", "1Gi"),
-    ),
+# What each service stands on: config refuses the service without them.
+NEEDS: Mapping[str, tuple[str, ...]] = {
+    "mlflow": ("postgres", "objectStore"),
+    "flyte": ("postgres", "objectStore"),
+    "feast": ("postgres", "redis"),
+    "kserve": ("objectStore",),
 }
 
-# Secret keys and the component that needs each.
-SECRET_KEYS: Mapping[str, str] = {
-    "postgresPassword": "postgres",
-    "postgresMlflowPassword": "postgres",
-    "postgresFlytePassword": "postgres",
-    "postgresFeastPassword": "postgres",
-    "redisPassword": "redis",
-    "objectStoreAccessKey": "objectStore",
-    "objectStoreSecretKey": "objectStore",
-    "mlflowAdminPassword": "mlflow",
-    "mlflowFlaskSecretKey": "mlflow",
-    "grafanaAdminPassword": "monitoring",
-}
-_PLAIN_KEYS = (
-    "profile",
-    "namespace",
-    "storageClass",
-    "replicas",
-    "dataProtection",
-    "postgres",
-    "redis",
-    "objectStore",
-    "mlflow",
-    "flyte",
-    "feast",
-    "kserve",
-    "monitoring",
-)
+
+def switch(value: Any, handler: Any) -> Any:
+    """A component section: `enabled: false` gives None, anything else the validated section."""
+    if not isinstance(value, dict) or "enabled" not in value:
+        return handler(value)
+    enabled = value["enabled"]
+    if enabled is True:
+        return handler({k: v for k, v in value.items() if k != "enabled"})
+    if enabled is not False:
+        raise PydanticCustomError("switch", "must be true or false")
+    if "external" in value:
+        raise PydanticCustomError("switch_external", "must be true when external is set")
+    return None
 
 
-def _resources(parent: Section, default: Resources) -> Resources:
-    section = parent.section("resources")
-    if section is None:
-        return default
-    requests = section.section("requests") or Section("", {}, section.errors)
-    limits = section.section("limits") or Section("", {}, section.errors)
-    resources = Resources(
-        cpu_request=requests.quantity("cpu", default.cpu_request),
-        memory_request=requests.quantity("memory", default.memory_request),
-        cpu_limit=limits.quantity("cpu", default.cpu_limit),
-        memory_limit=limits.quantity("memory", default.memory_limit),
+Switch = WrapValidator(switch)
+
+
+class ExternalPostgres(Model):
+    """An existing server: the platform creates its logins and databases there."""
+
+    host: Host
+    port: Port = 5432
+    admin_user: RoleName = Field("postgres", description="needs CREATEROLE and CREATEDB")
+    ssl_mode: SslMode = "require"
+
+
+class PostgresConfig(Component):
+    """PostgreSQL: one server (or `external`), a login and database per consumer."""
+
+    external: ExternalPostgres | None = None
+    resources: Resources
+    storage_size: Quantity
+    admin_password: Secret = Field(alias="postgresPassword")
+    mlflow_password: GeneratedSecret = Field(alias="postgresMlflowPassword")
+    flyte_password: GeneratedSecret = Field(alias="postgresFlytePassword")
+    feast_password: GeneratedSecret = Field(alias="postgresFeastPassword")
+
+    @property
+    def consumer_passwords(self) -> dict[str, SecretStr]:
+        """Login password of each consumer database (mlflow, flyte, feast)."""
+        return {db: getattr(self, f"{db}_password") for db in POSTGRES_CONSUMERS}
+
+
+class ExternalRedis(Model):
+    host: Host
+    port: Port = 6379
+    tls: Flag = False
+
+
+class RedisConfig(Component):
+    """Redis: the Feast online store (or `external`)."""
+
+    external: ExternalRedis | None = None
+    resources: Resources
+    storage_size: Quantity
+    password: Secret = Field(alias="redisPassword")
+
+
+class ExternalObjectStore(Model):
+    endpoint: Endpoint
+    region: RegionName = "us-east-1"
+
+
+class Buckets(Model):
+    """Bucket name for each platform use."""
+
+    known_keys_sorted: ClassVar[bool] = False
+    mlflow: BucketName = "mlflow"
+    flyte: BucketName = "flyte"
+    feast: BucketName = "feast"
+    models: BucketName = "models"
+
+
+class ObjectStoreConfig(Component):
+    """S3-compatible object storage: SeaweedFS in the cluster (or `external`)."""
+
+    buckets: Buckets = Buckets()
+    external: ExternalObjectStore | None = None
+    resources: Resources
+    storage_size: Quantity
+    access_key: Secret = Field(alias="objectStoreAccessKey")
+    secret_key: Secret = Field(alias="objectStoreSecretKey")
+
+
+class MlflowConfig(Component):
+    """MLflow tracking server and model registry (needs postgres and objectStore)."""
+
+    allowed_hosts: HostPatterns = Field(
+        (), description="Host headers accepted beyond the in-cluster names (an ingress host)"
     )
-    for part in (requests, limits, section):
-        part.finish()
-    return resources
+    replicas: Replicas
+    resources: Resources
+    workers: Workers = 2
+    admin_password: Secret = Field(alias="mlflowAdminPassword")
+    flask_secret_key: Secret = Field(alias="mlflowFlaskSecretKey")
 
 
-def _check_external(component: str, enabled: bool, external: bool, errors: Errors) -> None:
-    if external and not enabled:
-        errors.add(f"{component}.enabled", False, f"must be true when {component}.external is set")
+class FlyteConfig(Component):
+    """Flyte 1.16 (flyte-binary; needs postgres and objectStore)."""
+
+    domains: Names = ("development", "staging", "production")
+    projects: Names = Field(("ml",), description="created at start, a namespace per domain")
+    resources: Resources
 
 
-def _postgres(
-    root: Section,
-    profile: Profile,
-    data: Mapping[str, Any],
-    secrets: frozenset[str],
-    errors: Errors,
-) -> PostgresConfig:
-    section = root.section("postgres") or Section("postgres", {}, errors)
-    enabled = section.flag("enabled", True)
-    storage = section.quantity("storageSize", profile.postgres.storage_size)
-    resources = _resources(section, profile.postgres.resources)
-    external = None
-    ext = section.section("external")
-    if ext is not None:
-        host = ext.required_text("host", HOST, "must be a host name or IP address")
-        external = ExternalPostgres(
-            host=host,
-            port=ext.integer("port", 5432, 1, 65535),
-            admin_user=ext.text("adminUser", "postgres", DNS_LABEL, "must be a role name"),
-            ssl_mode=ext.choice("sslMode", "require", SSL_MODES),
-        )
-        ext.finish()
-    section.finish()
-    _check_external("postgres", enabled, external is not None, errors)
-    admin = consumers = None
-    if enabled:
-        admin = read_secret(data, secrets, "postgresPassword", "postgres", errors)
-        consumers = {
-            name: read_secret(
-                data, secrets, f"postgres{name.capitalize()}Password", "postgres", errors
-            )
-            for name in POSTGRES_CONSUMERS
-        }
-    return PostgresConfig(
-        enabled=enabled,
-        storage_size=storage,
-        resources=resources,
-        external=external,
-        admin_password=admin,
-        consumer_passwords={k: v for k, v in (consumers or {}).items() if v is not None},
+class FeastConfig(Component):
+    """Feast feature server, apply Job and materialization CronJob (needs postgres and redis)."""
+
+    materialize_schedule: Cron = "*/15 * * * *"
+    project: FeastProject = Field("fraud", description="the Feast project the server serves")
+    replicas: Replicas
+    repo_image: Image = Field(
+        versions.WORKLOADS_IMAGE, description="the workload image carrying the feature repo"
     )
+    resources: Resources
+    workers: Workers = Field(1, description="feature server worker processes per replica")
 
 
-def _redis(
-    root: Section,
-    profile: Profile,
-    data: Mapping[str, Any],
-    secrets: frozenset[str],
-    errors: Errors,
-) -> RedisConfig:
-    section = root.section("redis") or Section("redis", {}, errors)
-    enabled = section.flag("enabled", True)
-    storage = section.quantity("storageSize", profile.redis.storage_size)
-    resources = _resources(section, profile.redis.resources)
-    external = None
-    ext = section.section("external")
-    if ext is not None:
-        host = ext.required_text("host", HOST, "must be a host name or IP address")
-        external = ExternalRedis(
-            host=host, port=ext.integer("port", 6379, 1, 65535), tls=ext.flag("tls", False)
-        )
-        ext.finish()
-    section.finish()
-    _check_external("redis", enabled, external is not None, errors)
-    password = read_secret(data, secrets, "redisPassword", "redis", errors) if enabled else None
-    return RedisConfig(enabled, storage, resources, external, password)
+class CertManagerConfig(Model):
+    chart_repository: ChartRepository = versions.CERT_MANAGER_CHART_REPOSITORY
+    image_registry: Registry | None = Field(None, description="a mirror of quay.io")
 
 
-def _object_store(
-    root: Section,
-    profile: Profile,
-    data: Mapping[str, Any],
-    secrets: frozenset[str],
-    errors: Errors,
-) -> ObjectStoreConfig:
-    section = root.section("objectStore") or Section("objectStore", {}, errors)
-    enabled = section.flag("enabled", True)
-    storage = section.quantity("storageSize", profile.object_store.storage_size)
-    resources = _resources(section, profile.object_store.resources)
-    buckets = dict(zip(BUCKETS, BUCKETS, strict=True))
-    bucket_section = section.section("buckets")
-    if bucket_section is not None:
-        for use in BUCKETS:
-            buckets[use] = bucket_section.text(
-                use, use, BUCKET, "must be an S3 bucket name (3-63 of a-z, 0-9, '.', '-')"
-            )
-        bucket_section.finish(BUCKETS)
-    external = None
-    ext = section.section("external")
-    if ext is not None:
-        endpoint = ext.required_text(
-            "endpoint", ENDPOINT, "must be an http(s) URL such as https://s3.example.com"
-        )
-        external = ExternalObjectStore(
-            endpoint=endpoint.rstrip("/"),
-            region=ext.text("region", "us-east-1", DNS_LABEL, "must be a region name"),
-        )
-        ext.finish()
-    section.finish()
-    _check_external("objectStore", enabled, external is not None, errors)
-    access = secret = None
-    if enabled:
-        access = read_secret(data, secrets, "objectStoreAccessKey", "objectStore", errors)
-        secret = read_secret(data, secrets, "objectStoreSecretKey", "objectStore", errors)
-    return ObjectStoreConfig(enabled, storage, resources, external, buckets, access, secret)
+class KserveConfig(Component):
+    """KServe in Standard mode after cert-manager (needs objectStore)."""
 
-
-def _mlflow(
-    root: Section,
-    profile: Profile,
-    replicas: int,
-    data: Mapping[str, Any],
-    secrets: frozenset[str],
-    errors: Errors,
-) -> MlflowConfig:
-    section = root.section("mlflow") or Section("mlflow", {}, errors)
-    enabled = section.flag("enabled", True)
-    hosts = section.get(
-        "allowedHosts",
-        (),
-        lambda v: (
-            tuple(v)
-            if isinstance(v, list) and all(isinstance(h, str) and ALLOWED_HOST.match(h) for h in v)
-            else None
-        ),
-        "must be a list of Host header patterns such as mlflow.example.com or *.example.com:*",
+    cert_manager: CertManagerConfig = CertManagerConfig()
+    chart_repository: ChartRepository = versions.KSERVE_CHART_REPOSITORY
+    image_registry: Registry | None = Field(
+        None, description="a mirror replacing the registry host of every KServe image"
     )
-    config = MlflowConfig(
-        enabled=enabled,
-        replicas=section.integer("replicas", replicas, 1, 10),
-        workers=section.integer("workers", 2, 1, 16),
-        resources=_resources(section, profile.mlflow),
-        allowed_hosts=hosts,
-        admin_password=read_secret(data, secrets, "mlflowAdminPassword", "mlflow", errors)
-        if enabled
-        else None,
-        flask_secret_key=read_secret(data, secrets, "mlflowFlaskSecretKey", "mlflow", errors)
-        if enabled
-        else None,
+    ingress_class: IngressClassName | None = Field(
+        None, description="ingress for InferenceServices; none leaves ingress creation off"
     )
-    section.finish()
-    return config
-
-
-def _names(section: Section, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    return section.get(
-        key,
-        default,
-        lambda v: (
-            tuple(v)
-            if isinstance(v, list)
-            and v
-            and len(set(v)) == len(v)
-            and all(isinstance(n, str) and DNS_LABEL.match(n) and len(n) <= 30 for n in v)
-            else None
-        ),
-        "must be a non-empty list of distinct names of up to 30 of a-z, 0-9, '-'",
+    install: Flag = Field(
+        True, description="false when KServe and cert-manager are already on the cluster"
     )
+    model_namespace: DnsLabel
 
 
-def _flyte(root: Section, profile: Profile, errors: Errors) -> FlyteConfig:
-    section = root.section("flyte") or Section("flyte", {}, errors)
-    config = FlyteConfig(
-        enabled=section.flag("enabled", True),
-        resources=_resources(section, profile.flyte),
-        projects=_names(section, "projects", ("ml",)),
-        domains=_names(section, "domains", ("development", "staging", "production")),
+class GrafanaConfig(Model):
+    resources: Resources
+
+
+class MonitoringConfig(Component):
+    """Prometheus 3 and Grafana 13."""
+
+    grafana: GrafanaConfig
+    resources: Resources
+    retention: Duration
+    storage_size: Quantity
+    grafana_admin_password: Secret = Field(alias="grafanaAdminPassword")
+
+
+class PlatformConfig(Model):
+    """A stack's config, validated; a disabled component is None."""
+
+    known_keys_sorted: ClassVar[bool] = False
+    profile: ProfileName = Field("small", description="sizes, replicas and data protection")
+    namespace: DnsLabel = Field("mlops", description="the namespace every platform object is in")
+    storage_class: StorageClassName | None = Field(None, description="none: the cluster default")
+    replicas: Replicas = Field(description="replicas of the stateless services")
+    data_protection: Flag = Field(
+        description="protect the namespace and data volumes, keep claims on delete"
     )
-    section.finish()
-    return config
+    postgres: Annotated[PostgresConfig | None, Switch]
+    redis: Annotated[RedisConfig | None, Switch]
+    object_store: Annotated[ObjectStoreConfig | None, Switch]
+    mlflow: Annotated[MlflowConfig | None, Switch]
+    flyte: Annotated[FlyteConfig | None, Switch]
+    feast: Annotated[FeastConfig | None, Switch]
+    kserve: Annotated[KserveConfig | None, Switch]
+    monitoring: Annotated[MonitoringConfig | None, Switch]
 
-
-def _feast(root: Section, profile: Profile, replicas: int, errors: Errors) -> FeastConfig:
-    section = root.section("feast") or Section("feast", {}, errors)
-    config = FeastConfig(
-        enabled=section.flag("enabled", True),
-        replicas=section.integer("replicas", replicas, 1, 10),
-        workers=section.integer("workers", 1, 1, 16),
-        resources=_resources(section, profile.feast),
-        project=section.text(
-            "project", "fraud", FEAST_PROJECT, "must be a Feast project name (a-z, 0-9, '_')"
-        ),
-        materialize_schedule=section.text(
-            "materializeSchedule",
-            "*/15 * * * *",
-            CRON,
-            "must be a five-field cron schedule such as '*/15 * * * *' or '0 * * * *'",
-        ),
-        repo_image=section.text(
-            "repoImage",
-            versions.WORKLOADS_IMAGE,
-            IMAGE,
-            "must be an image reference such as ghcr.io/acme/workloads:1.2.0",
-        ),
-    )
-    section.finish()
-    return config
-
-
-def _kserve(root: Section, namespace: str, errors: Errors) -> KserveConfig:
-    section = root.section("kserve") or Section("kserve", {}, errors)
-    cert_manager = section.section("certManager") or Section("kserve.certManager", {}, errors)
-    registry = "must be a registry host such as registry.example.com or mirror.example.com:5000/hub"
-
-    def optional(part: Section, key: str, pattern: re.Pattern[str], allowed: str) -> str | None:
-        value = part.text(key, "", pattern, allowed)
-        return value or None
-
-    config = KserveConfig(
-        enabled=section.flag("enabled", True),
-        install=section.flag("install", True),
-        model_namespace=section.text(
-            "modelNamespace",
-            f"{namespace}-models",
-            DNS_LABEL,
-            "must be a DNS-1123 label (a-z, 0-9, '-')",
-        ),
-        ingress_class=optional(section, "ingressClass", DNS_LABEL, "must be an IngressClass name"),
-        chart_repository=section.text(
-            "chartRepository",
-            versions.KSERVE_CHART_REPOSITORY,
-            CHART_REPOSITORY,
-            "must be an oci:// or http(s):// chart repository URL",
-        ),
-        cert_manager_chart_repository=cert_manager.text(
-            "chartRepository",
-            versions.CERT_MANAGER_CHART_REPOSITORY,
-            CHART_REPOSITORY,
-            "must be an oci:// or http(s):// chart repository URL",
-        ),
-        image_registry=optional(section, "imageRegistry", REGISTRY, registry),
-        cert_manager_image_registry=optional(cert_manager, "imageRegistry", REGISTRY, registry),
-    )
-    cert_manager.finish()
-    section.finish()
-    return config
-
-
-def _monitoring(
-    root: Section,
-    profile: Profile,
-    data: Mapping[str, Any],
-    secrets: frozenset[str],
-    errors: Errors,
-) -> MonitoringConfig:
-    section = root.section("monitoring") or Section("monitoring", {}, errors)
-    enabled = section.flag("enabled", True)
-    grafana = section.section("grafana") or Section("monitoring.grafana", {}, errors)
-    config = MonitoringConfig(
-        enabled=enabled,
-        retention=section.text(
-            "retention",
-            profile.prometheus_retention,
-            DURATION,
-            "must be a Prometheus duration such as 12h, 15d or 2w",
-        ),
-        storage_size=section.quantity("storageSize", profile.prometheus.storage_size),
-        resources=_resources(section, profile.prometheus.resources),
-        grafana_resources=_resources(grafana, profile.grafana),
-        grafana_admin_password=read_secret(
-            data, secrets, "grafanaAdminPassword", "monitoring", errors
-        )
-        if enabled
-        else None,
-    )
-    grafana.finish()
-    section.finish()
-    return config
-
-
-def _check_dependencies(config: PlatformConfig, errors: Errors) -> None:
-    """A component is only as available as what it stands on."""
-    needs = {
-        "mlflow": (config.mlflow.enabled, ("postgres", "objectStore")),
-        "flyte": (config.flyte.enabled, ("postgres", "objectStore")),
-        "feast": (config.feast.enabled, ("postgres", "redis")),
-        "kserve": (config.kserve.enabled, ("objectStore",)),
-    }
-    enabled = {
-        "postgres": config.postgres.enabled,
-        "redis": config.redis.enabled,
-        "objectStore": config.object_store.enabled,
-    }
-    for component, (on, required) in needs.items():
-        for dependency in required:
-            if on and not enabled[dependency]:
-                errors.add(
-                    f"{dependency}.enabled",
-                    False,
-                    f"must be true while {component} is enabled "
-                    f"(or set {component}.enabled: false)",
+    @model_validator(mode="before")
+    @classmethod
+    def _prepare(cls, data: Any, info: ValidationInfo) -> Any:
+        """Lays the profile under the stack's keys, fills the secret fields, and records the
+        checks across sections (they are reported with the field errors, in one message)."""
+        if not isinstance(data, dict):
+            return data
+        context = info.context or {}
+        secrets = {k: data[k] for k in SECRET_KEYS if k in data}
+        plain = {k: v for k, v in data.items() if k not in SECRET_KEYS}
+        laid = _lay(_defaults(plain), plain)
+        problems: list[str] = context.get("problems", [])
+        for section, key, _ in secret_fields(cls):
+            part = laid.get(section)
+            if not isinstance(part, dict):
+                continue
+            if key in part:
+                del part[key]
+                problems.append(
+                    f"{PROJECT}:{section}.{key} = [secret]: unknown key; set the secret with "
+                    f"pulumi config set --secret {key}"
                 )
+            if key in secrets:
+                stored = f"{PROJECT}:{key}" in context.get("secret_keys", ())
+                part[key] = secrets[key] if stored else PlainText(secrets[key])
+        problems.extend(_cross_checks(laid, secrets))
+        return laid
+
+
+# The component sections' keys, and the attribute of each.
+_ATTRIBUTES = {
+    field.alias or name: name
+    for name, field in PlatformConfig.model_fields.items()
+    if model_of(field) is not None
+}
+SECTIONS = tuple(_ATTRIBUTES)
+# (section, secret key, its rule) of every secret, and each secret key's section.
+SECRETS = secret_fields(PlatformConfig)
+SECRET_KEYS: Mapping[str, str] = {key: section for section, key, _ in SECRETS}
+
+
+def section(config: PlatformConfig, key: str) -> Component | None:
+    """A component's section by its stack key ("objectStore"); None while disabled."""
+    found: Component | None = getattr(config, _ATTRIBUTES[key])
+    return found
+
+
+def _profiles() -> dict[ProfileName, dict[str, Any]]:
+    def size(storage: str, *resources: str) -> dict[str, Any]:
+        return {"storageSize": storage, "resources": sized(*resources)}
+
+    def sized(*resources: str) -> dict[str, Any]:
+        return Resources.of(*resources).model_dump()
+
+    return {
+        "small": {
+            "replicas": 1,
+            "dataProtection": False,
+            "postgres": size("5Gi", "100m", "256Mi", "1", "1Gi"),
+            "redis": size("1Gi", "50m", "64Mi", "500m", "256Mi"),
+            "objectStore": size("10Gi", "100m", "256Mi", "1", "1Gi"),
+            "mlflow": {"resources": sized("100m", "512Mi", "1", "1Gi")},
+            "flyte": {"resources": sized("100m", "512Mi", "1", "1Gi")},
+            "feast": {"resources": sized("100m", "256Mi", "1", "1Gi")},
+            "monitoring": {
+                **size("5Gi", "100m", "256Mi", "1", "1Gi"),
+                "retention": "3d",
+                "grafana": {"resources": sized("50m", "128Mi", "500m", "512Mi")},
+            },
+        },
+        "standard": {
+            "replicas": 1,
+            "dataProtection": True,
+            "postgres": size("20Gi", "250m", "512Mi", "2", "2Gi"),
+            "redis": size("5Gi", "100m", "256Mi", "1", "1Gi"),
+            "objectStore": size("50Gi", "250m", "512Mi", "2", "2Gi"),
+            "mlflow": {"resources": sized("250m", "1Gi", "2", "2Gi")},
+            "flyte": {"resources": sized("500m", "1Gi", "2", "2Gi")},
+            "feast": {"resources": sized("250m", "512Mi", "2", "2Gi")},
+            "monitoring": {
+                **size("20Gi", "250m", "1Gi", "2", "4Gi"),
+                "retention": "15d",
+                "grafana": {"resources": sized("100m", "256Mi", "1", "1Gi")},
+            },
+        },
+        "ha": {
+            "replicas": 2,
+            "dataProtection": True,
+            "postgres": size("100Gi", "1", "2Gi", "4", "8Gi"),
+            "redis": size("20Gi", "250m", "1Gi", "2", "4Gi"),
+            "objectStore": size("500Gi", "500m", "2Gi", "4", "8Gi"),
+            "mlflow": {"resources": sized("500m", "1Gi", "2", "4Gi")},
+            "flyte": {"resources": sized("1", "2Gi", "4", "4Gi")},
+            "feast": {"resources": sized("500m", "1Gi", "2", "2Gi")},
+            "monitoring": {
+                **size("100Gi", "500m", "2Gi", "4", "8Gi"),
+                "retention": "30d",
+                "grafana": {"resources": sized("100m", "256Mi", "1", "1Gi")},
+            },
+        },
+    }
+
+
+# Each profile is a partial stack config: what a stack gets for the keys it does not set.
+PROFILE_DEFAULTS: Mapping[ProfileName, Mapping[str, Any]] = _profiles()
+
+
+def _valid(rule: Any, value: Any) -> bool:
+    try:
+        TypeAdapter(rule).validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _defaults(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile's keys, plus the defaults that follow the stack's own top-level keys."""
+    profile = data.get("profile", "small")
+    base = PROFILE_DEFAULTS[profile if profile in PROFILES else "small"]
+    replicas = data.get("replicas", base["replicas"])
+    if not _valid(Replicas, replicas):
+        replicas = base["replicas"]
+    namespace = data.get("namespace", "mlops")
+    if not _valid(DnsLabel, namespace):
+        namespace = "mlops"
+    per_stack = {
+        "mlflow": {"replicas": replicas},
+        "feast": {"replicas": replicas},
+        "kserve": {"modelNamespace": f"{namespace}-models"},
+    }
+    empty: dict[str, Any] = {key: {} for key in SECTIONS}
+    laid: dict[str, Any] = _lay(_lay(empty, base), per_stack)
+    return laid
+
+
+def _lay(under: Any, over: Any) -> Any:
+    """`over` laid on `under`: objects merge key by key, anything else replaces."""
+    if not (isinstance(under, dict) and isinstance(over, dict)):
+        return over
+    return {**under, **{k: _lay(under[k], v) if k in under else v for k, v in over.items()}}
+
+
+def _enabled(data: Mapping[str, Any], section: str) -> bool:
+    part = data.get(section)
+    return not (isinstance(part, dict) and part.get("enabled") is False)
+
+
+def _cross_checks(data: Mapping[str, Any], secrets: Mapping[str, Any]) -> list[str]:
+    """A service is only as available as what it stands on."""
+    problems = [
+        line(
+            f"{dependency}.enabled",
+            False,
+            f"must be true while {service} is enabled (or set {service}.enabled: false)",
+        )
+        for service, dependencies in NEEDS.items()
+        if _enabled(data, service)
+        for dependency in dependencies
+        if not _enabled(data, dependency)
+    ]
+    if _enabled(data, "feast") and "," in str(secrets.get("redisPassword", "")):
+        problems.append(
+            f"{PROJECT}:redisPassword = [secret]: must not contain ',' while feast is enabled "
+            "(Feast's Redis connection string separates its options with ',')"
+        )
+    return problems
+
+
+def parse_raw(raw: Mapping[str, str]) -> dict[str, Any]:
+    """Strips the project namespace and decodes JSON values (Pulumi passes objects as JSON).
+
+    Secrets are kept as the strings they are.
+    """
+    data: dict[str, Any] = {}
+    for full_key, text in raw.items():
+        namespace, _, key = full_key.rpartition(":")
+        if namespace != PROJECT:
+            continue
+        if key in SECRET_KEYS:
+            data[key] = text
+            continue
+        try:
+            data[key] = json.loads(text)
+        except (json.JSONDecodeError, TypeError):
+            data[key] = text
+    return data
 
 
 def load(
     stack: str, raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()
 ) -> PlatformConfig:
     """Validates raw stack config (full `project:key` names) into a PlatformConfig."""
-    errors = Errors(stack)
-    data = parse_raw(raw, SECRET_KEYS)
-    plain = {k: v for k, v in data.items() if k not in SECRET_KEYS}
-    root = Section("", plain, errors)
-    profile_name = root.choice("profile", "small", PROFILES)
-    profile = PROFILE_DEFAULTS[profile_name]
-    replicas = root.integer("replicas", profile.replicas, 1, 10)
-    namespace = root.text(
-        "namespace", "mlops", DNS_LABEL, "must be a DNS-1123 label (a-z, 0-9, '-')"
-    )
-    config = PlatformConfig(
-        stack=stack,
-        profile=profile_name,
-        namespace=namespace,
-        storage_class=root.get(
-            "storageClass",
-            None,
-            lambda v: v if isinstance(v, str) and HOST.match(v) else None,
-            "must be the name of a StorageClass",
-        ),
-        replicas=replicas,
-        data_protection=root.flag("dataProtection", profile.data_protection),
-        postgres=_postgres(root, profile, data, secret_keys, errors),
-        redis=_redis(root, profile, data, secret_keys, errors),
-        object_store=_object_store(root, profile, data, secret_keys, errors),
-        mlflow=_mlflow(root, profile, replicas, data, secret_keys, errors),
-        flyte=_flyte(root, profile, errors),
-        feast=_feast(root, profile, replicas, errors),
-        kserve=_kserve(root, namespace, errors),
-        monitoring=_monitoring(root, profile, data, secret_keys, errors),
-    )
-    root.finish(_PLAIN_KEYS + tuple(SECRET_KEYS))
-    _check_dependencies(config, errors)
-    if config.feast.enabled and "," in str(data.get("redisPassword", "")):
-        errors.messages.append(
-            f"{PROJECT}:redisPassword = [secret]: must not contain ',' while feast is enabled "
-            "(Feast's Redis connection string separates its options with ',')"
-        )
-    if errors.messages:
-        raise ConfigError("invalid stack config:\n  " + "\n  ".join(errors.messages))
+    problems: list[str] = []
+    context = {"secret_keys": secret_keys, "problems": problems}
+    try:
+        config = PlatformConfig.model_validate(parse_raw(raw), context=context)
+    except ValidationError as error:
+        problems[:0] = describe(error, PlatformConfig, stack)
+    if problems:
+        raise ConfigError("invalid stack config:\n  " + "\n  ".join(problems))
     return config
 
 
 def from_pulumi() -> PlatformConfig:
-    """Loads the running stack's config from the Pulumi runtime."""
-    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    secret_keys = frozenset(runtime_config._SECRET_KEYS.get()) | frozenset(
-        json.loads(os.environ.get("PULUMI_CONFIG_SECRET_KEYS", "[]"))
+    """The running stack's config, as the language host hands it to the program."""
+    return load(
+        pulumi.get_stack(),
+        pulumi.runtime.get_config_env(),
+        frozenset(pulumi.runtime.get_config_secret_keys_env()),
     )
-    return load(pulumi.get_stack(), raw, secret_keys)

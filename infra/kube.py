@@ -7,12 +7,14 @@ limits, probes, security context) are written once.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.config import Resources
+from infra.configtypes import Model, Quantity
 
 PART_OF = "mlops-platform"
 MANAGED_BY = "pulumi"
@@ -20,8 +22,31 @@ MANAGED_BY = "pulumi"
 POD_SECURITY_LEVEL = "restricted"
 
 Spec = dict[str, Any]
+
+
+class Quantities(Model):
+    cpu: Quantity
+    memory: Quantity
+
+
+class Resources(Model):
+    """A container's requests and limits, shaped as in a pod spec (and in stack config)."""
+
+    requests: Quantities
+    limits: Quantities
+
+    @staticmethod
+    def of(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> Resources:
+        return Resources(
+            requests=Quantities(cpu=cpu_request, memory=memory_request),
+            limits=Quantities(cpu=cpu_limit, memory=memory_limit),
+        )
+
+
 # A shell-and-client container that waits or runs one short script.
-SMALL_JOB = Resources("10m", "32Mi", "200m", "128Mi")
+SMALL_JOB = Resources.of("10m", "32Mi", "200m", "128Mi")
+# An exporter beside a server.
+SIDECAR = Resources.of("10m", "32Mi", "200m", "64Mi")
 
 
 def selector(component: str) -> dict[str, str]:
@@ -88,38 +113,48 @@ def container_security_context(read_only_root: bool = True) -> Spec:
 
 
 def resources(size: Resources) -> Spec:
-    return {
-        "requests": {"cpu": size.cpu_request, "memory": size.memory_request},
-        "limits": {"cpu": size.cpu_limit, "memory": size.memory_limit},
-    }
+    return size.model_dump()
 
 
-def exec_probe(command: list[str], period: int = 10, failures: int = 3, initial: int = 0) -> Spec:
-    return {
-        "exec": {"command": command},
-        "initialDelaySeconds": initial,
-        "periodSeconds": period,
-        "timeoutSeconds": 5,
-        "failureThreshold": failures,
-    }
+def http_check(path: str, port: str) -> Spec:
+    return {"httpGet": {"path": path, "port": port}}
 
 
-def http_probe(path: str, port: str, period: int = 10, failures: int = 3) -> Spec:
-    return {
-        "httpGet": {"path": path, "port": port},
-        "periodSeconds": period,
-        "timeoutSeconds": 5,
-        "failureThreshold": failures,
-    }
+def exec_check(command: list[str]) -> Spec:
+    return {"exec": {"command": command}, "initialDelaySeconds": 0}
 
 
-def tcp_probe(port: str, period: int = 10, failures: int = 3) -> Spec:
-    return {
-        "tcpSocket": {"port": port},
-        "periodSeconds": period,
-        "timeoutSeconds": 5,
-        "failureThreshold": failures,
-    }
+def probe(check: Spec, period: int = 10, failures: int = 3) -> Spec:
+    return {**check, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
+
+
+@dataclass(frozen=True)
+class Probes:
+    """When the kubelet sends a container traffic, restarts it, and how long it waits first."""
+
+    readiness: Spec
+    liveness: Spec
+    startup: Spec | None = None
+
+    @staticmethod
+    def server(ready: Spec, live: Spec | None = None, start_failures: int = 60) -> Probes:
+        """Ready every 10 s; alive (the same check unless told) every 20 s with six chances;
+        a startup probe every 5 s that gives a slow start `start_failures` chances."""
+        return Probes(
+            readiness=probe(ready),
+            liveness=probe(live or ready, period=20, failures=6),
+            startup=probe(ready, period=5, failures=start_failures),
+        )
+
+    @staticmethod
+    def sidecar(check: Spec) -> Probes:
+        """An exporter beside a server: the same check for traffic and restarts."""
+        return Probes(readiness=probe(check), liveness=probe(check))
+
+
+def service_host(name: str, namespace: str) -> str:
+    """A Service's in-cluster DNS name."""
+    return f"{name}.{namespace}.svc.cluster.local"
 
 
 def container(
@@ -128,9 +163,7 @@ def container(
     size: Resources,
     *,
     ports: dict[str, int],
-    readiness: Spec,
-    liveness: Spec | None = None,
-    startup: Spec | None = None,
+    probes: Probes,
     read_only_root: bool = True,
     **fields: Any,
 ) -> Spec:
@@ -142,12 +175,12 @@ def container(
         "ports": [{"name": port, "containerPort": number} for port, number in ports.items()],
         "resources": resources(size),
         "securityContext": container_security_context(read_only_root),
-        "readinessProbe": readiness,
-        "livenessProbe": liveness or readiness,
+        "readinessProbe": probes.readiness,
+        "livenessProbe": probes.liveness,
         **fields,
     }
-    if startup is not None:
-        spec["startupProbe"] = startup
+    if probes.startup is not None:
+        spec["startupProbe"] = probes.startup
     return spec
 
 
@@ -347,3 +380,78 @@ def disruption_budget(
         spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(component)}},
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a stateful component's data volume comes from, and whether the data is protected:
+    protected data keeps its StatefulSet (`protect`) and its volume claims on delete."""
+
+    storage_class: str | None
+    protect: bool
+
+
+def _template(component: str, part: str, pod: Spec, config_digest: str | None) -> Spec:
+    meta: Spec = {"labels": labels(component, part)}
+    if config_digest is not None:
+        meta["annotations"] = {"checksum/config": config_digest}
+    return {"metadata": meta, "spec": pod}
+
+
+def stateful_set(
+    component: str,
+    namespace: str,
+    part: str,
+    *,
+    pod: Spec,
+    size: str,
+    storage: Storage,
+    needs: Sequence[pulumi.Resource],
+    parent: pulumi.Resource,
+    config_digest: str | None = None,
+) -> k8s.apps.v1.StatefulSet:
+    """One pod with a data volume (`data`); a `config_digest` rolls it on a config change."""
+    return k8s.apps.v1.StatefulSet(
+        component,
+        metadata=metadata(component, namespace, component, part),
+        spec={
+            "serviceName": component,
+            "replicas": 1,
+            "selector": {"matchLabels": selector(component)},
+            "persistentVolumeClaimRetentionPolicy": claim_retention(storage.protect),
+            "template": _template(component, part, pod, config_digest),
+            "volumeClaimTemplates": [volume_claim("data", size, storage.storage_class)],
+        },
+        opts=pulumi.ResourceOptions(parent=parent, protect=storage.protect, depends_on=list(needs)),
+    )
+
+
+def deployment(
+    component: str,
+    namespace: str,
+    part: str,
+    *,
+    replicas: int,
+    pod: Spec,
+    needs: Sequence[pulumi.Resource],
+    parent: pulumi.Resource,
+    config_digest: str | None = None,
+    strategy: str | None = None,
+) -> k8s.apps.v1.Deployment:
+    """A stateless service; with more than one replica, a budget keeps one up."""
+    spec: Spec = {
+        "replicas": replicas,
+        "selector": {"matchLabels": selector(component)},
+        "template": _template(component, part, pod, config_digest),
+    }
+    if strategy is not None:
+        spec["strategy"] = {"type": strategy}
+    made = k8s.apps.v1.Deployment(
+        component,
+        metadata=metadata(component, namespace, component, part),
+        spec=spec,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(needs)),
+    )
+    if replicas > 1:
+        disruption_budget(component, namespace, part, parent)
+    return made

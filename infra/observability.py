@@ -1,17 +1,24 @@
 """What each component tells the monitoring stack about itself.
 
-A component declares its scrape targets (the ports and paths it defines), the metric series
-those targets expose, the alert rule files that watch it and its pods' requests. The
-monitoring component turns the declarations into Prometheus config; the dashboards and the
-tests read the same declarations, so nothing is typed twice.
+A component declares its scrape targets (the ports and paths it defines, or the pods it
+discovers), the metric series those targets expose, the alert rule files that watch it and its
+pods' requests. Prometheus is configured from the declarations; the dashboards and the tests
+read the same declarations, and take the thresholds they draw from the alert rules, so nothing
+is typed twice.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
-from infra.config import Resources
+import yaml
+
+from infra.kube import Resources
+
+ALERTS_DIR = Path(__file__).resolve().parent / "alerts"
 
 _QUANTITY = re.compile(r"^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _FACTORS = {
@@ -79,6 +86,18 @@ class ScrapeTarget:
 
 
 @dataclass(frozen=True)
+class PodDiscovery:
+    """Pods of one namespace found through the API server: those that carry `label` and opt in
+    with the `prometheus.io/scrape`, `prometheus.io/port` and `prometheus.io/path` annotations.
+    Their series are labelled namespace, pod and `series_label` (the value of `label`)."""
+
+    job: str
+    namespace: str
+    label: str
+    series_label: str
+
+
+@dataclass(frozen=True)
 class Workload:
     """A component's pods, for usage-against-requests panels: a pod-name regex and requests."""
 
@@ -89,15 +108,40 @@ class Workload:
 
     @staticmethod
     def of(name: str, pods: str, size: Resources) -> Workload:
-        return Workload(name, pods, quantity(size.cpu_request), quantity(size.memory_request))
+        return Workload(name, pods, quantity(size.requests.cpu), quantity(size.requests.memory))
 
 
 @dataclass(frozen=True)
 class Telemetry:
     component: str
     targets: tuple[ScrapeTarget, ...] = ()
+    discovery: tuple[PodDiscovery, ...] = ()
     # Every series name the targets expose that a dashboard or rule may query.
     metrics: frozenset[str] = frozenset()
     # Rule files in infra/alerts/ that watch this component.
     rules: tuple[str, ...] = ()
     workloads: tuple[Workload, ...] = ()
+
+
+@cache
+def _rules(rule_file: str) -> dict[str, str]:
+    document = yaml.safe_load((ALERTS_DIR / rule_file).read_text())
+    return {r["alert"]: r["expr"] for g in document["groups"] for r in g["rules"] if "alert" in r}
+
+
+def alert_names(rule_file: str) -> frozenset[str]:
+    return frozenset(_rules(rule_file))
+
+
+_COMPARED = re.compile(r"(?:>=|<=|==|!=|>|<)\s*(?:bool\s+)?([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)")
+
+
+def threshold(rule_file: str, alert: str) -> float:
+    """The number an alert compares against, read from its rule (every comparison in the
+    expression must use the same one), for dashboards to draw where the alert fires."""
+    numbers = {float(n) for n in _COMPARED.findall(_rules(rule_file)[alert])}
+    if len(numbers) != 1:
+        raise ValueError(f"{rule_file} {alert}: not one threshold but {sorted(numbers)}")
+    number = numbers.pop()
+    # Whole numbers stay integers in the dashboards' JSON (3600, not 3600.0).
+    return int(number) if number.is_integer() else number

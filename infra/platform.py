@@ -1,13 +1,13 @@
-"""The composition root: builds each enabled component and wires their outputs together."""
+"""The composition root: builds each enabled component and hands each the endpoints it needs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pulumi
 
 from infra import kube
-from infra.components.feast import Feast, FeastArgs, RedisEndpoint
+from infra.components.feast import Feast, FeastArgs
 from infra.components.flyte import Flyte, FlyteArgs
 from infra.components.kserve import Kserve, KserveArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
@@ -15,168 +15,104 @@ from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.object_store import ObjectStore, ObjectStoreArgs
 from infra.components.postgres import Postgres, PostgresArgs
 from infra.components.redis import Redis, RedisArgs
-from infra.config import PlatformConfig
+from infra.config import NEEDS, PlatformConfig
 from infra.observability import Telemetry
 
 
+class Part(Protocol):
+    """What the Platform reads of every component: its declarations and its stack outputs."""
+
+    @property
+    def telemetry(self) -> Telemetry | tuple[Telemetry, ...]: ...
+
+    @property
+    def outputs(self) -> dict[str, Any]: ...
+
+
+T = TypeVar("T")
+P = TypeVar("P", bound=Part)
+
+
+def _provided(provider: T | None, service: str) -> T:
+    """A provider the service stands on; `config.load` refuses a service without it."""
+    if provider is None:
+        raise RuntimeError(f"{service} needs {' and '.join(NEEDS[service])}")
+    return provider
+
+
 class Platform(pulumi.ComponentResource):
-    postgres: Postgres | None
-    redis: Redis | None
-    object_store: ObjectStore | None
-    mlflow: Mlflow | None
-    flyte: Flyte | None
-    feast: Feast | None
-    kserve: Kserve | None
-    monitoring: Monitoring | None
+    parts: list[Part]
 
     def __init__(
         self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:index:Platform", name, None, opts)
         ns = config.namespace
+        storage = kube.Storage(config.storage_class, config.data_protection)
         # Deleting a namespace deletes its volumes' claims: protect it with the data.
         namespace = kube.namespace(
             ns, pulumi.ResourceOptions(parent=self, protect=config.data_protection)
         )
         child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
-        self.postgres = self.redis = self.object_store = None
-        self.mlflow = self.flyte = self.feast = self.kserve = self.monitoring = None
-        if config.postgres.enabled:
-            self.postgres = Postgres(
-                "postgres",
-                PostgresArgs(config.postgres, ns, config.storage_class, config.data_protection),
-                child,
+        self.parts = []
+        postgres = redis = store = None
+        if config.postgres:
+            postgres = self._add(
+                Postgres("postgres", PostgresArgs(config.postgres, ns, storage), child)
             )
-        if config.redis.enabled:
-            self.redis = Redis(
-                "redis",
-                RedisArgs(config.redis, ns, config.storage_class, config.data_protection),
-                child,
+        if config.redis:
+            redis = self._add(Redis("redis", RedisArgs(config.redis, ns, storage), child))
+        if config.object_store:
+            store = self._add(
+                ObjectStore(
+                    "object-store", ObjectStoreArgs(config.object_store, ns, storage), child
+                )
             )
-        if config.object_store.enabled:
-            self.object_store = ObjectStore(
-                "object-store",
-                ObjectStoreArgs(
-                    config.object_store, ns, config.storage_class, config.data_protection
-                ),
-                child,
+        if config.mlflow:
+            database = _provided(postgres, "mlflow").databases["mlflow"]
+            s3 = _provided(store, "mlflow").endpoint
+            self._add(Mlflow("mlflow", MlflowArgs(config.mlflow, ns, database, s3), child))
+        if config.flyte:
+            database = _provided(postgres, "flyte").databases["flyte"]
+            s3 = _provided(store, "flyte").endpoint
+            self._add(Flyte("flyte", FlyteArgs(config.flyte, ns, database, s3), child))
+        if config.feast:
+            database_server, cache = _provided(postgres, "feast"), _provided(redis, "feast")
+            feast_args = FeastArgs(
+                config.feast,
+                ns,
+                database_server.databases["feast"],
+                cache.endpoint,
+                needs=[database_server, cache],
             )
-        # config.load guarantees what each service stands on is enabled.
-        if config.mlflow.enabled and self.postgres and self.object_store:
-            self.mlflow = Mlflow(
-                "mlflow",
-                MlflowArgs(config.mlflow, ns, self.postgres.databases["mlflow"], self.object_store),
-                child,
-            )
-        if config.flyte.enabled and self.postgres and self.object_store:
-            self.flyte = Flyte(
-                "flyte",
-                FlyteArgs(config.flyte, ns, self.postgres.databases["flyte"], self.object_store),
-                child,
-            )
-        if config.feast.enabled and self.postgres and self.redis:
-            redis = self.redis
-            self.feast = Feast(
-                "feast",
-                FeastArgs(
-                    config.feast,
-                    ns,
-                    self.postgres.databases["feast"],
-                    RedisEndpoint(redis.host, redis.port, redis.tls, redis.secret_name),
-                    needs=[self.postgres, redis],
-                ),
-                child,
-            )
-        if config.kserve.enabled and self.object_store:
-            self.kserve = Kserve(
-                "kserve",
-                KserveArgs(config.kserve, self.object_store),
-                pulumi.ResourceOptions(parent=self),
-            )
-        if config.monitoring.enabled:
-            self.monitoring = Monitoring(
-                "monitoring",
-                MonitoringArgs(
-                    config.monitoring,
-                    ns,
-                    config.storage_class,
-                    config.data_protection,
-                    self.telemetry(),
-                    self.kserve.model_namespace if self.kserve else None,
-                ),
-                child,
-            )
-        self.register_outputs({})
+            self._add(Feast("feast", feast_args, child))
+        if config.kserve:
+            s3 = _provided(store, "kserve").endpoint
+            kserve_args = KserveArgs(config.kserve, s3)
+            self._add(Kserve("kserve", kserve_args, pulumi.ResourceOptions(parent=self)))
+        if config.monitoring:
+            monitoring_args = MonitoringArgs(config.monitoring, ns, storage, self.telemetry())
+            self._add(Monitoring("monitoring", monitoring_args, child))
+        self.register_outputs(self.outputs())
+
+    def _add(self, part: P) -> P:
+        self.parts.append(part)
+        return part
 
     def telemetry(self) -> tuple[Telemetry, ...]:
         """The declarations of every enabled component, for Prometheus, dashboards and tests."""
-        parts = (
-            self.postgres,
-            self.redis,
-            self.object_store,
-            self.mlflow,
-            self.flyte,
-            self.feast,
-            self.kserve,
-        )
-        own = self.monitoring.telemetry if self.monitoring is not None else ()
-        return (*(p.telemetry for p in parts if p is not None), *own)
+        found: list[Telemetry] = []
+        for part in self.parts:
+            own = part.telemetry
+            found.extend(own if isinstance(own, tuple) else (own,))
+        return tuple(found)
 
     def outputs(self) -> dict[str, Any]:
-        """The stack outputs: endpoints consumers and people need; secrets stay secret."""
-        out: dict[str, Any] = {}
-        if self.postgres is not None:
-            out["postgres"] = {
-                "host": self.postgres.host,
-                "port": self.postgres.port,
-                "databases": {
-                    name: {
-                        "name": db.name,
-                        "user": db.user,
-                        "secret": db.secret_name,
-                        "url": db.url,
-                    }
-                    for name, db in self.postgres.databases.items()
-                },
-            }
-        if self.redis is not None:
-            out["redis"] = {
-                "host": self.redis.host,
-                "port": self.redis.port,
-                "tls": self.redis.tls,
-                "secret": self.redis.secret_name,
-            }
-        if self.object_store is not None:
-            out["objectStore"] = {
-                "endpoint": self.object_store.endpoint,
-                "region": self.object_store.region,
-                "buckets": dict(self.object_store.buckets),
-                "secret": self.object_store.secret_name,
-                "accessKey": self.object_store.access_key,
-                "secretKey": self.object_store.secret_key,
-            }
-        if self.mlflow is not None:
-            out["mlflow"] = {"trackingUri": self.mlflow.tracking_uri}
-        if self.flyte is not None:
-            out["flyte"] = {"endpoint": self.flyte.endpoint, "console": self.flyte.console_url}
-        if self.feast is not None:
-            out["feast"] = {
-                "endpoint": self.feast.endpoint,
-                "project": self.feast.project,
-                "featureStoreYaml": self.feast.store_config,
-            }
-        if self.kserve is not None:
-            out["kserve"] = {
-                "modelNamespace": self.kserve.model_namespace,
-                "serviceAccount": self.kserve.service_account,
-                "storageSecret": self.kserve.storage_secret,
-            }
-        if self.monitoring is not None:
-            out["monitoring"] = {
-                "prometheusUrl": self.monitoring.prometheus_url,
-                "grafanaUrl": self.monitoring.grafana_url,
-            }
-        return out
+        """The stack outputs: the merge of what each component exports (secrets stay secret)."""
+        merged: dict[str, Any] = {}
+        for part in self.parts:
+            merged.update(part.outputs)
+        return merged
 
 
 def export(built: Platform) -> dict[str, Any]:

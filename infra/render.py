@@ -21,9 +21,7 @@ from typing import Any
 import pulumi
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc, settings
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime import rpc
 
 from infra import config, platform, stackfile
 from infra.observability import Telemetry
@@ -94,7 +92,7 @@ class Rendering:
 
 def is_secret(value: Any) -> bool:
     """Whether a raw input is wrapped in Pulumi's secret marker (how mocks deliver secrets)."""
-    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+    return rpc.is_rpc_secret(value)
 
 
 def _redact(value: Any) -> Any:
@@ -179,9 +177,8 @@ def evaluate(
 ) -> Rendering:
     """Runs the program for one stack under mocks and returns what it registered."""
     monitor = monitor or RecordingMonitor()
-    settings.SETTINGS.rpc_manager.clear()
-    settings.SETTINGS.outputs.clear()
-    settings.set_root_resource(None)  # type: ignore[arg-type]
+    # A new root stack resource for each evaluation.
+    pulumi.runtime.reset_options(project=config.PROJECT, stack=stack)
     pulumi.runtime.set_all_config(dict(raw), sorted(secret_keys))
     pulumi.runtime.set_mocks(
         monitor.mocks, project=config.PROJECT, stack=stack, preview=False, monitor=monitor
@@ -190,12 +187,16 @@ def evaluate(
     loaded: list[config.PlatformConfig] = []
     built: list[platform.Platform] = []
 
-    async def program() -> None:
+    async def resolve(exported: dict[str, Any]) -> None:
+        outputs.update(await _resolve(exported))
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> Any:
         loaded.append(config.load(stack, raw, secret_keys))
         built.append(platform.Platform("mlops", loaded[0]))
-        outputs.update(await _resolve(platform.export(built[0])))
+        return asyncio.ensure_future(resolve(platform.export(built[0])))
 
-    _sync_await(run_pulumi_func(lambda: asyncio.ensure_future(program())))
+    program()
     return Rendering(stack, loaded[0], monitor.recorded, outputs, built[0].telemetry())
 
 

@@ -63,29 +63,14 @@ def read(stack: str, stacks_dir: Path = STACKS_DIR) -> StackFile:
 def secret_plan(stack_file: StackFile) -> dict[str, str]:
     """What each secret key needs; validates the stack's plain config on the way."""
     cfg = config.load(stack_file.stack, *stack_file.with_placeholders())
-    external = {
-        "postgres": cfg.postgres.external is not None,
-        "redis": cfg.redis.external is not None,
-        "objectStore": cfg.object_store.external is not None,
-    }
-    enabled = {
-        "postgres": cfg.postgres.enabled,
-        "redis": cfg.redis.enabled,
-        "objectStore": cfg.object_store.enabled,
-        "mlflow": cfg.mlflow.enabled,
-        "monitoring": cfg.monitoring.enabled,
-    }
-    # Consumer logins are created by the platform even on an external server.
-    generated_on_external = {
-        f"postgres{db.capitalize()}Password" for db in config.POSTGRES_CONSUMERS
-    }
     plan = {}
-    for key, component in config.SECRET_KEYS.items():
+    for section_key, key, marker in config.SECRETS:
+        section = config.section(cfg, section_key)
         if f"{config.PROJECT}:{key}" in stack_file.secure:
             plan[key] = "set"
-        elif not enabled[component]:
+        elif section is None:
             plan[key] = "unused"
-        elif external.get(component) and key not in generated_on_external:
+        elif getattr(section, "external", None) is not None and marker.supplied_with_external:
             plan[key] = "supply"
         else:
             plan[key] = "generate"
@@ -95,10 +80,10 @@ def secret_plan(stack_file: StackFile) -> dict[str, str]:
 def chart_repositories(stack_file: StackFile) -> list[str]:
     """The Helm chart repositories a deploy of the stack pulls from (none when KServe is off
     or already installed)."""
-    cfg = config.load(stack_file.stack, *stack_file.with_placeholders())
-    if not (cfg.kserve.enabled and cfg.kserve.install):
+    kserve = config.load(stack_file.stack, *stack_file.with_placeholders()).kserve
+    if kserve is None or not kserve.install:
         return []
-    return [cfg.kserve.cert_manager_chart_repository, cfg.kserve.chart_repository]
+    return [kserve.cert_manager.chart_repository, kserve.chart_repository]
 
 
 def main(argv: list[str] | None = None) -> int:

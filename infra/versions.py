@@ -34,9 +34,10 @@ MLFLOW_UID = 1000
 
 # flyteorg/flyte: flyte-binary v1.16.x (Flyte 1; the chart repository's newest flyte-binary is
 # Flyte 2, a different system). Clients use flytekit 1.16 (pyproject.toml, workloads group).
+# GHCR names, not cr.flyte.org: that host redirects to GHCR, and some mirrors fail on it.
 FLYTE_VERSION = "1.16.8"
-FLYTE_IMAGE = f"cr.flyte.org/flyteorg/flyte-binary-release:v{FLYTE_VERSION}"
-FLYTE_COPILOT_IMAGE = f"cr.flyte.org/flyteorg/flytecopilot-release:v{FLYTE_VERSION}"
+FLYTE_IMAGE = f"ghcr.io/flyteorg/flyte-binary-release:v{FLYTE_VERSION}"
+FLYTE_COPILOT_IMAGE = f"ghcr.io/flyteorg/flytecopilot-release:v{FLYTE_VERSION}"
 FLYTE_UID = 1001
 
 # feast-dev/feast: the feature server image (sdk/python/feast/infra/feature_servers/multicloud:

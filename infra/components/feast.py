@@ -21,7 +21,8 @@ import yaml
 
 from infra import kube, versions
 from infra.components.postgres import PostgresDatabase
-from infra.config import FeastConfig, Resources
+from infra.components.redis import RedisEndpoint
+from infra.config import FeastConfig
 from infra.observability import ScrapeTarget, Telemetry, Workload, deployment_pods, histogram
 
 COMPONENT = "feast"
@@ -34,21 +35,12 @@ CONFIG_DIR = "/etc/feast"
 CONFIG_FILE = f"{CONFIG_DIR}/feature_store.yaml"
 # Where workloads/Dockerfile puts the feature repo.
 REPO_DIR = "/app/feature_repo"
-JOB_SIZE = Resources("100m", "256Mi", "1", "1Gi")
+JOB_SIZE = kube.Resources.of("100m", "256Mi", "1", "1Gi")
 # Environment variables the store config names; each comes from a Secret.
 REGISTRY_URL_ENV = "FEAST_REGISTRY_URL"
 POSTGRES_PASSWORD_ENV = "FEAST_POSTGRES_PASSWORD"
 REDIS_PASSWORD_ENV = "FEAST_REDIS_PASSWORD"
 MATERIALIZE = 'exec feast materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)"'
-
-
-@dataclass(frozen=True)
-class RedisEndpoint:
-    host: str
-    port: int
-    tls: bool
-    # Kubernetes Secret with the key `password`.
-    secret_name: str
 
 
 @dataclass(frozen=True)
@@ -129,13 +121,16 @@ class Feast(pulumi.ComponentResource):
     project: str
     store_config: str
     telemetry: Telemetry
+    # The stack outputs, under the key "feast".
+    outputs: dict[str, Any]
 
     def __init__(
         self, name: str, args: FeastArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:components:Feast", name, None, opts)
         cfg, ns = args.config, args.namespace
-        self.endpoint = f"http://{COMPONENT}.{ns}.svc.cluster.local:{PORT}"
+        host = kube.service_host(COMPONENT, ns)
+        self.endpoint = f"http://{host}:{PORT}"
         self.project = cfg.project
         self.store_config = store_config(cfg.project, args.database, args.redis)
         child = pulumi.ResourceOptions(parent=self)
@@ -160,9 +155,7 @@ class Feast(pulumi.ComponentResource):
         # feast/metrics.py of the pinned version: what `feast serve --metrics` exposes.
         self.telemetry = Telemetry(
             COMPONENT,
-            targets=(
-                ScrapeTarget(COMPONENT, f"{COMPONENT}.{ns}.svc.cluster.local:{METRICS_PORT}"),
-            ),
+            targets=(ScrapeTarget(COMPONENT, f"{host}:{METRICS_PORT}"),),
             metrics=frozenset(
                 {
                     "feast_feature_server_request_total",
@@ -175,7 +168,14 @@ class Feast(pulumi.ComponentResource):
             rules=("platform.yaml", "feature_store.yaml"),
             workloads=(Workload.of(COMPONENT, deployment_pods(COMPONENT), cfg.resources),),
         )
-        self.register_outputs({"endpoint": self.endpoint})
+        self.outputs = {
+            "feast": {
+                "endpoint": self.endpoint,
+                "project": self.project,
+                "featureStoreYaml": self.store_config,
+            }
+        }
+        self.register_outputs(self.outputs)
 
     @staticmethod
     def _env(args: FeastArgs) -> list[kube.Spec]:
@@ -234,9 +234,7 @@ class Feast(pulumi.ComponentResource):
             versions.FEAST_IMAGE,
             cfg.resources,
             ports={"http": PORT, "metrics": METRICS_PORT},
-            readiness=kube.http_probe(HEALTH_PATH, "http"),
-            liveness=kube.http_probe(HEALTH_PATH, "http", period=20, failures=6),
-            startup=kube.http_probe(HEALTH_PATH, "http", period=5, failures=60),
+            probes=kube.Probes.server(kube.http_check(HEALTH_PATH, "http")),
             command=["feast"],
             args=serve_args(cfg.workers),
             workingDir="/tmp",
@@ -251,26 +249,16 @@ class Feast(pulumi.ComponentResource):
             {"http": PORT, "metrics": METRICS_PORT},
             self,
         )
-        k8s.apps.v1.Deployment(
+        kube.deployment(
             COMPONENT,
-            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "feature-server"),
-            spec={
-                "replicas": cfg.replicas,
-                "selector": {"matchLabels": kube.selector(COMPONENT)},
-                "template": {
-                    "metadata": {
-                        "labels": kube.labels(COMPONENT, "feature-server"),
-                        "annotations": {
-                            "checksum/config": kube.checksum(self.store_config),
-                        },
-                    },
-                    "spec": kube.pod_spec(versions.FEAST_UID, [server], volumes=self._volumes()),
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[apply]),
+            ns,
+            "feature-server",
+            replicas=cfg.replicas,
+            pod=kube.pod_spec(versions.FEAST_UID, [server], volumes=self._volumes()),
+            needs=[apply],
+            parent=self,
+            config_digest=kube.checksum(self.store_config),
         )
-        if cfg.replicas > 1:
-            kube.disruption_budget(COMPONENT, ns, "feature-server", self)
 
     def _materialize(self, args: FeastArgs, env: list[kube.Spec], apply: pulumi.Resource) -> None:
         ns = args.namespace

@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import kube, versions
-from infra.components.object_store import ObjectStore
+from infra.components.object_store import S3Endpoint
 from infra.components.postgres import PostgresDatabase
 from infra.config import FlyteConfig
 from infra.observability import ScrapeTarget, Telemetry, Workload, deployment_pods, summary
@@ -102,11 +102,11 @@ class FlyteArgs:
     config: FlyteConfig
     namespace: str
     database: PostgresDatabase
-    storage: ObjectStore
+    storage: S3Endpoint
 
 
 def grpc_endpoint(namespace: str) -> str:
-    return f"{COMPONENT}-grpc.{namespace}.svc.cluster.local:{GRPC_PORT}"
+    return f"{kube.service_host(f'{COMPONENT}-grpc', namespace)}:{GRPC_PORT}"
 
 
 def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
@@ -171,7 +171,7 @@ def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
                     "default-env-vars": {
                         "FLYTE_PLATFORM_URL": grpc_endpoint(args.namespace),
                         "FLYTE_PLATFORM_INSECURE": "true",
-                        "FLYTE_AWS_ENDPOINT": storage.endpoint,
+                        "FLYTE_AWS_ENDPOINT": storage.url,
                     },
                     "default-env-from-secrets": [TASK_STORAGE_SECRET],
                 },
@@ -198,9 +198,9 @@ def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
                     "kind": "s3",
                     "config": {
                         "region": storage.region,
-                        "disable_ssl": storage.endpoint.startswith("http://"),
+                        "disable_ssl": storage.url.startswith("http://"),
                         "v2_signing": False,
-                        "endpoint": storage.endpoint,
+                        "endpoint": storage.url,
                         "auth_type": "accesskey",
                     },
                 },
@@ -224,6 +224,8 @@ class Flyte(pulumi.ComponentResource):
     endpoint: str
     console_url: str
     telemetry: Telemetry
+    # The stack outputs, under the key "flyte".
+    outputs: dict[str, Any]
 
     def __init__(
         self, name: str, args: FlyteArgs, opts: pulumi.ResourceOptions | None = None
@@ -231,8 +233,9 @@ class Flyte(pulumi.ComponentResource):
         super().__init__("mlops:components:Flyte", name, None, opts)
         ns = args.namespace
         child = pulumi.ResourceOptions(parent=self)
+        http_host = kube.service_host(f"{COMPONENT}-http", ns)
         self.endpoint = grpc_endpoint(ns)
-        self.console_url = f"http://{COMPONENT}-http.{ns}.svc.cluster.local:{HTTP_PORT}/console"
+        self.console_url = f"http://{http_host}:{HTTP_PORT}/console"
         files = {n: yaml.safe_dump(c, sort_keys=True) for n, c in config_files(args).items()}
         templates = {
             "001-namespace.yaml": NAMESPACE_TEMPLATE,
@@ -271,16 +274,15 @@ class Flyte(pulumi.ComponentResource):
         self._deployment(args, needs, kube.checksum(*files.values(), *templates.values()))
         self.telemetry = Telemetry(
             COMPONENT,
-            targets=(
-                ScrapeTarget(COMPONENT, f"{COMPONENT}-http.{ns}.svc.cluster.local:{METRICS_PORT}"),
-            ),
+            targets=(ScrapeTarget(COMPONENT, f"{http_host}:{METRICS_PORT}"),),
             metrics=summary(f"{WORKFLOW_METRICS}:success_duration_ms")
             | summary(f"{WORKFLOW_METRICS}:failure_duration_ms")
             | {f"{WORKFLOW_METRICS}:accepted"},
             rules=("platform.yaml", "training.yaml"),
             workloads=(Workload.of(COMPONENT, deployment_pods(COMPONENT), args.config.resources),),
         )
-        self.register_outputs({"endpoint": self.endpoint})
+        self.outputs = {"flyte": {"endpoint": self.endpoint, "console": self.console_url}}
+        self.register_outputs(self.outputs)
 
     def _rbac(self, ns: str) -> list[pulumi.Resource]:
         return kube.cluster_access(COMPONENT, ns, "orchestration", RBAC_RULES, self)
@@ -310,9 +312,7 @@ class Flyte(pulumi.ComponentResource):
             versions.FLYTE_IMAGE,
             args.config.resources,
             ports={"http": HTTP_PORT, "grpc": GRPC_PORT, "metrics": METRICS_PORT},
-            readiness=kube.http_probe(HEALTH_PATH, "http"),
-            liveness=kube.http_probe(HEALTH_PATH, "http", period=20, failures=6),
-            startup=kube.http_probe(HEALTH_PATH, "http", period=5, failures=60),
+            probes=kube.Probes.server(kube.http_check(HEALTH_PATH, "http")),
             args=["start", "--config", f"{CONFIG_DIR}/*.yaml"],
             env=[
                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -363,29 +363,23 @@ class Flyte(pulumi.ComponentResource):
             kube.empty_dir("state"),
             kube.empty_dir("tmp", "1Gi"),
         ]
-        k8s.apps.v1.Deployment(
+        kube.deployment(
             COMPONENT,
-            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "orchestration"),
-            spec={
-                # One process holds the propeller and scheduler leases: never two at once.
-                "replicas": 1,
-                "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": kube.selector(COMPONENT)},
-                "template": {
-                    "metadata": {
-                        "labels": kube.labels(COMPONENT, "orchestration"),
-                        "annotations": {"checksum/config": checksum},
-                    },
-                    "spec": kube.pod_spec(
-                        versions.FLYTE_UID,
-                        [flyte],
-                        serviceAccountName=COMPONENT,
-                        # Flyte drives the Kubernetes API (task pods, namespaces): it needs a token.
-                        automountServiceAccountToken=True,
-                        initContainers=[wait_for_db],
-                        volumes=volumes,
-                    ),
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=needs),
+            ns,
+            "orchestration",
+            # One process holds the propeller and scheduler leases: never two at once.
+            replicas=1,
+            strategy="Recreate",
+            pod=kube.pod_spec(
+                versions.FLYTE_UID,
+                [flyte],
+                serviceAccountName=COMPONENT,
+                # Flyte drives the Kubernetes API (task pods, namespaces): it needs a token.
+                automountServiceAccountToken=True,
+                initContainers=[wait_for_db],
+                volumes=volumes,
+            ),
+            needs=needs,
+            parent=self,
+            config_digest=checksum,
         )

@@ -22,9 +22,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import kube, versions
-from infra.components.object_store import ObjectStore
+from infra.components.object_store import S3Endpoint
 from infra.config import KserveConfig
-from infra.observability import Telemetry, histogram
+from infra.observability import PodDiscovery, Telemetry, histogram
 
 COMPONENT = "kserve"
 NAMESPACE = "kserve"
@@ -33,19 +33,24 @@ STORAGE_SECRET = "kserve-s3"
 SERVICE_ACCOUNT = "kserve-models"
 # The Prometheus job of the predictors (pod discovery in the model namespace).
 INFERENCE_JOB = "inference"
+# The pod label KServe puts on an InferenceService's pods, naming it.
+INFERENCE_SERVICE_LABEL = "serving.kserve.io/inferenceservice"
 # Runtimes registered enabled; the chart's others are registered with `disabled: true`.
 RUNTIMES = ("sklearnserver", "mlserver")
+# The chart's other runtime switches (kserve-runtime-configs v0.20.0 values, servingruntime.*).
+# `huggingfaceserver` switches the multinode runtime too: the chart reads no other key for it.
 DISABLED_RUNTIMES = (
-    "xgbserver",
-    "lgbserver",
-    "tensorflow",
-    "pmmlserver",
-    "paddleserver",
-    "tritonserver",
+    "autogluonserver",
     "huggingfaceserver",
-    "huggingfaceserver_multinode",
-    "torchserve",
+    "lgbserver",
+    "paddleserver",
+    "pmmlserver",
     "predictiveserver",
+    "tensorflow",
+    "torchserve",
+    "tritonserver",
+    "vllmserver",
+    "xgbserver",
 )
 # What the predictors expose (kserve/kserve python/kserve/kserve/metrics.py; MLServer's
 # mlserver/metrics and rest server): KServe Python runtimes time requests without a status,
@@ -74,7 +79,7 @@ CERT_MANAGER_RESOURCES = {
 @dataclass(frozen=True)
 class KserveArgs:
     config: KserveConfig
-    storage: ObjectStore
+    storage: S3Endpoint
 
 
 def mirrored(image: str, registry: str | None) -> str:
@@ -109,9 +114,9 @@ def cert_manager_values(cfg: KserveConfig) -> dict[str, Any]:
         "cainjector": {"resources": CERT_MANAGER_RESOURCES},
         "startupapicheck": {"resources": CERT_MANAGER_RESOURCES},
     }
-    if cfg.cert_manager_image_registry is not None:
+    if cfg.cert_manager.image_registry is not None:
         # Since v1.20 every image is <imageRegistry>/<imageNamespace>/<name>.
-        values["imageRegistry"] = cfg.cert_manager_image_registry
+        values["imageRegistry"] = cfg.cert_manager.image_registry
     return values
 
 
@@ -158,6 +163,8 @@ class Kserve(pulumi.ComponentResource):
     service_account: str
     storage_secret: str
     telemetry: Telemetry
+    # The stack outputs, under the key "kserve".
+    outputs: dict[str, Any]
 
     def __init__(
         self, name: str, args: KserveArgs, opts: pulumi.ResourceOptions | None = None
@@ -170,11 +177,23 @@ class Kserve(pulumi.ComponentResource):
         installed: list[pulumi.Resource] = self._install(cfg) if cfg.install else []
         self._model_namespace(args, installed)
         self.telemetry = Telemetry(
-            COMPONENT, metrics=frozenset(INFERENCE_METRICS), rules=("serving.yaml",)
+            COMPONENT,
+            discovery=(
+                PodDiscovery(
+                    INFERENCE_JOB, self.model_namespace, INFERENCE_SERVICE_LABEL, "inferenceservice"
+                ),
+            ),
+            metrics=frozenset(INFERENCE_METRICS),
+            rules=("serving.yaml",),
         )
-        self.register_outputs(
-            {"model_namespace": self.model_namespace, "service_account": SERVICE_ACCOUNT}
-        )
+        self.outputs = {
+            "kserve": {
+                "modelNamespace": self.model_namespace,
+                "serviceAccount": SERVICE_ACCOUNT,
+                "storageSecret": STORAGE_SECRET,
+            }
+        }
+        self.register_outputs(self.outputs)
 
     def _release(
         self,
@@ -207,7 +226,7 @@ class Kserve(pulumi.ComponentResource):
         kserve_ns = kube.namespace(NAMESPACE, child, enforce="baseline")
         cert_manager = self._release(
             "cert-manager",
-            cfg.cert_manager_chart_repository,
+            cfg.cert_manager.chart_repository,
             versions.CERT_MANAGER_VERSION,
             CERT_MANAGER_NAMESPACE,
             cert_manager_values(cfg),
@@ -254,7 +273,7 @@ class Kserve(pulumi.ComponentResource):
                 ns,
                 COMPONENT,
                 "model-storage",
-                annotations=s3_annotations(storage.endpoint, storage.region),
+                annotations=s3_annotations(storage.url, storage.region),
             ),
             type="Opaque",
             string_data={

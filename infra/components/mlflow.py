@@ -8,15 +8,16 @@ the server rolls out, so an upgrade of the pinned version never leaves a crash-l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from infra import kube, versions
-from infra.components.object_store import ObjectStore
+from infra.components.object_store import S3Endpoint
 from infra.components.postgres import PostgresDatabase
-from infra.config import MlflowConfig, Resources
+from infra.config import MlflowConfig
+from infra.configtypes import reveal
 from infra.observability import (
     BasicAuth,
     ScrapeTarget,
@@ -29,7 +30,7 @@ from infra.observability import (
 COMPONENT = "mlflow"
 PORT = 5000
 SECRET_NAME = "mlflow"
-JOB_SIZE = Resources("100m", "256Mi", "1", "1Gi")
+JOB_SIZE = kube.Resources.of("100m", "256Mi", "1", "1Gi")
 AUTH_CONFIG_PATH = "/etc/mlflow/basic_auth.ini"
 PROMETHEUS_DIR = "/tmp/prometheus"
 METRICS_PATH = "/metrics"
@@ -55,7 +56,7 @@ class MlflowArgs:
     config: MlflowConfig
     namespace: str
     database: PostgresDatabase
-    storage: ObjectStore
+    storage: S3Endpoint
 
 
 def backend_store_uri(database: PostgresDatabase) -> pulumi.Output[str]:
@@ -83,7 +84,7 @@ def allowed_hosts(namespace: str, extra: tuple[str, ...]) -> list[str]:
         COMPONENT,
         f"{COMPONENT}.{namespace}",
         f"{COMPONENT}.{namespace}.svc",
-        f"{COMPONENT}.{namespace}.svc.cluster.local",
+        kube.service_host(COMPONENT, namespace),
     ]
     return [*DEFAULT_ALLOWED_HOSTS, *names, *(f"{n}:*" for n in names), *extra]
 
@@ -91,14 +92,16 @@ def allowed_hosts(namespace: str, extra: tuple[str, ...]) -> list[str]:
 class Mlflow(pulumi.ComponentResource):
     tracking_uri: str
     telemetry: Telemetry
+    # The stack outputs, under the key "mlflow".
+    outputs: dict[str, Any]
 
     def __init__(
         self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:components:Mlflow", name, None, opts)
         cfg, ns = args.config, args.namespace
-        assert cfg.admin_password is not None and cfg.flask_secret_key is not None
-        self.tracking_uri = f"http://{COMPONENT}.{ns}.svc.cluster.local:{PORT}"
+        host = kube.service_host(COMPONENT, ns)
+        self.tracking_uri = f"http://{host}:{PORT}"
         store_uri = backend_store_uri(args.database)
         secret = kube.secret(
             SECRET_NAME,
@@ -107,8 +110,8 @@ class Mlflow(pulumi.ComponentResource):
             "tracking",
             {
                 "backend-store-uri": store_uri,
-                "admin-password": cfg.admin_password,
-                "flask-secret-key": cfg.flask_secret_key,
+                "admin-password": reveal(cfg.admin_password),
+                "flask-secret-key": reveal(cfg.flask_secret_key),
                 "basic_auth.ini": store_uri.apply(auth_config),
             },
             self,
@@ -140,7 +143,7 @@ class Mlflow(pulumi.ComponentResource):
             targets=(
                 ScrapeTarget(
                     COMPONENT,
-                    f"{COMPONENT}.{ns}.svc.cluster.local:{PORT}",
+                    f"{host}:{PORT}",
                     METRICS_PATH,
                     BasicAuth("admin", SECRET_NAME, "admin-password"),
                 ),
@@ -150,13 +153,14 @@ class Mlflow(pulumi.ComponentResource):
             rules=("platform.yaml",),
             workloads=(Workload.of(COMPONENT, deployment_pods(COMPONENT), cfg.resources),),
         )
-        self.register_outputs({"tracking_uri": self.tracking_uri})
+        self.outputs = {"mlflow": {"trackingUri": self.tracking_uri}}
+        self.register_outputs(self.outputs)
 
     def _env(self, args: MlflowArgs) -> list[kube.Spec]:
         storage = args.storage
         return [
             kube.secret_env("MLFLOW_BACKEND_STORE_URI", SECRET_NAME, "backend-store-uri"),
-            {"name": "MLFLOW_S3_ENDPOINT_URL", "value": storage.endpoint},
+            {"name": "MLFLOW_S3_ENDPOINT_URL", "value": storage.url},
             {"name": "AWS_DEFAULT_REGION", "value": storage.region},
             kube.secret_env("AWS_ACCESS_KEY_ID", storage.secret_name, "access-key-id"),
             kube.secret_env("AWS_SECRET_ACCESS_KEY", storage.secret_name, "secret-access-key"),
@@ -170,9 +174,7 @@ class Mlflow(pulumi.ComponentResource):
             versions.MLFLOW_IMAGE,
             cfg.resources,
             ports={"http": PORT},
-            readiness=kube.http_probe(HEALTH_PATH, "http"),
-            liveness=kube.http_probe(HEALTH_PATH, "http", period=20, failures=6),
-            startup=kube.http_probe(HEALTH_PATH, "http", period=5, failures=60),
+            probes=kube.Probes.server(kube.http_check(HEALTH_PATH, "http")),
             command=["mlflow"],
             args=[
                 "server",
@@ -199,31 +201,25 @@ class Mlflow(pulumi.ComponentResource):
             ],
         )
         kube.service(COMPONENT, ns, COMPONENT, "tracking", {"http": PORT}, self)
-        k8s.apps.v1.Deployment(
+        kube.deployment(
             COMPONENT,
-            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "tracking"),
-            spec={
-                "replicas": cfg.replicas,
-                "selector": {"matchLabels": kube.selector(COMPONENT)},
-                "template": {
-                    "metadata": {"labels": kube.labels(COMPONENT, "tracking")},
-                    "spec": kube.pod_spec(
-                        versions.MLFLOW_UID,
-                        [server],
-                        volumes=[
-                            kube.empty_dir("tmp", "1Gi"),
-                            {
-                                "name": "auth",
-                                "secret": {
-                                    "secretName": SECRET_NAME,
-                                    "items": [{"key": "basic_auth.ini", "path": "basic_auth.ini"}],
-                                },
-                            },
-                        ],
-                    ),
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=needs),
+            ns,
+            "tracking",
+            replicas=cfg.replicas,
+            pod=kube.pod_spec(
+                versions.MLFLOW_UID,
+                [server],
+                volumes=[
+                    kube.empty_dir("tmp", "1Gi"),
+                    {
+                        "name": "auth",
+                        "secret": {
+                            "secretName": SECRET_NAME,
+                            "items": [{"key": "basic_auth.ini", "path": "basic_auth.ini"}],
+                        },
+                    },
+                ],
+            ),
+            needs=needs,
+            parent=self,
         )
-        if cfg.replicas > 1:
-            kube.disruption_budget(COMPONENT, ns, "tracking", self)

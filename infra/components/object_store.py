@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from infra import kube, versions
-from infra.config import ObjectStoreConfig, Resources
+from infra.config import ObjectStoreConfig
+from infra.configtypes import reveal
 from infra.observability import ScrapeTarget, Telemetry, Workload, statefulset_pods
 
 COMPONENT = "seaweedfs"
@@ -26,7 +27,7 @@ VOLUME_PORT = 8080
 METRICS_PORT = 9327
 # Each HTTP port has its gRPC twin at +10000.
 GRPC_OFFSET = 10000
-JOB_SIZE = Resources("10m", "64Mi", "500m", "256Mi")
+JOB_SIZE = kube.Resources.of("10m", "64Mi", "500m", "256Mi")
 REGION = "us-east-1"
 
 BUCKETS_SCRIPT = r"""#!/bin/sh
@@ -66,11 +67,26 @@ done
 
 
 @dataclass(frozen=True)
+class S3Endpoint:
+    """What a consumer needs to use the object store: the endpoint this component exports."""
+
+    # The S3 API's URL (http://... in the cluster, the service's URL when external).
+    url: str
+    region: str
+    # Bucket name for each platform use: mlflow, flyte, feast, models.
+    buckets: Mapping[str, str]
+    access_key: pulumi.Output[str]
+    secret_key: pulumi.Output[str]
+    # Kubernetes Secret with keys access-key-id, secret-access-key, endpoint and region.
+    secret_name: str
+
+
+@dataclass(frozen=True)
 class ObjectStoreArgs:
     config: ObjectStoreConfig
     namespace: str
-    storage_class: str | None
-    data_protection: bool
+    # The data volume of the in-cluster server (unused with `external`).
+    storage: kube.Storage
 
 
 def identities(access_key: str, secret_key: str) -> str:
@@ -90,43 +106,37 @@ def identities(access_key: str, secret_key: str) -> str:
 
 
 class ObjectStore(pulumi.ComponentResource):
-    endpoint: str
-    region: str
-    # Bucket name for each platform use: mlflow, flyte, feast, models.
-    buckets: Mapping[str, str]
-    access_key: pulumi.Output[str]
-    secret_key: pulumi.Output[str]
-    # Kubernetes Secret with keys access-key-id, secret-access-key, endpoint and region.
-    secret_name: str
+    endpoint: S3Endpoint
     telemetry: Telemetry
+    # The stack outputs, under the key "objectStore".
+    outputs: dict[str, Any]
 
     def __init__(
         self, name: str, args: ObjectStoreArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:components:ObjectStore", name, None, opts)
         cfg, ns = args.config, args.namespace
-        assert cfg.access_key is not None and cfg.secret_key is not None
         external = cfg.external
-        self.endpoint = (
-            external.endpoint
-            if external
-            else f"http://{COMPONENT}.{ns}.svc.cluster.local:{S3_PORT}"
+        host = kube.service_host(COMPONENT, ns)
+        self.endpoint = S3Endpoint(
+            url=external.endpoint if external else f"http://{host}:{S3_PORT}",
+            region=external.region if external else REGION,
+            buckets=dict(cfg.buckets),
+            access_key=reveal(cfg.access_key),
+            secret_key=reveal(cfg.secret_key),
+            secret_name=SECRET_NAME,
         )
-        self.region = external.region if external else REGION
-        self.buckets = dict(cfg.buckets)
-        self.access_key = pulumi.Output.secret(cfg.access_key)
-        self.secret_key = pulumi.Output.secret(cfg.secret_key)
-        self.secret_name = SECRET_NAME
+        endpoint = self.endpoint
         credentials = kube.secret(
             SECRET_NAME,
             ns,
             COMPONENT,
             "storage",
             {
-                "access-key-id": cfg.access_key,
-                "secret-access-key": cfg.secret_key,
-                "endpoint": self.endpoint,
-                "region": self.region,
+                "access-key-id": endpoint.access_key,
+                "secret-access-key": endpoint.secret_key,
+                "endpoint": endpoint.url,
+                "region": endpoint.region,
             },
             self,
         )
@@ -134,14 +144,23 @@ class ObjectStore(pulumi.ComponentResource):
         if external is None:
             server = self._server(args)
             self._bucket_job(args, [credentials, *server])
-            host = f"{COMPONENT}.{ns}.svc.cluster.local"
             self.telemetry = Telemetry(
                 COMPONENT,
                 targets=(ScrapeTarget(COMPONENT, f"{host}:{METRICS_PORT}"),),
                 rules=("platform.yaml", "storage.yaml"),
                 workloads=(Workload.of(COMPONENT, statefulset_pods(COMPONENT), cfg.resources),),
             )
-        self.register_outputs({"endpoint": self.endpoint, "buckets": dict(self.buckets)})
+        self.outputs = {
+            "objectStore": {
+                "endpoint": endpoint.url,
+                "region": endpoint.region,
+                "buckets": dict(endpoint.buckets),
+                "secret": SECRET_NAME,
+                "accessKey": endpoint.access_key,
+                "secretKey": endpoint.secret_key,
+            }
+        }
+        self.register_outputs(self.outputs)
 
     def _server(self, args: ObjectStoreArgs) -> list[pulumi.Resource]:
         cfg, ns = args.config, args.namespace
@@ -151,9 +170,9 @@ class ObjectStore(pulumi.ComponentResource):
             COMPONENT,
             "storage",
             {
-                "s3.json": pulumi.Output.all(self.access_key, self.secret_key).apply(
-                    lambda keys: identities(keys[0], keys[1])
-                )
+                "s3.json": pulumi.Output.all(
+                    self.endpoint.access_key, self.endpoint.secret_key
+                ).apply(lambda keys: identities(keys[0], keys[1]))
             },
             self,
         )
@@ -172,9 +191,7 @@ class ObjectStore(pulumi.ComponentResource):
             versions.SEAWEEDFS_IMAGE,
             cfg.resources,
             ports=ports,
-            readiness=kube.http_probe("/healthz", "s3"),
-            liveness=kube.http_probe("/healthz", "s3", period=20, failures=6),
-            startup=kube.http_probe("/healthz", "s3", period=5, failures=60),
+            probes=kube.Probes.server(kube.http_check("/healthz", "s3")),
             command=["/usr/bin/weed"],
             args=[
                 "-logtostderr=true",
@@ -204,37 +221,27 @@ class ObjectStore(pulumi.ComponentResource):
             ],
         )
         service = kube.service(COMPONENT, ns, COMPONENT, "storage", ports, self)
-        statefulset = k8s.apps.v1.StatefulSet(
+        statefulset = kube.stateful_set(
             COMPONENT,
-            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "storage"),
-            spec={
-                "serviceName": COMPONENT,
-                "replicas": 1,
-                "selector": {"matchLabels": kube.selector(COMPONENT)},
-                "persistentVolumeClaimRetentionPolicy": kube.claim_retention(args.data_protection),
-                "template": {
-                    "metadata": {"labels": kube.labels(COMPONENT, "storage")},
-                    "spec": kube.pod_spec(
-                        versions.SEAWEEDFS_UID,
-                        [server],
-                        volumes=[
-                            {"name": "s3-config", "secret": {"secretName": "seaweedfs-s3-config"}},
-                            kube.empty_dir("tmp", "1Gi"),
-                        ],
-                    ),
-                },
-                "volumeClaimTemplates": [
-                    kube.volume_claim("data", cfg.storage_size, args.storage_class)
+            ns,
+            "storage",
+            pod=kube.pod_spec(
+                versions.SEAWEEDFS_UID,
+                [server],
+                volumes=[
+                    {"name": "s3-config", "secret": {"secretName": "seaweedfs-s3-config"}},
+                    kube.empty_dir("tmp", "1Gi"),
                 ],
-            },
-            opts=pulumi.ResourceOptions(
-                parent=self, protect=args.data_protection, depends_on=[s3_config]
             ),
+            size=cfg.storage_size,
+            storage=args.storage,
+            needs=[s3_config],
+            parent=self,
         )
         return [service, statefulset]
 
     def _bucket_job(self, args: ObjectStoreArgs, needs: list[pulumi.Resource]) -> None:
-        master = f"{COMPONENT}.{args.namespace}.svc.cluster.local:{MASTER_PORT}"
+        master = f"{kube.service_host(COMPONENT, args.namespace)}:{MASTER_PORT}"
         kube.script_job(
             "seaweedfs-buckets",
             args.namespace,
@@ -245,7 +252,7 @@ class ObjectStore(pulumi.ComponentResource):
             script=BUCKETS_SCRIPT,
             env=[
                 {"name": "MASTER", "value": master},
-                {"name": "BUCKETS", "value": " ".join(sorted(set(self.buckets.values())))},
+                {"name": "BUCKETS", "value": " ".join(sorted(set(self.endpoint.buckets.values())))},
             ],
             needs=needs,
             parent=self,

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import kube, versions
-from infra.config import PostgresConfig, Resources
+from infra.config import PostgresConfig
+from infra.configtypes import reveal
 from infra.observability import ScrapeTarget, Telemetry, Workload, statefulset_pods
 
 COMPONENT = "postgres"
 PORT = 5432
 METRICS_PORT = 9187
-SIDECAR_SIZE = Resources("10m", "32Mi", "200m", "64Mi")
 
 # Creates each consumer's role and database only when missing; sets the password every run
 # so that a rotated secret takes effect. Passwords arrive as psql variables, never in argv.
@@ -48,7 +49,7 @@ done
 
 @dataclass(frozen=True)
 class PostgresDatabase:
-    """What a consumer needs to reach its database."""
+    """What a consumer needs to reach its database: the endpoint this component exports."""
 
     host: str
     port: int
@@ -65,8 +66,8 @@ class PostgresDatabase:
 class PostgresArgs:
     config: PostgresConfig
     namespace: str
-    storage_class: str | None
-    data_protection: bool
+    # The data volume of the in-cluster server (unused with `external`).
+    storage: kube.Storage
 
 
 def database_url(
@@ -83,6 +84,8 @@ class Postgres(pulumi.ComponentResource):
     host: str
     port: int
     telemetry: Telemetry
+    # The stack outputs, under the key "postgres".
+    outputs: dict[str, Any]
 
     def __init__(
         self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None
@@ -91,18 +94,17 @@ class Postgres(pulumi.ComponentResource):
         cfg = args.config
         ns = args.namespace
         external = cfg.external
-        self.host = external.host if external else f"{COMPONENT}.{ns}.svc.cluster.local"
+        self.host = external.host if external else kube.service_host(COMPONENT, ns)
         self.port = external.port if external else PORT
         ssl_mode = external.ssl_mode if external else "disable"
         admin_user = external.admin_user if external else "postgres"
-        assert cfg.admin_password is not None
 
         admin = kube.secret(
             "postgres-admin",
             ns,
             COMPONENT,
             "database",
-            {"username": admin_user, "password": cfg.admin_password},
+            {"username": admin_user, "password": reveal(cfg.admin_password)},
             self,
         )
         server: list[pulumi.Resource] = []
@@ -111,7 +113,8 @@ class Postgres(pulumi.ComponentResource):
 
         secrets: list[pulumi.Resource] = [admin]
         databases: dict[str, PostgresDatabase] = {}
-        for db, password in cfg.consumer_passwords.items():
+        for db, secret_value in cfg.consumer_passwords.items():
+            password = reveal(secret_value)
             url = database_url(self.host, self.port, db, ssl_mode, password)
             secret_name = f"postgres-{db}"
             secret = kube.secret(
@@ -144,13 +147,21 @@ class Postgres(pulumi.ComponentResource):
                 workloads=(Workload.of(COMPONENT, statefulset_pods(COMPONENT), cfg.resources),),
             )
         self._init_job(args, admin_user, ssl_mode, [*server, *secrets])
-        self.register_outputs(
-            {"host": self.host, "port": self.port, "databases": sorted(databases)}
-        )
+        self.outputs = {
+            "postgres": {
+                "host": self.host,
+                "port": self.port,
+                "databases": {
+                    name: {"name": d.name, "user": d.user, "secret": d.secret_name, "url": d.url}
+                    for name, d in databases.items()
+                },
+            }
+        }
+        self.register_outputs(self.outputs)
 
     def _server(self, args: PostgresArgs, admin: k8s.core.v1.Secret) -> list[pulumi.Resource]:
         cfg, ns = args.config, args.namespace
-        ready = kube.exec_probe(
+        ready = kube.exec_check(
             ["pg_isready", "--username=postgres", "--host=127.0.0.1", f"--port={PORT}"]
         )
         postgres = kube.container(
@@ -158,9 +169,7 @@ class Postgres(pulumi.ComponentResource):
             versions.POSTGRES_IMAGE,
             cfg.resources,
             ports={"postgres": PORT},
-            readiness=ready,
-            liveness=kube.exec_probe(ready["exec"]["command"], period=20, failures=6),
-            startup=kube.exec_probe(ready["exec"]["command"], period=5, failures=60),
+            probes=kube.Probes.server(ready),
             env=[
                 {"name": "POSTGRES_USER", "value": "postgres"},
                 kube.secret_env("POSTGRES_PASSWORD", "postgres-admin", "password"),
@@ -174,9 +183,9 @@ class Postgres(pulumi.ComponentResource):
         exporter = kube.container(
             "exporter",
             versions.POSTGRES_EXPORTER_IMAGE,
-            SIDECAR_SIZE,
+            kube.SIDECAR,
             ports={"metrics": METRICS_PORT},
-            readiness=kube.http_probe("/", "metrics"),
+            probes=kube.Probes.sidecar(kube.http_check("/", "metrics")),
             env=[
                 {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/postgres?sslmode=disable"},
                 {"name": "DATA_SOURCE_USER", "value": "postgres"},
@@ -186,30 +195,20 @@ class Postgres(pulumi.ComponentResource):
         service = kube.service(
             COMPONENT, ns, COMPONENT, "database", {"postgres": PORT, "metrics": METRICS_PORT}, self
         )
-        statefulset = k8s.apps.v1.StatefulSet(
+        statefulset = kube.stateful_set(
             COMPONENT,
-            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "database"),
-            spec={
-                "serviceName": COMPONENT,
-                "replicas": 1,
-                "selector": {"matchLabels": kube.selector(COMPONENT)},
-                "persistentVolumeClaimRetentionPolicy": kube.claim_retention(args.data_protection),
-                "template": {
-                    "metadata": {"labels": kube.labels(COMPONENT, "database")},
-                    "spec": kube.pod_spec(
-                        versions.POSTGRES_UID,
-                        [postgres, exporter],
-                        terminationGracePeriodSeconds=60,
-                        volumes=[kube.empty_dir("run"), kube.empty_dir("tmp", "1Gi")],
-                    ),
-                },
-                "volumeClaimTemplates": [
-                    kube.volume_claim("data", cfg.storage_size, args.storage_class)
-                ],
-            },
-            opts=pulumi.ResourceOptions(
-                parent=self, protect=args.data_protection, depends_on=[admin]
+            ns,
+            "database",
+            pod=kube.pod_spec(
+                versions.POSTGRES_UID,
+                [postgres, exporter],
+                terminationGracePeriodSeconds=60,
+                volumes=[kube.empty_dir("run"), kube.empty_dir("tmp", "1Gi")],
             ),
+            size=cfg.storage_size,
+            storage=args.storage,
+            needs=[admin],
+            parent=self,
         )
         return [service, statefulset]
 

@@ -7,19 +7,20 @@ and the password Secret that consumers mount.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import kube, versions
-from infra.config import RedisConfig, Resources
+from infra.config import RedisConfig
+from infra.configtypes import reveal
 from infra.observability import ScrapeTarget, Telemetry, Workload, statefulset_pods
 
 COMPONENT = "redis"
 PORT = 6379
 METRICS_PORT = 9121
 SECRET_NAME = "redis"
-SIDECAR_SIZE = Resources("10m", "32Mi", "200m", "64Mi")
 
 # The password is written at start into a private file on a memory volume and included by the
 # config, so it is never on a command line, in the pod spec or in a ConfigMap.
@@ -41,40 +42,49 @@ PING = ["redis-cli", "-e", "-h", "127.0.0.1", "-p", "6379", "ping"]
 
 
 @dataclass(frozen=True)
-class RedisArgs:
-    config: RedisConfig
-    namespace: str
-    storage_class: str | None
-    data_protection: bool
+class RedisEndpoint:
+    """What a consumer needs to reach Redis: the endpoint this component exports."""
 
-
-class Redis(pulumi.ComponentResource):
     host: str
     port: int
     tls: bool
-    password: pulumi.Output[str]
     # Kubernetes Secret with keys password, host and port.
     secret_name: str
+
+
+@dataclass(frozen=True)
+class RedisArgs:
+    config: RedisConfig
+    namespace: str
+    # The data volume of the in-cluster server (unused with `external`).
+    storage: kube.Storage
+
+
+class Redis(pulumi.ComponentResource):
+    endpoint: RedisEndpoint
     telemetry: Telemetry
+    # The stack outputs, under the key "redis".
+    outputs: dict[str, Any]
 
     def __init__(
         self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:components:Redis", name, None, opts)
         cfg, ns = args.config, args.namespace
-        assert cfg.password is not None
         external = cfg.external
-        self.host = external.host if external else f"{COMPONENT}.{ns}.svc.cluster.local"
-        self.port = external.port if external else PORT
-        self.tls = external.tls if external else False
-        self.password = pulumi.Output.secret(cfg.password)
-        self.secret_name = SECRET_NAME
+        self.endpoint = RedisEndpoint(
+            host=external.host if external else kube.service_host(COMPONENT, ns),
+            port=external.port if external else PORT,
+            tls=external.tls if external else False,
+            secret_name=SECRET_NAME,
+        )
+        host, port = self.endpoint.host, self.endpoint.port
         secret = kube.secret(
             SECRET_NAME,
             ns,
             COMPONENT,
             "cache",
-            {"password": cfg.password, "host": self.host, "port": str(self.port)},
+            {"password": reveal(cfg.password), "host": host, "port": str(port)},
             self,
         )
         self.telemetry = Telemetry(COMPONENT)
@@ -82,7 +92,7 @@ class Redis(pulumi.ComponentResource):
             self._server(args, secret)
             self.telemetry = Telemetry(
                 COMPONENT,
-                targets=(ScrapeTarget(COMPONENT, f"{self.host}:{METRICS_PORT}"),),
+                targets=(ScrapeTarget(COMPONENT, f"{host}:{METRICS_PORT}"),),
                 metrics=frozenset(
                     {
                         "redis_up",
@@ -94,7 +104,10 @@ class Redis(pulumi.ComponentResource):
                 rules=("platform.yaml", "storage.yaml"),
                 workloads=(Workload.of(COMPONENT, statefulset_pods(COMPONENT), cfg.resources),),
             )
-        self.register_outputs({"host": self.host, "port": self.port})
+        self.outputs = {
+            "redis": {"host": host, "port": port, "tls": self.endpoint.tls, "secret": SECRET_NAME}
+        }
+        self.register_outputs(self.outputs)
 
     def _server(self, args: RedisArgs, secret: k8s.core.v1.Secret) -> None:
         cfg, ns = args.config, args.namespace
@@ -110,9 +123,7 @@ class Redis(pulumi.ComponentResource):
             versions.REDIS_IMAGE,
             cfg.resources,
             ports={"redis": PORT},
-            readiness=kube.exec_probe(PING),
-            liveness=kube.exec_probe(PING, period=20, failures=6),
-            startup=kube.exec_probe(PING, period=5, failures=60),
+            probes=kube.Probes.server(kube.exec_check(PING)),
             command=["sh", "-c", START],
             env=[
                 kube.secret_env("REDIS_PASSWORD", SECRET_NAME, "password"),
@@ -127,9 +138,9 @@ class Redis(pulumi.ComponentResource):
         exporter = kube.container(
             "exporter",
             versions.REDIS_EXPORTER_IMAGE,
-            SIDECAR_SIZE,
+            kube.SIDECAR,
             ports={"metrics": METRICS_PORT},
-            readiness=kube.http_probe("/health", "metrics"),
+            probes=kube.Probes.sidecar(kube.http_check("/health", "metrics")),
             env=[
                 {"name": "REDIS_ADDR", "value": f"redis://127.0.0.1:{PORT}"},
                 kube.secret_env("REDIS_PASSWORD", SECRET_NAME, "password"),
@@ -138,33 +149,21 @@ class Redis(pulumi.ComponentResource):
         kube.service(
             COMPONENT, ns, COMPONENT, "cache", {"redis": PORT, "metrics": METRICS_PORT}, self
         )
-        k8s.apps.v1.StatefulSet(
+        kube.stateful_set(
             COMPONENT,
-            metadata=kube.metadata(COMPONENT, ns, COMPONENT, "cache"),
-            spec={
-                "serviceName": COMPONENT,
-                "replicas": 1,
-                "selector": {"matchLabels": kube.selector(COMPONENT)},
-                "persistentVolumeClaimRetentionPolicy": kube.claim_retention(args.data_protection),
-                "template": {
-                    "metadata": {
-                        "labels": kube.labels(COMPONENT, "cache"),
-                        "annotations": {"checksum/config": kube.checksum(REDIS_CONF, START)},
-                    },
-                    "spec": kube.pod_spec(
-                        versions.REDIS_UID,
-                        [redis, exporter],
-                        volumes=[
-                            {"name": "config", "configMap": {"name": "redis-config"}},
-                            {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
-                        ],
-                    ),
-                },
-                "volumeClaimTemplates": [
-                    kube.volume_claim("data", cfg.storage_size, args.storage_class)
+            ns,
+            "cache",
+            pod=kube.pod_spec(
+                versions.REDIS_UID,
+                [redis, exporter],
+                volumes=[
+                    {"name": "config", "configMap": {"name": "redis-config"}},
+                    {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
                 ],
-            },
-            opts=pulumi.ResourceOptions(
-                parent=self, protect=args.data_protection, depends_on=[secret, conf]
             ),
+            size=cfg.storage_size,
+            storage=args.storage,
+            needs=[secret, conf],
+            parent=self,
+            config_digest=kube.checksum(REDIS_CONF, START),
         )

@@ -19,7 +19,7 @@ __all__ = ["DashboardContext", "build_all", "expressions"]
 def build_all(context: DashboardContext) -> dict[str, dict[str, Any]]:
     """File name (e.g. "platform-overview.json") -> dashboard JSON model."""
     boards = {"platform-overview.json": overview.build(context)}
-    if context.model_namespace is not None:
+    if context.component("kserve") is not None:
         boards["model-serving.json"] = serving.build(context)
     if context.component("feast") is not None:
         boards["feature-store.json"] = feature_store.build(context)

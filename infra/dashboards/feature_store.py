@@ -30,9 +30,6 @@ from infra.dashboards.panels import (
 UID = "mlops-feature-store"
 ONLINE_ENDPOINT = "/get-online-features"
 QUANTILES = (0.5, 0.99)
-# Staleness at which infra/alerts/feature_store.yaml fires: four missed runs of the default
-# 15-minute materialization schedule.
-STALE_AFTER_SECONDS = 3600
 
 
 def build(context: DashboardContext) -> dict[str, Any]:
@@ -49,7 +46,7 @@ def build(context: DashboardContext) -> dict[str, Any]:
     board.with_panel(outcomes(scope))
     board.with_panel(store_read_latency(scope))
     board.with_row(row("Materialization"))
-    board.with_panel(freshness(scope))
+    board.with_panel(freshness(scope, context.threshold("FeatureMaterializationStale")))
     return model(board)
 
 
@@ -119,7 +116,7 @@ def store_read_latency(scope: str) -> Panel:
     )
 
 
-def freshness(scope: str) -> Panel:
+def freshness(scope: str, stale_after: float) -> Panel:
     return graph(
         "Feature freshness",
         "Seconds since the newest materialization end of each feature view; the line is the "
@@ -133,6 +130,6 @@ def freshness(scope: str) -> Panel:
             )
         ],
         width=24,
-        lines=[(STALE_AFTER_SECONDS, "red")],
+        lines=[(stale_after, "red")],
         min_value=0,
     )

@@ -31,9 +31,6 @@ UID = "mlops-overview"
 GRID_WIDTH = 24
 # Up panels share one line while they fit; narrower than this they wrap.
 MIN_UP_WIDTH = 3
-# Share of a volume's capacity at which the storage alerts (infra/alerts/storage.yaml) fire.
-VOLUME_WARNING = 0.85
-VOLUME_CRITICAL = 0.95
 
 
 def build(context: DashboardContext) -> dict[str, Any]:
@@ -57,7 +54,9 @@ def build(context: DashboardContext) -> dict[str, Any]:
         board.with_panel(cpu(context.namespace, workloads))
         board.with_panel(memory(context.namespace, workloads))
     board.with_row(row("Storage"))
-    for panel in volumes(context.namespace):
+    # Drawn where the storage alerts fire.
+    thresholds = (context.threshold("VolumeFillingUp"), context.threshold("VolumeAlmostFull"))
+    for panel in volumes(context.namespace, thresholds):
         board.with_panel(panel)
     postgres, redis = context.component("postgres"), context.component("redis")
     stores = [t for t in (postgres, redis) if t is not None and t.targets]
@@ -155,7 +154,9 @@ def memory(namespace: str, workloads: list[Workload]) -> Panel:
     )
 
 
-def volumes(namespace: str) -> list[Panel]:
+def volumes(namespace: str, thresholds: tuple[float, float]) -> list[Panel]:
+    """Usage against capacity with lines at (warning, critical), and the bytes used."""
+    warning, critical = thresholds
     claims = (equals("namespace", namespace),)
 
     def per_claim(metric: str) -> str:
@@ -172,7 +173,7 @@ def volumes(namespace: str) -> list[Panel]:
             "the lines are the storage alerts' thresholds.",
             units.PercentUnit,
             [Query(f"{used} / {capacity}", "{{persistentvolumeclaim}}")],
-            lines=[(VOLUME_WARNING, "orange"), (VOLUME_CRITICAL, "red")],
+            lines=[(warning, "orange"), (critical, "red")],
             min_value=0,
         ),
         graph(

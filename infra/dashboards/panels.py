@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.kube import PART_OF
-from infra.observability import Telemetry
+from infra.observability import Telemetry, alert_names, threshold
 
 with warnings.catch_warnings():
     # The SDK warns, on import, that a v2 dashboard schema exists; file provisioning, which the
@@ -63,7 +63,6 @@ REAL_CONTAINERS = ('container!=""', 'container!="POD"')
 @dataclass(frozen=True)
 class DashboardContext:
     namespace: str  # the platform namespace, e.g. "mlops"
-    model_namespace: str | None  # the KServe models' namespace, or None when serving is off
     telemetry: tuple[Telemetry, ...]  # the declarations of every enabled component
 
     def component(self, name: str) -> Telemetry | None:
@@ -74,6 +73,13 @@ class DashboardContext:
         if found is None:
             raise KeyError(f"component {name} is not enabled: it declared no telemetry")
         return found
+
+    def threshold(self, alert: str) -> float:
+        """Where an alert of an enabled component's rule files fires."""
+        for rule_file in sorted({name for t in self.telemetry for name in t.rules}):
+            if alert in alert_names(rule_file):
+                return threshold(rule_file, alert)
+        raise KeyError(f"no enabled component's rules define the alert {alert}")
 
 
 @dataclass(frozen=True)

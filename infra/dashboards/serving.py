@@ -13,7 +13,6 @@ from typing import Any
 
 from grafana_foundation_sdk.models import units
 
-from infra.components.kserve import INFERENCE_JOB
 from infra.dashboards.panels import (
     DashboardContext,
     Panel,
@@ -38,15 +37,12 @@ INFER_PATH = ".*/infer"
 # The container KServe runs the model server in.
 MODEL_CONTAINER = "kserve-container"
 BY_SERVICE = ("inferenceservice",)
-# The error budget infra/alerts/serving.yaml holds InferenceServices to.
-ERROR_BUDGET = 0.01
 
 
 def build(context: DashboardContext) -> dict[str, Any]:
-    namespace = context.model_namespace
-    if namespace is None:
-        raise ValueError("the serving dashboard needs the model namespace (KServe enabled)")
-    scope = (equals("job", INFERENCE_JOB), equals("namespace", namespace))
+    (predictors,) = context.require("kserve").discovery
+    namespace = predictors.namespace
+    scope = (equals("job", predictors.job), equals("namespace", namespace))
     board = dashboard(
         UID,
         "MLOps platform / Model serving",
@@ -55,7 +51,7 @@ def build(context: DashboardContext) -> dict[str, Any]:
     )
     board.with_row(row("Traffic"))
     board.with_panel(requests(scope))
-    board.with_panel(errors(scope))
+    board.with_panel(errors(scope, context.threshold("InferenceErrorBudgetBurn")))
     board.with_row(row("Latency"))
     board.with_panel(predict_latency(scope))
     board.with_panel(mlserver_latency(scope))
@@ -86,7 +82,7 @@ def requests(scope: tuple[str, ...]) -> Panel:
     )
 
 
-def errors(scope: tuple[str, ...]) -> Panel:
+def errors(scope: tuple[str, ...], budget: float) -> Panel:
     infers = selector("rest_server_requests_total", *scope, matches("path", INFER_PATH))
     server_errors = selector(
         "rest_server_requests_total",
@@ -115,7 +111,7 @@ def errors(scope: tuple[str, ...]) -> Panel:
                 "{{inferenceservice}} inference failures",
             ),
         ],
-        lines=[(ERROR_BUDGET, "red")],
+        lines=[(budget, "red")],
         min_value=0,
     )
 

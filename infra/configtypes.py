@@ -1,0 +1,362 @@
+"""The value rules of stack config keys, and pydantic's errors as one-line messages.
+
+Each rule is an `Annotated` type that carries `Allowed`: the phrase a bad value's message ends
+with ("must be an integer from 1 to 10") and the short type the configuration reference shows.
+`describe` turns a `ValidationError` into lines naming the key, the value and what is allowed;
+secret values are never echoed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+
+import pulumi
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    Strict,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+
+PROJECT = "mlops-platform"
+
+
+class ConfigError(pulumi.RunError):
+    """Bad stack config; Pulumi prints the message without a traceback."""
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What a key accepts: the end of a bad value's message, and its type in the reference."""
+
+    message: str
+    type: str
+
+    @staticmethod
+    def integer(low: int, high: int) -> Allowed:
+        return Allowed(f"must be an integer from {low} to {high}", f"integer {low} to {high}")
+
+    @staticmethod
+    def choice(*options: str) -> Allowed:
+        return Allowed(f"must be one of {', '.join(options)}", " \\| ".join(options))
+
+
+@dataclass(frozen=True)
+class SecretKey:
+    """Marks a field filled from a top-level secret key (`pulumi config set --secret <alias>`)."""
+
+    # Whether the owner of an external service must supply it (bootstrap cannot generate it).
+    supplied_with_external: bool = True
+
+
+class Model(BaseModel):
+    """Frozen, camelCase keys, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel)
+    # Unknown-key messages list the known keys sorted, or in the order the model declares them.
+    known_keys_sorted: ClassVar[bool] = True
+
+
+class Component(Model):
+    """A component's section, read through `switch`: `enabled: false` makes it None."""
+
+
+def checked(check: Callable[[Any], Any | None], message: str) -> BeforeValidator:
+    """A rule written as a function that returns the accepted value, or None to refuse it."""
+
+    def validate(value: Any) -> Any:
+        result = check(value)
+        if result is None:
+            raise ValueError(message)
+        return result
+
+    return BeforeValidator(validate)
+
+
+Flag = Annotated[bool, Strict(), Allowed("must be true or false", "boolean")]
+Port = Annotated[int, Strict(), Field(ge=1, le=65535), Allowed.integer(1, 65535)]
+Replicas = Annotated[int, Strict(), Field(ge=1, le=10), Allowed.integer(1, 10)]
+Workers = Annotated[int, Strict(), Field(ge=1, le=16), Allowed.integer(1, 16)]
+
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+QUANTITY_RULE = "must be a positive Kubernetes quantity such as 500m, 2, 512Mi or 10Gi"
+
+
+def _quantity(value: Any) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    match = _QUANTITY.match(value) if isinstance(value, str) else None
+    return value if match and float(match.group(1)) > 0 else None
+
+
+Quantity = Annotated[str, checked(_quantity, QUANTITY_RULE), Allowed(QUANTITY_RULE, "quantity")]
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+HOST = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+DnsLabel = Annotated[
+    str,
+    StringConstraints(pattern=DNS_LABEL),
+    Allowed("must be a DNS-1123 label (a-z, 0-9, '-')", "DNS-1123 label"),
+]
+Host = Annotated[
+    str,
+    StringConstraints(pattern=HOST),
+    Allowed("must be a host name or IP address", "host name"),
+]
+StorageClassName = Annotated[
+    str,
+    StringConstraints(pattern=HOST),
+    Allowed("must be the name of a StorageClass", "StorageClass name"),
+]
+RoleName = Annotated[
+    str, StringConstraints(pattern=DNS_LABEL), Allowed("must be a role name", "role name")
+]
+RegionName = Annotated[
+    str, StringConstraints(pattern=DNS_LABEL), Allowed("must be a region name", "region name")
+]
+IngressClassName = Annotated[
+    str,
+    StringConstraints(pattern=DNS_LABEL),
+    Allowed("must be an IngressClass name", "IngressClass name"),
+]
+BucketName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"),
+    Allowed("must be an S3 bucket name (3-63 of a-z, 0-9, '.', '-')", "bucket name"),
+]
+Endpoint = Annotated[
+    str,
+    StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"),
+    AfterValidator(lambda url: url.rstrip("/")),
+    Allowed("must be an http(s) URL such as https://s3.example.com", "http(s) URL"),
+]
+# Five cron fields of numbers, ranges, lists, steps and '*' (no names or @-macros).
+Cron = Annotated[
+    str,
+    StringConstraints(pattern=r"^(?:[0-9*/,-]+\s+){4}[0-9*/,-]+$"),
+    Allowed(
+        "must be a five-field cron schedule such as '*/15 * * * *' or '0 * * * *'",
+        "five-field cron (UTC)",
+    ),
+]
+FeastProject = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9_]{1,63}$"),
+    Allowed("must be a Feast project name (a-z, 0-9, '_')", "Feast project name"),
+]
+Image = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+    ),
+    Allowed("must be an image reference such as ghcr.io/acme/workloads:1.2.0", "image reference"),
+]
+ChartRepository = Annotated[
+    str,
+    StringConstraints(pattern=r"^(oci|https?)://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._/-]*)?$"),
+    Allowed("must be an oci:// or http(s):// chart repository URL", "`oci://` or `http(s)://` URL"),
+]
+Registry = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$"),
+    Allowed(
+        "must be a registry host such as registry.example.com or mirror.example.com:5000/hub",
+        "registry host (and path)",
+    ),
+]
+Duration = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]+(ms|s|m|h|d|w|y)$"),
+    Allowed("must be a Prometheus duration such as 12h, 15d or 2w", "Prometheus duration"),
+]
+
+_HOST_PATTERN = re.compile(r"^[A-Za-z0-9*]([A-Za-z0-9*.-]{0,251}[A-Za-z0-9*])?(:([0-9]{1,5}|\*))?$")
+_HOST_PATTERNS_RULE = (
+    "must be a list of Host header patterns such as mlflow.example.com or *.example.com:*"
+)
+HostPatterns = Annotated[
+    tuple[str, ...],
+    checked(
+        lambda v: (
+            tuple(v)
+            if isinstance(v, list) and all(isinstance(h, str) and _HOST_PATTERN.match(h) for h in v)
+            else None
+        ),
+        _HOST_PATTERNS_RULE,
+    ),
+    Allowed(_HOST_PATTERNS_RULE, "list of Host patterns"),
+]
+_NAME = re.compile(DNS_LABEL)
+_NAMES_RULE = "must be a non-empty list of distinct names of up to 30 of a-z, 0-9, '-'"
+Names = Annotated[
+    tuple[str, ...],
+    checked(
+        lambda v: (
+            tuple(v)
+            if isinstance(v, list)
+            and v
+            and len(set(v)) == len(v)
+            and all(isinstance(n, str) and _NAME.match(n) and len(n) <= 30 for n in v)
+            else None
+        ),
+        _NAMES_RULE,
+    ),
+    Allowed(_NAMES_RULE, "list of names"),
+]
+
+# Secrets are written into server config files and URLs: printable, no quotes or spaces.
+_SECRET_VALUE = re.compile(r"^[A-Za-z0-9!#$%&()*+,\-./:;<=>?@\[\]^_{|}~]{12,256}$")
+SECRET_RULE = "must be 12 to 256 printable characters without spaces, quotes or backslashes"
+
+
+class PlainText(str):
+    """A secret key's value that the stack stores unencrypted."""
+
+
+def _secret(value: Any) -> SecretStr:
+    if isinstance(value, PlainText):
+        raise PydanticCustomError("plain_secret", "stored in plain text")
+    if not isinstance(value, str) or not _SECRET_VALUE.match(value):
+        raise PydanticCustomError("secret_value", SECRET_RULE)
+    return SecretStr(value)
+
+
+Secret = Annotated[SecretStr, BeforeValidator(_secret), SecretKey()]
+# The credential of a login the platform creates, also on an external server: always generated.
+GeneratedSecret = Annotated[
+    SecretStr, BeforeValidator(_secret), SecretKey(supplied_with_external=False)
+]
+
+
+def reveal(value: SecretStr) -> pulumi.Output[str]:
+    """A secret config value as a Pulumi secret: what components put into Kubernetes Secrets."""
+    return pulumi.Output.secret(value.get_secret_value())
+
+
+# ---- walking models ---------------------------------------------------------------------------
+
+
+def _annotated(annotation: Any) -> Iterator[Any]:
+    """Every metadata item and model class inside an annotation (Optional, Annotated)."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        yield Allowed.choice(*get_args(annotation))
+    elif origin is Annotated:
+        base, *extras = get_args(annotation)
+        yield from extras
+        yield from _annotated(base)
+    elif origin in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            yield from _annotated(arg)
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+
+
+def _parts(field: FieldInfo) -> list[Any]:
+    return [*field.metadata, *_annotated(field.annotation)]
+
+
+def model_of(field: FieldInfo) -> type[Model] | None:
+    """The model a field holds (through Optional), if it holds one."""
+    return next((p for p in _parts(field) if isinstance(p, type) and issubclass(p, Model)), None)
+
+
+def allowed_of(field: FieldInfo) -> Allowed | None:
+    return next((p for p in _parts(field) if isinstance(p, Allowed)), None)
+
+
+def secret_of(field: FieldInfo) -> SecretKey | None:
+    return next((p for p in _parts(field) if isinstance(p, SecretKey)), None)
+
+
+def by_alias(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    return {field.alias or name: field for name, field in model.model_fields.items()}
+
+
+def secret_fields(root: type[Model]) -> list[tuple[str, str, SecretKey]]:
+    """(section key, secret key, marker) of every secret field of the root's sections."""
+    found = []
+    for key, field in by_alias(root).items():
+        section = model_of(field)
+        for name, sub in by_alias(section).items() if section is not None else ():
+            marker = secret_of(sub)
+            if marker is not None:
+                found.append((key, name, marker))
+    return found
+
+
+def known_keys(model: type[Model]) -> list[str]:
+    keys = [key for key, field in by_alias(model).items() if secret_of(field) is None]
+    if issubclass(model, Component):
+        keys.append("enabled")
+    return sorted(keys) if model.known_keys_sorted else keys
+
+
+# ---- messages ---------------------------------------------------------------------------------
+
+
+def show(value: object) -> str:
+    return repr(value) if isinstance(value, str) else json.dumps(value)
+
+
+def line(key: str, value: object, allowed: str) -> str:
+    return f"{PROJECT}:{key} = {show(value)}: {allowed}"
+
+
+def describe(error: ValidationError, root: type[Model], stack: str) -> list[str]:
+    """One line per error: the key, its value and what is allowed."""
+    secret_names = [name for _, name, _ in secret_fields(root)]
+    return [_describe(e, root, stack, secret_names) for e in error.errors()]
+
+
+def _describe(e: Any, root: type[Model], stack: str, secret_names: list[str]) -> str:
+    loc = [str(part) for part in e["loc"]]
+    key = ".".join(loc)
+    parent, field = root, None
+    for part in loc:
+        field = by_alias(parent).get(part)
+        section = model_of(field) if field is not None else None
+        if section is None:
+            break
+        parent = section
+    kind = e["type"]
+    if field is not None and secret_of(field) is not None:
+        name = loc[-1]
+        if kind == "missing":
+            return (
+                f"{PROJECT}:{name} is not set (required while {loc[0]} is enabled); "
+                f"run ./scripts/bootstrap-secrets.sh {stack} "
+                f"or: pulumi config set --secret {name} <value> --stack {stack}"
+            )
+        if kind == "plain_secret":
+            return (
+                f"{PROJECT}:{name} is stored in plain text: it must be a secret; "
+                f"run: pulumi config set --secret {name} <value> --stack {stack}"
+            )
+        return f"{PROJECT}:{name} = [secret]: {SECRET_RULE}"
+    if kind == "extra_forbidden":
+        known = known_keys(parent) + (secret_names if parent is root else [])
+        return line(key, e["input"], f"unknown key; known keys: {', '.join(known)}")
+    if kind == "missing":
+        return f"{PROJECT}:{key} is not set: required when {key.rsplit('.', 1)[0]} is set"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return line(key, e["input"], "must be an object")
+    if kind == "switch":
+        return line(f"{key}.enabled", e["input"].get("enabled"), e["msg"])
+    if kind == "switch_external":
+        return line(f"{key}.enabled", False, f"must be true when {key}.external is set")
+    allowed = allowed_of(field) if field is not None else None
+    return line(key, e["input"], allowed.message if allowed else e["msg"])
