@@ -23,6 +23,7 @@ from pydantic import (
     WrapValidator,
     model_validator,
 )
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from infra import versions
@@ -77,6 +78,10 @@ NEEDS: Mapping[str, tuple[str, ...]] = {
 }
 
 
+# A stateless service's replicas default to the stack's `replicas` (see `_defaults`).
+FOLLOWS_REPLICAS: JsonDict = {"shown_default": "`replicas`"}
+
+
 def switch(value: Any, handler: Any) -> Any:
     """A component section: `enabled: false` gives None, anything else the validated section."""
     if not isinstance(value, dict) or "enabled" not in value:
@@ -108,7 +113,7 @@ class PostgresConfig(Component):
 
     external: ExternalPostgres | None = None
     resources: Resources
-    storage_size: Quantity
+    storage_size: Quantity = Field(description="the data volume")
     admin_password: Secret = Field(alias="postgresPassword")
     mlflow_password: GeneratedSecret = Field(alias="postgresMlflowPassword")
     flyte_password: GeneratedSecret = Field(alias="postgresFlytePassword")
@@ -123,7 +128,7 @@ class PostgresConfig(Component):
 class ExternalRedis(Model):
     host: Host
     port: Port = 6379
-    tls: Flag = False
+    tls: Flag = Field(False, description="connect with TLS")
 
 
 class RedisConfig(Component):
@@ -131,12 +136,12 @@ class RedisConfig(Component):
 
     external: ExternalRedis | None = None
     resources: Resources
-    storage_size: Quantity
+    storage_size: Quantity = Field(description="the append-only file's volume")
     password: Secret = Field(alias="redisPassword")
 
 
 class ExternalObjectStore(Model):
-    endpoint: Endpoint
+    endpoint: Endpoint = Field(description="the S3 API, such as https://s3.eu-west-1.amazonaws.com")
     region: RegionName = "us-east-1"
 
 
@@ -156,7 +161,7 @@ class ObjectStoreConfig(Component):
     buckets: Buckets = Buckets()
     external: ExternalObjectStore | None = None
     resources: Resources
-    storage_size: Quantity
+    storage_size: Quantity = Field(description="the data volume")
     access_key: Secret = Field(alias="objectStoreAccessKey")
     secret_key: Secret = Field(alias="objectStoreSecretKey")
 
@@ -167,9 +172,9 @@ class MlflowConfig(Component):
     allowed_hosts: HostPatterns = Field(
         (), description="Host headers accepted beyond the in-cluster names (an ingress host)"
     )
-    replicas: Replicas
+    replicas: Replicas = Field(json_schema_extra=FOLLOWS_REPLICAS)
     resources: Resources
-    workers: Workers = 2
+    workers: Workers = Field(2, description="server worker processes per replica")
     admin_password: Secret = Field(alias="mlflowAdminPassword")
     flask_secret_key: Secret = Field(alias="mlflowFlaskSecretKey")
 
@@ -177,7 +182,9 @@ class MlflowConfig(Component):
 class FlyteConfig(Component):
     """Flyte 1.16 (flyte-binary; needs postgres and objectStore)."""
 
-    domains: Names = ("development", "staging", "production")
+    domains: Names = Field(
+        ("development", "staging", "production"), description="each project's domains"
+    )
     projects: Names = Field(("ml",), description="created at start, a namespace per domain")
     resources: Resources
 
@@ -185,9 +192,11 @@ class FlyteConfig(Component):
 class FeastConfig(Component):
     """Feast feature server, apply Job and materialization CronJob (needs postgres and redis)."""
 
-    materialize_schedule: Cron = "*/15 * * * *"
+    materialize_schedule: Cron = Field(
+        "*/15 * * * *", description="when `feast materialize-incremental` runs"
+    )
     project: FeastProject = Field("fraud", description="the Feast project the server serves")
-    replicas: Replicas
+    replicas: Replicas = Field(json_schema_extra=FOLLOWS_REPLICAS)
     repo_image: Image = Field(
         versions.WORKLOADS_IMAGE, description="the workload image carrying the feature repo"
     )
@@ -196,7 +205,10 @@ class FeastConfig(Component):
 
 
 class CertManagerConfig(Model):
-    chart_repository: ChartRepository = versions.CERT_MANAGER_CHART_REPOSITORY
+    chart_repository: ChartRepository = Field(
+        versions.CERT_MANAGER_CHART_REPOSITORY,
+        description="where the cert-manager chart comes from",
+    )
     image_registry: Registry | None = Field(None, description="a mirror of quay.io")
 
 
@@ -204,7 +216,9 @@ class KserveConfig(Component):
     """KServe in Standard mode after cert-manager (needs objectStore)."""
 
     cert_manager: CertManagerConfig = CertManagerConfig()
-    chart_repository: ChartRepository = versions.KSERVE_CHART_REPOSITORY
+    chart_repository: ChartRepository = Field(
+        versions.KSERVE_CHART_REPOSITORY, description="where the KServe charts come from"
+    )
     image_registry: Registry | None = Field(
         None, description="a mirror replacing the registry host of every KServe image"
     )
@@ -214,7 +228,10 @@ class KserveConfig(Component):
     install: Flag = Field(
         True, description="false when KServe and cert-manager are already on the cluster"
     )
-    model_namespace: DnsLabel
+    model_namespace: DnsLabel = Field(
+        description="where InferenceServices run, with the storage Secret and ServiceAccount",
+        json_schema_extra={"shown_default": "`<namespace>-models`"},
+    )
 
 
 class GrafanaConfig(Model):
@@ -226,8 +243,10 @@ class MonitoringConfig(Component):
 
     grafana: GrafanaConfig
     resources: Resources
-    retention: Duration
-    storage_size: Quantity
+    retention: Duration = Field(
+        description="how long samples are kept (and at most 85% of the volume)"
+    )
+    storage_size: Quantity = Field(description="Prometheus's data volume")
     grafana_admin_password: Secret = Field(alias="grafanaAdminPassword")
 
 

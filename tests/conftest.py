@@ -1,11 +1,25 @@
-"""Fixtures shared by every test tier."""
+"""Fixtures shared by every test tier, and each test's tier marker."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from infra import render
-from tests.support import STACKS, stack_rendering
+from tests.support.rendering import STACKS, stack_rendering
+
+TIERS = ("unit", "contract", "workloads", "integration")
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks each test with its tier, the folder it is in: `pytest -m unit` runs one tier."""
+    for item in items:
+        tier = item.path.resolve().relative_to(HERE).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test belongs in one of tests/{TIERS}")
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(params=STACKS)

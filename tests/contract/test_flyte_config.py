@@ -9,7 +9,7 @@ import yaml
 
 from infra.components import flyte
 from tests.contract.flyte_v1_16_keys import LEAVES, MAPS, STOW_S3_KEYS
-from tests.support import evaluate, secret_data, stack_rendering
+from tests.support.rendering import evaluate, secret_data, stack_rendering
 
 
 def key_paths(value: Any, prefix: str = "") -> Iterator[str]:

@@ -24,24 +24,25 @@ import yaml
 
 from infra import render
 from infra.components import mlflow as mlflow_component
-from tests.support import (
+from tests.support.rendering import (
     SENTINELS,
-    LocalPostgres,
-    LocalS3,
     declared_metrics,
     evaluate,
+    pod_container,
+    secret_data,
+)
+from tests.support.servers import (
+    LocalPostgres,
+    LocalS3,
     exposed_series,
     free_port,
     local_env,
     local_postgres,
     local_s3,
-    pod_container,
-    prometheus_server,
-    require_module,
     run_script_job,
     running_server,
-    secret_data,
 )
+from tests.support.tools import prometheus_server, require_module
 
 mlflow = require_module("mlflow", "the workloads dependency group")
 VENV_BIN = str(Path(sys.executable).parent)

@@ -16,17 +16,9 @@ import pytest
 
 from infra import render
 from infra.components import object_store
-from tests.support import (
-    SENTINELS,
-    evaluate,
-    free_port,
-    local_s3,
-    pod_container,
-    require_module,
-    run_script_job,
-    running_server,
-    secret_data,
-)
+from tests.support.rendering import SENTINELS, evaluate, pod_container, secret_data
+from tests.support.servers import free_port, local_s3, run_script_job, running_server
+from tests.support.tools import require_module
 
 boto3 = require_module("boto3", "the workloads dependency group")
 botocore_exceptions = require_module("botocore.exceptions", "the workloads dependency group")

@@ -13,14 +13,8 @@ from pathlib import Path
 import pytest
 
 from infra import config, render
-from tests.support import (
-    SENTINELS,
-    LocalPostgres,
-    evaluate,
-    local_postgres,
-    run_script_job,
-    secret_data,
-)
+from tests.support.rendering import SENTINELS, evaluate, secret_data
+from tests.support.servers import LocalPostgres, local_postgres, run_script_job
 
 DATABASES = config.POSTGRES_CONSUMERS
 

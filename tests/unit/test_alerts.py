@@ -3,6 +3,7 @@ tested firing and quiet, and every alert carries what a notification shows."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ import pytest
 import yaml
 
 from infra import versions
-from tests import support
+from tests.support import tools
+from tests.support.promql import metric_names
+from tests.support.rendering import stack_rendering
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "infra" / "alerts"
@@ -42,7 +45,7 @@ def _cases(test_file: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def promtool() -> Path:
     """promtool of the pinned Prometheus version (scripts/prometheus.sh)."""
-    return Path(support.promtool())
+    return Path(tools.promtool())
 
 
 def _run(promtool: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -114,3 +117,20 @@ def test_rules_use_only_keys_prometheus_2_42_accepts(rule_file: Path) -> None:
         for rule in group["rules"]:
             assert "alert" in rule, f"{group['name']}: only alerting rules belong here"
             assert set(rule) <= ALERT_KEYS, rule["alert"]
+
+
+@pytest.mark.parametrize("rule_file", RULE_FILES, ids=lambda p: p.stem)
+def test_rules_query_only_what_the_components_watched_declare(rule_file: Path) -> None:
+    """Every series an alert reads is one a component that names the rule file exposes, and
+    every job it selects is a declared scrape job, so a rename cannot silently blind it."""
+    telemetry = stack_rendering("dev").telemetry
+    watched = [t for t in telemetry if rule_file.name in t.rules]
+    assert watched, f"no component names {rule_file.name}"
+    series = {"up"} | {m for t in watched for m in t.metrics}
+    jobs = {target.job for t in telemetry for target in t.targets}
+    jobs |= {d.job for t in telemetry for d in t.discovery}
+    for alert in _alerts(rule_file):
+        unknown = metric_names(alert["expr"]) - series
+        assert not unknown, f"{alert['alert']}: {sorted(unknown)}"
+        for job in re.findall(r'job="([^"]+)"', alert["expr"]):
+            assert job in jobs, f"{alert['alert']}: job {job} is not declared"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from infra import clientconfig
-from tests.support import SENTINELS, require_module, stack_rendering
+from tests.support.rendering import SENTINELS, stack_rendering
+from tests.support.tools import require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 

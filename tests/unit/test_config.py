@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from infra import config, render
-from tests.support import SENTINELS, evaluate, raw_config
+from infra import config, configdoc, render
+from tests.support.rendering import SENTINELS, evaluate, raw_config
 
 P = "mlops-platform"
 QUANTITY = "must be a positive Kubernetes quantity such as 500m, 2, 512Mi or 10Gi"
@@ -212,21 +213,76 @@ def test_bad_config_registers_no_resource() -> None:
     assert monitor.recorded == []
 
 
-def test_disabled_component_needs_no_secret() -> None:
+def test_disabled_component_is_none_and_needs_no_secret() -> None:
     secrets = {k: v for k, v in SENTINELS.items() if config.SECRET_KEYS[k] != "redis"}
     loaded = load({"redis": {"enabled": False}, "feast": {"enabled": False}}, secrets)
-    assert loaded.redis.enabled is False
+    assert loaded.redis is None and loaded.feast is None
+    assert loaded.postgres is not None
+
+
+def test_field_and_cross_section_errors_come_in_one_message() -> None:
+    message = error_of({"replicas": 0, "redis": {"enabled": False}})
+    assert message.split("\n  ") == [
+        f"{P}:replicas = 0: must be an integer from 1 to 10",
+        f"{P}:redis.enabled = false: must be true while feast is enabled "
+        "(or set feast.enabled: false)",
+    ]
+
+
+def test_a_secret_written_into_a_section_is_refused_without_echoing_it() -> None:
+    message = error_of({"redis": {"redisPassword": "plain-text-password"}})
+    assert message == (
+        f"{P}:redis.redisPassword = [secret]: unknown key; set the secret with "
+        "pulumi config set --secret redisPassword"
+    )
+
+
+def test_every_secret_key_belongs_to_the_section_that_needs_it() -> None:
+    assert config.SECRET_KEYS == {
+        "postgresPassword": "postgres",
+        "postgresMlflowPassword": "postgres",
+        "postgresFlytePassword": "postgres",
+        "postgresFeastPassword": "postgres",
+        "redisPassword": "redis",
+        "objectStoreAccessKey": "objectStore",
+        "objectStoreSecretKey": "objectStore",
+        "mlflowAdminPassword": "mlflow",
+        "mlflowFlaskSecretKey": "mlflow",
+        "grafanaAdminPassword": "monitoring",
+    }
+
+
+def test_secret_values_stay_hidden_in_the_models_repr() -> None:
+    cfg = load({})
+    assert cfg.redis is not None
+    assert SENTINELS["redisPassword"] not in repr(cfg) + str(cfg.model_dump())
+    assert cfg.redis.password.get_secret_value() == SENTINELS["redisPassword"]
+
+
+def test_from_pulumi_reads_the_config_the_language_host_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw, keys = raw_config({"namespace": "from-env"})
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(raw))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(sorted(keys)))
+    monkeypatch.setattr(config.pulumi, "get_stack", lambda: "dev")
+    assert config.from_pulumi().namespace == "from-env"
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
+    with pytest.raises(config.ConfigError, match="postgresPassword is stored in plain text"):
+        config.from_pulumi()
 
 
 @pytest.mark.parametrize("profile", config.PROFILES)
 def test_profile_sets_sizes_and_protection(profile: str) -> None:
     defaults = config.PROFILE_DEFAULTS[profile]
     cfg = load({"profile": profile})
-    assert cfg.replicas == defaults.replicas
-    assert cfg.data_protection is defaults.data_protection
-    assert cfg.postgres.storage_size == defaults.postgres.storage_size
-    assert cfg.redis.resources == defaults.redis.resources
-    assert cfg.object_store.storage_size == defaults.object_store.storage_size
+    assert cfg.postgres and cfg.redis and cfg.object_store and cfg.monitoring
+    assert cfg.replicas == defaults["replicas"]
+    assert cfg.data_protection is defaults["dataProtection"]
+    assert cfg.postgres.storage_size == defaults["postgres"]["storageSize"]
+    assert cfg.redis.resources.model_dump() == defaults["redis"]["resources"]
+    assert cfg.object_store.storage_size == defaults["objectStore"]["storageSize"]
+    assert cfg.monitoring.retention == defaults["monitoring"]["retention"]
 
 
 def test_explicit_keys_override_the_profile() -> None:
@@ -239,10 +295,15 @@ def test_explicit_keys_override_the_profile() -> None:
         }
     )
     ha = config.PROFILE_DEFAULTS["ha"]
+    assert cfg.postgres and cfg.redis and cfg.mlflow and cfg.feast
     assert (cfg.replicas, cfg.data_protection, cfg.postgres.storage_size) == (3, False, "7Gi")
-    assert cfg.postgres.resources.cpu_request == "300m"
-    assert cfg.postgres.resources.memory_request == ha.postgres.resources.memory_request
-    assert cfg.redis.storage_size == ha.redis.storage_size
+    assert cfg.postgres.resources.requests.cpu == "300m"
+    assert (
+        cfg.postgres.resources.requests.memory == ha["postgres"]["resources"]["requests"]["memory"]
+    )
+    assert cfg.redis.storage_size == ha["redis"]["storageSize"]
+    # Stateless services follow the stack's replicas unless they set their own.
+    assert (cfg.mlflow.replicas, cfg.feast.replicas) == (3, 3)
 
 
 def test_profiles_grow_from_small_to_ha() -> None:
@@ -250,8 +311,8 @@ def test_profiles_grow_from_small_to_ha() -> None:
         return float(quantity.removesuffix("Gi"))
 
     sizes = [config.PROFILE_DEFAULTS[p] for p in config.PROFILES]
-    for part in ("postgres", "redis", "object_store"):
-        storage = [gib(getattr(s, part).storage_size) for s in sizes]
+    for part in ("postgres", "redis", "objectStore", "monitoring"):
+        storage = [gib(s[part]["storageSize"]) for s in sizes]
         assert storage == sorted(storage) and storage[0] < storage[-1], part
 
 
@@ -266,14 +327,26 @@ def test_external_services_are_read_with_defaults() -> None:
             },
         }
     )
-    assert cfg.postgres.external == config.ExternalPostgres(
-        "db.example.com", 5432, "postgres", "require"
-    )
-    assert cfg.redis.external == config.ExternalRedis("cache.example.com", 6379, True)
-    assert cfg.object_store.external == config.ExternalObjectStore(
-        "https://s3.eu-west-1.amazonaws.com", "us-east-1"
-    )
-    assert cfg.object_store.buckets["models"] == "acme-models"
+    assert cfg.postgres and cfg.redis and cfg.object_store
+    assert cfg.postgres.external is not None
+    assert cfg.postgres.external.model_dump() == {
+        "host": "db.example.com",
+        "port": 5432,
+        "admin_user": "postgres",
+        "ssl_mode": "require",
+    }
+    assert cfg.redis.external is not None
+    assert cfg.redis.external.model_dump() == {
+        "host": "cache.example.com",
+        "port": 6379,
+        "tls": True,
+    }
+    assert cfg.object_store.external is not None
+    assert cfg.object_store.external.model_dump() == {
+        "endpoint": "https://s3.eu-west-1.amazonaws.com",
+        "region": "us-east-1",
+    }
+    assert cfg.object_store.buckets.models == "acme-models"
 
 
 def test_other_namespaces_are_left_alone() -> None:
@@ -284,8 +357,8 @@ def test_other_namespaces_are_left_alone() -> None:
 
 def test_config_is_frozen() -> None:
     cfg = load({})
-    with pytest.raises(AttributeError):
-        cfg.profile = "ha"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        cfg.profile = "ha"
 
 
 def test_stack_files_parse_with_their_intended_profiles() -> None:
@@ -319,14 +392,26 @@ def test_project_file_declares_only_keys_whose_defaults_match_the_program() -> N
         raw[f"{P}:{key}"] = value if isinstance(value, str) else json.dumps(value)
     with_declared, without = config.load("dev", raw, keys), load({})
 
-    def settings(cfg: config.PlatformConfig) -> tuple[Any, ...]:
-        parts = (cfg.postgres, cfg.redis, cfg.object_store)
-        return (
-            cfg.profile,
-            cfg.namespace,
-            cfg.replicas,
-            cfg.data_protection,
-            *[(p.enabled, p.storage_size, p.resources, p.external) for p in parts],
-        )
+    assert with_declared == without
 
-    assert settings(with_declared) == settings(without)
+
+def test_project_file_declares_keys_of_the_model() -> None:
+    project = yaml.safe_load((Path(__file__).resolve().parents[2] / "Pulumi.yaml").read_text())
+    fields = {f.alias for f in config.PlatformConfig.model_fields.values()}
+    assert set(project["config"]) <= fields
+
+
+def test_the_configuration_reference_is_written_from_the_models() -> None:
+    committed = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    assert committed == configdoc.document(), (
+        "docs/configuration.md is stale: .venv/bin/python -m infra.configdoc > "
+        "docs/configuration.md"
+    )
+
+
+def test_the_reference_names_every_key_with_its_profile_values() -> None:
+    document = configdoc.document()
+    for key in ("postgres.storageSize", "kserve.certManager.imageRegistry", "flyte.enabled"):
+        assert f"| `{key}` |" in document
+    assert "| `redis.storageSize` | quantity | profile | 1Gi | 5Gi | 20Gi |" in document
+    assert "| `redisPassword` | redis enabled | yes; with `redis.external`, supply it |" in document

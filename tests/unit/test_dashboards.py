@@ -17,7 +17,9 @@ import yaml
 from infra import render
 from infra.dashboards import DashboardContext, build_all, expressions
 from infra.observability import quantity
-from tests.support import STACKS, evaluate, pod_specs, promtool, stack_rendering
+from tests.support.promql import metric_names
+from tests.support.rendering import STACKS, evaluate, pod_specs, stack_rendering
+from tests.support.tools import promtool
 
 UIDS = {
     "platform-overview.json": "mlops-overview",
@@ -25,24 +27,20 @@ UIDS = {
     "feature-store.json": "mlops-feature-store",
     "training.json": "mlops-training",
 }
-MODELS = "models"
+SPECIAL_CASES = {
+    "no-serving": {"kserve": {"enabled": False}},
+    "no-feast-no-flyte": {"feast": {"enabled": False}, "flyte": {"enabled": False}},
+}
 
 
-@cache
-def _without_feast_and_flyte() -> render.Rendering:
-    return evaluate({"feast": {"enabled": False}, "flyte": {"enabled": False}})
+def _rendering(case: str) -> render.Rendering:
+    """A stack, or one of the special cases."""
+    return evaluate(SPECIAL_CASES[case]) if case in SPECIAL_CASES else stack_rendering(case)
 
 
 def _context(case: str) -> DashboardContext:
-    """A stack's context with serving on, or one of the special cases."""
-    if case == "no-serving":
-        r = stack_rendering("dev")
-        return DashboardContext(r.config.namespace, None, r.telemetry)
-    if case == "no-feast-no-flyte":
-        r = _without_feast_and_flyte()
-        return DashboardContext(r.config.namespace, MODELS, r.telemetry)
-    r = stack_rendering(case)
-    return DashboardContext(r.config.namespace, MODELS, r.telemetry)
+    r = _rendering(case)
+    return DashboardContext(r.config.namespace, r.telemetry)
 
 
 CASES = (*STACKS, "no-serving", "no-feast-no-flyte")
@@ -64,46 +62,6 @@ def _visible_panels(board: dict[str, Any]) -> list[dict[str, Any]]:
     for panel in board["panels"]:
         panels.extend(panel.get("panels", []))
     return panels
-
-
-# Metric names in PromQL: what is left once strings, label matchers, ranges, label lists,
-# offsets and numbers are gone, minus function names (followed by "(") and keywords.
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"' r"|'(?:[^'\\]|\\.)*'" r"|`[^`]*`")
-_MATCHERS = re.compile(r"\{[^{}]*\}")
-_RANGES = re.compile(r"\[[^\[\]]*\]")
-_LABEL_LISTS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
-_OFFSETS = re.compile(r"\boffset\s+-?[0-9a-z]+")
-_NUMBERS = re.compile(r"(?<![a-zA-Z0-9_:])(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_IDENTIFIER = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_KEYWORDS = frozenset(
-    {
-        "and",
-        "or",
-        "unless",
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-        "bool",
-        "offset",
-        "inf",
-        "nan",
-    }
-)
-
-
-def metric_names(expr: str) -> set[str]:
-    text = _STRINGS.sub('""', expr)
-    for pattern in (_MATCHERS, _RANGES, _LABEL_LISTS, _OFFSETS, _NUMBERS):
-        text = pattern.sub(" ", text)
-    names = set()
-    for match in _IDENTIFIER.finditer(text):
-        is_function = text[match.end() :].lstrip().startswith("(")
-        if not is_function and match.group().lower() not in _KEYWORDS:
-            names.add(match.group())
-    return names
 
 
 def _overlap(a: dict[str, int], b: dict[str, int]) -> bool:
@@ -242,7 +200,10 @@ def test_queries_compute_what_their_panels_claim(tmp_path: Path) -> None:
     http_errors = _query("model-serving.json", errors, "{{inferenceservice}} HTTP 5xx")
     model_failures = _query("model-serving.json", errors, "{{inferenceservice}} inference failures")
     success_ratio = _query("training.json", "Success ratio (6 h)")
-    isvc = 'job="inference", namespace="models", pod="fraud-predictor-0", inferenceservice="fraud"'
+    isvc = (
+        'job="inference", namespace="mlops-models", pod="fraud-predictor-0", '
+        'inferenceservice="fraud"'
+    )
     runs = 'job="flyte", project="fraud", domain="development", wf="training.train"'
     tests = [
         # A restarted container is a new series (new id): one restart.

@@ -11,7 +11,7 @@ import yaml
 
 from infra import config, versions
 from infra.components import feast
-from tests.support import (
+from tests.support.rendering import (
     SENTINELS,
     component_objects,
     env_of,

@@ -10,7 +10,7 @@ import yaml
 
 from infra import config, versions
 from infra.components import flyte
-from tests.support import SENTINELS, component_objects, evaluate, secret_data
+from tests.support.rendering import SENTINELS, component_objects, evaluate, secret_data
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,13 +113,17 @@ def test_ports_services_and_probes() -> None:
 def test_waits_for_its_database_before_start() -> None:
     init = pod()["initContainers"][0]
     assert init["name"] == "wait-for-db" and init["image"] == versions.POSTGRES_IMAGE
-    assert init["command"] == ["/bin/sh", "-c", flyte.WAIT_FOR_DB]
+    assert "until pg_isready" in init["command"][-1]
+    env = {e["name"]: e["value"] for e in init["env"]}
+    assert env == {
+        "PGHOST": "postgres.mlops.svc.cluster.local",
+        "PGPORT": "5432",
+        "PGUSER": "flyte",
+    }
 
 
-def test_rbac_is_the_upstream_cluster_role_bound_to_its_account() -> None:
+def test_cluster_role_is_bound_to_its_account_only() -> None:
     rendering = evaluate({"namespace": "ml"})
-    role = rendering.find("ClusterRole", "ml-flyte").manifest()
-    assert role["rules"] == flyte.RBAC_RULES
     binding = rendering.find("ClusterRoleBinding", "ml-flyte").manifest()
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "flyte", "namespace": "ml"}]
     assert pod()["serviceAccountName"] == "flyte"

@@ -8,7 +8,8 @@ import pytest
 
 from infra import versions
 from infra.components import kserve
-from tests.support import SENTINELS, evaluate, secret_data, stack_rendering
+from tests.unit import kserve_v0_20_runtimes
+from tests.support.rendering import SENTINELS, evaluate, secret_data, stack_rendering
 
 
 def charts(values: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -70,6 +71,20 @@ def test_sklearn_and_mlserver_runtimes_are_on_and_the_rest_registered_off() -> N
         "tag": versions.MLSERVER_IMAGE.rsplit(":", 1)[1],
     }
     assert all(runtimes[name]["disabled"] is True for name in kserve.DISABLED_RUNTIMES)
+
+
+def test_every_runtime_of_the_chart_but_sklearn_and_mlserver_is_switched_off() -> None:
+    """Held against the chart's own runtime switches: a key the chart does not read would
+    leave its runtime installed enabled (and unpinned, as vllm's `latest` is)."""
+    assert versions.KSERVE_VERSION == kserve_v0_20_runtimes.CHART_VERSION, (
+        "the chart moved: record its runtimes again in tests/unit/kserve_v0_20_runtimes.py"
+    )
+    runtimes = charts()["kserve-runtime-configs"]["values"]["kserve"]["servingruntime"]
+    switches = kserve_v0_20_runtimes.RUNTIME_SWITCHES
+    set_keys = {key for key, value in runtimes.items() if isinstance(value, dict)}
+    assert set_keys == set(switches.values()), "a key the chart does not read, or one missed"
+    enabled = {name for name, key in switches.items() if not runtimes[key]["disabled"]}
+    assert enabled == {"kserve-sklearnserver", "kserve-mlserver"}
 
 
 def test_mirrors_reach_every_image_and_chart() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from infra import config, versions
 from infra.components import mlflow
-from tests.support import SENTINELS, component_objects, env_of, evaluate, secret_data
+from tests.support.rendering import SENTINELS, component_objects, env_of, evaluate, secret_data
 
 ROOT = Path(__file__).resolve().parents[2]
 

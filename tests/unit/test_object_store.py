@@ -6,7 +6,7 @@ import json
 
 from infra import config, versions
 from infra.components import object_store
-from tests.support import SENTINELS, component_objects, env_of, evaluate, secret_data
+from tests.support.rendering import SENTINELS, component_objects, env_of, evaluate, secret_data
 
 EXTERNAL = {
     "objectStore": {

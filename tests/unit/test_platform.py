@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra import config, kube, render
-from tests.support import SENTINELS, containers, pod_specs, secret_data, stack_rendering
+from tests.support.rendering import SENTINELS, containers, pod_specs, secret_data, stack_rendering
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
@@ -84,18 +84,12 @@ def test_every_object_is_named_labelled_and_placed(stack: render.Rendering) -> N
 
 
 def test_every_volume_size_comes_from_the_profile(stack: render.Rendering) -> None:
-    expected = {
-        "postgres": stack.config.postgres.storage_size,
-        "redis": stack.config.redis.storage_size,
-        "seaweedfs": stack.config.object_store.storage_size,
-        "prometheus": stack.config.monitoring.storage_size,
-    }
     profile = config.PROFILE_DEFAULTS[stack.config.profile]
-    assert expected == {
-        "postgres": profile.postgres.storage_size,
-        "redis": profile.redis.storage_size,
-        "seaweedfs": profile.object_store.storage_size,
-        "prometheus": profile.prometheus.storage_size,
+    expected = {
+        "postgres": profile["postgres"]["storageSize"],
+        "redis": profile["redis"]["storageSize"],
+        "seaweedfs": profile["objectStore"]["storageSize"],
+        "prometheus": profile["monitoring"]["storageSize"],
     }
     sizes = {
         s.inputs["metadata"]["name"]: [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infra import config, versions
 from infra.components import postgres
-from tests.support import SENTINELS, component_objects, env_of, evaluate, secret_data
+from tests.support.rendering import SENTINELS, component_objects, env_of, evaluate, secret_data
 
 EXTERNAL = {"postgres": {"external": {"host": "db.example.com", "port": 6543}}}
 
@@ -67,13 +67,6 @@ def test_init_job_creates_every_consumer_database_after_the_server() -> None:
     assert needs <= set(job.depends_on)
     # A changed Job is replaced (Jobs are immutable) rather than failing to patch.
     assert job.delete_before_replace
-
-
-def test_init_script_creates_only_what_is_missing() -> None:
-    script = evaluate({}).find("ConfigMap", "postgres-init").inputs["data"]["run.sh"]
-    assert script == postgres.INIT_SCRIPT
-    assert "WHERE NOT EXISTS (SELECT FROM pg_roles" in script
-    assert "WHERE NOT EXISTS (SELECT FROM pg_database" in script
 
 
 def test_external_postgres_creates_no_server() -> None:

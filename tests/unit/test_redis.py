@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from infra import config, versions
+from infra import config, render, versions
 from infra.components import redis
-from tests.support import SENTINELS, component_objects, env_of, evaluate, secret_data
+from tests.support.rendering import (
+    SENTINELS,
+    component_objects,
+    env_of,
+    evaluate,
+    raw_config,
+    secret_data,
+)
 
 
 def _server(values: dict[str, object]) -> dict[str, object]:
@@ -74,7 +81,9 @@ def test_storage_override_reaches_the_volume_claim() -> None:
 
 def test_a_config_change_rolls_the_pod(monkeypatch: pytest.MonkeyPatch) -> None:
     def annotation() -> str:
-        template = _server({})["spec"]["template"]  # type: ignore[index]
+        # Rendered anew each time: `evaluate` would return the render of the same config.
+        fresh = render.evaluate("test", *raw_config({}))
+        template = fresh.find("StatefulSet", "redis").manifest()["spec"]["template"]
         return template["metadata"]["annotations"]["checksum/config"]  # type: ignore[no-any-return]
 
     before = annotation()

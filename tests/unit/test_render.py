@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from infra import render
-from tests.support import stack_rendering
+from tests.support.rendering import stack_rendering
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -29,21 +29,18 @@ import pytest
 
 from infra import render
 from infra.components import feast as feast_component
-from tests.support import (
-    SENTINELS,
+from tests.support.rendering import SENTINELS, declared_metrics, evaluate, pod_container
+from tests.support.servers import (
     LocalRedis,
-    declared_metrics,
-    evaluate,
     exposed_series,
     free_port,
     local_env,
     local_postgres,
     local_redis,
-    pod_container,
-    require_module,
     run_script_job,
     running_server,
 )
+from tests.support.tools import require_module
 
 feast = require_module("feast", "the workloads dependency group")
 redis_client = require_module("redis", "the workloads dependency group")

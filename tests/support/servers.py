@@ -1,10 +1,9 @@
-"""Helpers for tests: config built in-test, stack renders under mocks, pod walkers."""
+"""Local servers for the contract and workload tiers: their settings from the environment
+(`./scripts/services.sh env`), rendered commands run against them, and server lifecycles."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import json
 import os
 import socket
 import subprocess
@@ -13,112 +12,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infra import config, render
-
-STACKS = ("dev", "ci", "staging", "prod")
-
-# Secret values no rendered file may contain; each is long and unique so a leak is unambiguous.
-SENTINELS: Mapping[str, str] = {key: f"S3NT1NEL-{key}-4f9c2e7a1b" for key in config.SECRET_KEYS}
-
-
-def raw_config(
-    values: Mapping[str, Any], secrets: Mapping[str, str] = SENTINELS
-) -> tuple[dict[str, str], frozenset[str]]:
-    """Pulumi's raw form of a stack config: `project:key` names, strings, objects as JSON."""
-    raw = {
-        f"{config.PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
-        for key, value in values.items()
-    }
-    raw.update({f"{config.PROJECT}:{key}": value for key, value in secrets.items()})
-    return raw, frozenset(f"{config.PROJECT}:{key}" for key in secrets)
-
-
-def evaluate(
-    values: Mapping[str, Any], secrets: Mapping[str, str] = SENTINELS, stack: str = "test"
-) -> render.Rendering:
-    raw, secret_keys = raw_config(values, secrets)
-    return render.evaluate(stack, raw, secret_keys)
-
-
-@cache
-def stack_rendering(name: str) -> render.Rendering:
-    """A stack file's config with sentinel secrets, so leak checks know what to look for."""
-    raw, _ = render.stack_config(name)
-    plain = {k: v for k, v in raw.items() if k.split(":")[-1] not in config.SECRET_KEYS}
-    values = {k.split(":", 1)[1]: v for k, v in plain.items() if k.startswith(config.PROJECT)}
-    decoded = {k: v if not v.startswith(("{", "[")) else json.loads(v) for k, v in values.items()}
-    return evaluate(decoded, stack=name)
-
-
-def containers(rendering: render.Rendering) -> Iterator[tuple[str, dict[str, Any], bool]]:
-    """Every container of every pod template: (owner, container, runs to completion).
-
-    Job containers and init containers run to completion; probes do not apply to them.
-    """
-    for obj in rendering.objects():
-        template = _pod_template(obj)
-        if template is None:
-            continue
-        spec = template["spec"]
-        owner = f"{obj['kind']}/{obj['metadata']['name']}"
-        is_job = obj["kind"] in ("Job", "CronJob")
-        for c in spec.get("initContainers", []):
-            yield f"{owner}/{c['name']}", c, True
-        for c in spec["containers"]:
-            yield f"{owner}/{c['name']}", c, is_job
-
-
-def pod_specs(rendering: render.Rendering) -> Iterator[tuple[str, dict[str, Any]]]:
-    for obj in rendering.objects():
-        template = _pod_template(obj)
-        if template is not None:
-            yield f"{obj['kind']}/{obj['metadata']['name']}", template["spec"]
-
-
-def _pod_template(obj: Mapping[str, Any]) -> dict[str, Any] | None:
-    spec = obj.get("spec", {})
-    if obj["kind"] == "CronJob":
-        return spec["jobTemplate"]["spec"]["template"]  # type: ignore[no-any-return]
-    return (
-        spec.get("template")
-        if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")
-        else None
-    )
-
-
-def component_objects(rendering: render.Rendering, component: str) -> list[dict[str, Any]]:
-    """Objects labelled as part of one component."""
-    return [
-        o
-        for o in rendering.objects()
-        if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == component
-    ]
-
-
-def unwrap(value: Any) -> Any:
-    """A raw input value with Pulumi's secret markers removed (the real values)."""
-    if render.is_secret(value):
-        return unwrap(value["value"])
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
-
-
-def secret_data(rendering: render.Rendering, name: str) -> dict[str, str]:
-    """The real (unredacted) string data of a Secret, as the program sent it."""
-    return unwrap(rendering.find("Secret", name).inputs["stringData"])  # type: ignore[no-any-return]
-
-
-def env_of(container: dict[str, Any]) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+from infra import render
+from tests.support.rendering import pod_container, secret_data
 
 
 def require_service(name: str, variable: str) -> str:
@@ -130,18 +30,6 @@ def require_service(name: str, variable: str) -> str:
     if os.environ.get("MLOPS_REQUIRE_SERVICES") == "1":
         pytest.fail(message)
     pytest.skip(message)
-
-
-def require_module(name: str, why: str) -> Any:
-    """Imports a module of an optional dependency group; skipped without it, unless the test
-    command requires it."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        message = f"{name} is not installed ({why}): run ./scripts/setup.sh --group workloads"
-        if os.environ.get("MLOPS_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message, allow_module_level=True)
 
 
 @dataclass(frozen=True)
@@ -197,12 +85,6 @@ def local_postgres() -> LocalPostgres:
         password=Path(password_file).read_text().strip(),
         bin=Path(os.environ["MLOPS_TEST_PG_BIN"]),
     )
-
-
-def pod_container(rendering: render.Rendering, kind: str, name: str) -> dict[str, Any]:
-    """The first container of a rendered workload's pod template."""
-    spec = rendering.find(kind, name).manifest()["spec"]["template"]["spec"]
-    return spec["containers"][0]  # type: ignore[no-any-return]
 
 
 def local_env(
@@ -283,36 +165,6 @@ def local_redis() -> LocalRedis:
     )
 
 
-def _prometheus_binary(name: str, variable: str) -> str:
-    override = os.environ.get(variable)
-    if override:
-        return override
-    root = Path(__file__).resolve().parents[1]
-    found = subprocess.run(
-        [str(root / "scripts" / "prometheus.sh"), "path", name],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if found.returncode == 0 and found.stdout.strip():
-        return found.stdout.strip()
-    message = f"{name} is not built: run ./scripts/prometheus.sh"
-    if os.environ.get("MLOPS_REQUIRE_SERVICES") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def promtool() -> str:
-    """The promtool of the pinned Prometheus (scripts/prometheus.sh builds it); skipped
-    without it, unless the test command requires it."""
-    return _prometheus_binary("promtool", "MLOPS_PROMTOOL")
-
-
-def prometheus_server() -> str:
-    """The Prometheus server of the pinned version, built like promtool."""
-    return _prometheus_binary("prometheus", "MLOPS_PROMETHEUS")
-
-
 def exposed_series(exposition: str) -> set[str]:
     """The series names in a Prometheus text exposition."""
     names = set()
@@ -320,11 +172,6 @@ def exposed_series(exposition: str) -> set[str]:
         if line and not line.startswith("#"):
             names.add(line.split("{", 1)[0].split(" ", 1)[0])
     return names
-
-
-def declared_metrics(rendering: render.Rendering, component: str) -> frozenset[str]:
-    """The series a component's telemetry says its targets expose."""
-    return next(t.metrics for t in rendering.telemetry if t.component == component)
 
 
 def free_port() -> int:

@@ -1,8 +1,7 @@
-"""Prometheus and Grafana: configured from the components' declarations, secrets by reference."""
+"""Prometheus: configured from the components' declarations, secrets by reference."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,8 +11,9 @@ import pytest
 import yaml
 
 from infra import versions
-from infra.components import monitoring
-from tests.support import component_objects, env_of, evaluate, promtool, stack_rendering
+from infra.components import prometheus
+from tests.support.rendering import component_objects, evaluate, stack_rendering
+from tests.support.tools import promtool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,22 +105,23 @@ def test_rule_files_are_the_alerts_the_components_name() -> None:
 
 
 @pytest.mark.parametrize(
-    ("stack_name", "retention", "size"), [("dev", "3d", "5Gi"), ("prod", "30d", "100Gi")]
+    ("stack_name", "retention", "size", "retained"),
+    [("dev", "3d", "5Gi", "4352MB"), ("prod", "30d", "100Gi", "87040MB")],
 )
 def test_retention_and_volume_follow_the_profile(
-    stack_name: str, retention: str, size: str
+    stack_name: str, retention: str, size: str, retained: str
 ) -> None:
     rendering = stack_rendering(stack_name)
     statefulset = rendering.find("StatefulSet", "prometheus").manifest()
     args = statefulset["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"--storage.tsdb.retention.time={retention}" in args
-    assert f"--storage.tsdb.retention.size={monitoring.retention_size(size)}" in args
+    assert f"--storage.tsdb.retention.size={retained}" in args
     claim = statefulset["spec"]["volumeClaimTemplates"][0]
     assert claim["spec"]["resources"]["requests"]["storage"] == size
 
 
 def test_retention_size_leaves_room_on_the_volume() -> None:
-    assert monitoring.retention_size("10Gi") == "8704MB"
+    assert prometheus.retention_size("10Gi") == "8704MB"
 
 
 def test_images_are_the_pinned_ones() -> None:
@@ -133,29 +134,6 @@ def test_images_are_the_pinned_ones() -> None:
     assert grafana["spec"]["template"]["spec"]["containers"][0]["image"] == (
         f"docker.io/grafana/grafana:{versions.GRAFANA_VERSION}"
     )
-
-
-def test_grafana_admin_password_by_reference_and_anonymous_access_off() -> None:
-    grafana = stack_rendering("dev").find("Deployment", "grafana").manifest()
-    env = env_of(grafana["spec"]["template"]["spec"]["containers"][0])
-    assert env["GF_SECURITY_ADMIN_PASSWORD"] == {
-        "secretKeyRef": {"name": "grafana", "key": "admin-password"}
-    }
-    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
-    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
-
-
-def test_grafana_provisions_prometheus_and_the_dashboards() -> None:
-    rendering = stack_rendering("dev")
-    provisioning = rendering.find("ConfigMap", "grafana-provisioning").inputs["data"]
-    datasource = yaml.safe_load(provisioning["datasources.yaml"])["datasources"][0]
-    assert datasource["url"] == rendering.outputs["monitoring"]["prometheusUrl"]
-    assert datasource["uid"] == "prometheus"
-    provider = yaml.safe_load(provisioning["dashboards.yaml"])["providers"][0]
-    assert provider["options"]["path"] == monitoring.GRAFANA_DASHBOARDS
-    boards = rendering.find("ConfigMap", "grafana-dashboards").inputs["data"]
-    uids = {json.loads(text)["uid"] for text in boards.values()}
-    assert uids == {"mlops-overview", "mlops-serving", "mlops-feature-store", "mlops-training"}
 
 
 def test_prometheus_service_account_can_discover_but_only_reads() -> None:
@@ -181,16 +159,16 @@ def test_rendered_prometheus_config_passes_promtool(stack_name: str, tmp_path: P
     binary = promtool()
     rendering = stack_rendering(stack_name)
     text = rendering.find("ConfigMap", "prometheus-config").inputs["data"]["prometheus.yaml"]
-    for mounted in ("/etc/prometheus", monitoring.SERVICE_ACCOUNT_DIR):
+    for mounted in ("/etc/prometheus", prometheus.SERVICE_ACCOUNT_DIR):
         text = text.replace(mounted, str(tmp_path / mounted.strip("/")))
-    rules = tmp_path / monitoring.RULES_DIR.strip("/")
+    rules = tmp_path / prometheus.RULES_DIR.strip("/")
     rules.mkdir(parents=True)
     for name, body in rendering.find("ConfigMap", "prometheus-rules").inputs["data"].items():
         (rules / name).write_text(body)
-    account = tmp_path / monitoring.SERVICE_ACCOUNT_DIR.strip("/")
+    account = tmp_path / prometheus.SERVICE_ACCOUNT_DIR.strip("/")
     account.mkdir(parents=True)
     (account / "token").write_text("token")
-    secret = tmp_path / monitoring.SECRETS_DIR.strip("/") / "mlflow"
+    secret = tmp_path / prometheus.SECRETS_DIR.strip("/") / "mlflow"
     secret.mkdir(parents=True)
     (secret / "admin-password").write_text("password")
     path = tmp_path / "prometheus.yaml"

@@ -1,0 +1,1 @@
+"""Test helpers, one module per job: rendering, local servers, tools."""
