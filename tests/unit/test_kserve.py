@@ -8,8 +8,8 @@ import pytest
 
 from infra import versions
 from infra.components import kserve
-from tests.unit import kserve_v0_20_runtimes
 from tests.support.rendering import SENTINELS, evaluate, secret_data, stack_rendering
+from tests.unit import kserve_v0_20_runtimes
 
 
 def charts(values: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
