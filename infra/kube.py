@@ -45,7 +45,7 @@ class Resources(Model):
 
 # A shell-and-client container that waits or runs one short script.
 SMALL_JOB = Resources.of("10m", "32Mi", "200m", "128Mi")
-# An exporter beside a server.
+# A metrics exporter beside a server.
 SIDECAR = Resources.of("10m", "32Mi", "200m", "64Mi")
 
 
@@ -182,6 +182,18 @@ def container(
     if probes.startup is not None:
         spec["startupProbe"] = probes.startup
     return spec
+
+
+def exporter(image: str, port: int, health_path: str, env: list[Spec]) -> Spec:
+    """A metrics exporter beside a server, on its `metrics` port, with the sidecar size."""
+    return container(
+        "exporter",
+        image,
+        SIDECAR,
+        ports={"metrics": port},
+        probes=Probes.sidecar(http_check(health_path, "metrics")),
+        env=env,
+    )
 
 
 def job_container(name: str, image: str, size: Resources, **fields: Any) -> Spec:

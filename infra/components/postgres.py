@@ -180,13 +180,11 @@ class Postgres(pulumi.ComponentResource):
                 {"name": "tmp", "mountPath": "/tmp"},
             ],
         )
-        exporter = kube.container(
-            "exporter",
+        exporter = kube.exporter(
             versions.POSTGRES_EXPORTER_IMAGE,
-            kube.SIDECAR,
-            ports={"metrics": METRICS_PORT},
-            probes=kube.Probes.sidecar(kube.http_check("/", "metrics")),
-            env=[
+            METRICS_PORT,
+            "/",
+            [
                 {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/postgres?sslmode=disable"},
                 {"name": "DATA_SOURCE_USER", "value": "postgres"},
                 kube.secret_env("DATA_SOURCE_PASS", "postgres-admin", "password"),

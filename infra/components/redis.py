@@ -135,13 +135,11 @@ class Redis(pulumi.ComponentResource):
                 {"name": "run", "mountPath": "/run/redis"},
             ],
         )
-        exporter = kube.container(
-            "exporter",
+        exporter = kube.exporter(
             versions.REDIS_EXPORTER_IMAGE,
-            kube.SIDECAR,
-            ports={"metrics": METRICS_PORT},
-            probes=kube.Probes.sidecar(kube.http_check("/health", "metrics")),
-            env=[
+            METRICS_PORT,
+            "/health",
+            [
                 {"name": "REDIS_ADDR", "value": f"redis://127.0.0.1:{PORT}"},
                 kube.secret_env("REDIS_PASSWORD", SECRET_NAME, "password"),
             ],
