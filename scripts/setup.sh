@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # uv's version is pinned once, in pyproject.toml ([tool.uv] required-version).
-uv_version=$(sed -n 's/^required-version = "==\(.*\)"$/\1/p' pyproject.toml)
+uv_version=$(python3 -c 'import tomllib
+with open("pyproject.toml", "rb") as f:
+    print(tomllib.load(f)["tool"]["uv"]["required-version"].removeprefix("=="))')
 if ! command -v uv >/dev/null 2>&1 || [ "$(uv --version | awk '{print $2}')" != "$uv_version" ]; then
   echo "[setup] installing uv $uv_version from PyPI" >&2
   python3 -m pip install --quiet --disable-pip-version-check "uv==$uv_version"
