@@ -62,11 +62,10 @@ from infra.configtypes import (
     secret_fields,
 )
 from infra.kube import Resources
+from infra.profiles import PROFILE_DEFAULTS, PROFILES, ProfileName
 
 __all__ = ["PROJECT", "ConfigError", "PlatformConfig", "load"]
 
-ProfileName = Literal["small", "standard", "ha"]
-PROFILES: tuple[ProfileName, ...] = ("small", "standard", "ha")
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 POSTGRES_CONSUMERS = ("mlflow", "flyte", "feast")
 # What each service stands on: config refuses the service without them.
@@ -315,66 +314,6 @@ def section(config: PlatformConfig, key: str) -> Component | None:
     """A component's section by its stack key ("objectStore"); None while disabled."""
     found: Component | None = getattr(config, _ATTRIBUTES[key])
     return found
-
-
-def _profiles() -> dict[ProfileName, dict[str, Any]]:
-    def size(storage: str, *resources: str) -> dict[str, Any]:
-        return {"storageSize": storage, "resources": sized(*resources)}
-
-    def sized(*resources: str) -> dict[str, Any]:
-        return Resources.of(*resources).model_dump()
-
-    return {
-        "small": {
-            "replicas": 1,
-            "dataProtection": False,
-            "postgres": size("5Gi", "100m", "256Mi", "1", "1Gi"),
-            "redis": size("1Gi", "50m", "64Mi", "500m", "256Mi"),
-            "objectStore": size("10Gi", "100m", "256Mi", "1", "1Gi"),
-            "mlflow": {"resources": sized("100m", "512Mi", "1", "1Gi")},
-            "flyte": {"resources": sized("100m", "512Mi", "1", "1Gi")},
-            "feast": {"resources": sized("100m", "256Mi", "1", "1Gi")},
-            "monitoring": {
-                **size("5Gi", "100m", "256Mi", "1", "1Gi"),
-                "retention": "3d",
-                "grafana": {"resources": sized("50m", "128Mi", "500m", "512Mi")},
-            },
-        },
-        "standard": {
-            "replicas": 1,
-            "dataProtection": True,
-            "postgres": size("20Gi", "250m", "512Mi", "2", "2Gi"),
-            "redis": size("5Gi", "100m", "256Mi", "1", "1Gi"),
-            "objectStore": size("50Gi", "250m", "512Mi", "2", "2Gi"),
-            "mlflow": {"resources": sized("250m", "1Gi", "2", "2Gi")},
-            "flyte": {"resources": sized("500m", "1Gi", "2", "2Gi")},
-            "feast": {"resources": sized("250m", "512Mi", "2", "2Gi")},
-            "monitoring": {
-                **size("20Gi", "250m", "1Gi", "2", "4Gi"),
-                "retention": "15d",
-                "grafana": {"resources": sized("100m", "256Mi", "1", "1Gi")},
-            },
-        },
-        "ha": {
-            "replicas": 2,
-            "dataProtection": True,
-            "postgres": size("100Gi", "1", "2Gi", "4", "8Gi"),
-            "redis": size("20Gi", "250m", "1Gi", "2", "4Gi"),
-            "objectStore": size("500Gi", "500m", "2Gi", "4", "8Gi"),
-            "mlflow": {"resources": sized("500m", "1Gi", "2", "4Gi")},
-            "flyte": {"resources": sized("1", "2Gi", "4", "4Gi")},
-            "feast": {"resources": sized("500m", "1Gi", "2", "2Gi")},
-            "monitoring": {
-                **size("100Gi", "500m", "2Gi", "4", "8Gi"),
-                "retention": "30d",
-                "grafana": {"resources": sized("100m", "256Mi", "1", "1Gi")},
-            },
-        },
-    }
-
-
-# Each profile is a partial stack config: what a stack gets for the keys it does not set.
-PROFILE_DEFAULTS: Mapping[ProfileName, Mapping[str, Any]] = _profiles()
 
 
 def _valid(rule: Any, value: Any) -> bool:

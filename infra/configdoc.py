@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from infra import config
+from infra import config, profiles
 from infra.configtypes import Component, allowed_of, by_alias, model_of, secret_of
 
 HEADER = """\
@@ -32,7 +32,7 @@ value stops `pulumi preview` with one message naming every bad key, its value an
 allowed; nothing is created. A component with `enabled: false` creates nothing. What each
 component deploys is described in [components.md](components.md).
 """
-PROFILES = config.PROFILES
+PROFILES = profiles.PROFILES
 
 
 def _cell(value: Any) -> str:
@@ -59,7 +59,7 @@ def _default(field: FieldInfo, path: list[str]) -> str:
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     if "shown_default" in extra:
         return str(extra["shown_default"])
-    if any(_lookup(config.PROFILE_DEFAULTS[p], path) is not None for p in PROFILES):
+    if any(_lookup(profiles.PROFILE_DEFAULTS[p], path) is not None for p in PROFILES):
         return "profile"
     if field.default is PydanticUndefined:
         return f"required with `{path[-2]}`" if len(path) > 1 else "required"
@@ -70,12 +70,12 @@ def _default(field: FieldInfo, path: list[str]) -> str:
 
 def _leaf(here: list[str], field: FieldInfo) -> list[str]:
     allowed = allowed_of(field)
-    profiles = [_lookup(config.PROFILE_DEFAULTS[p], here) for p in PROFILES]
+    per_profile = [_lookup(profiles.PROFILE_DEFAULTS[p], here) for p in PROFILES]
     return [
         f"`{'.'.join(here)}`",
         allowed.type if allowed else "",
         _default(field, here),
-        *("" if value is None else _plain(value) for value in profiles),
+        *("" if value is None else _plain(value) for value in per_profile),
         field.description or "",
     ]
 

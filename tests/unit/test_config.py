@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from infra import config, configdoc, render
+from infra import config, configdoc, profiles, render
 from tests.support.rendering import SENTINELS, evaluate, raw_config
 
 P = "mlops-platform"
@@ -272,9 +272,9 @@ def test_from_pulumi_reads_the_config_the_language_host_passes(
         config.from_pulumi()
 
 
-@pytest.mark.parametrize("profile", config.PROFILES)
+@pytest.mark.parametrize("profile", profiles.PROFILES)
 def test_profile_sets_sizes_and_protection(profile: str) -> None:
-    defaults = config.PROFILE_DEFAULTS[profile]
+    defaults = profiles.PROFILE_DEFAULTS[profile]
     cfg = load({"profile": profile})
     assert cfg.postgres and cfg.redis and cfg.object_store and cfg.monitoring
     assert cfg.replicas == defaults["replicas"]
@@ -294,7 +294,7 @@ def test_explicit_keys_override_the_profile() -> None:
             "postgres": {"storageSize": "7Gi", "resources": {"requests": {"cpu": "300m"}}},
         }
     )
-    ha = config.PROFILE_DEFAULTS["ha"]
+    ha = profiles.PROFILE_DEFAULTS["ha"]
     assert cfg.postgres and cfg.redis and cfg.mlflow and cfg.feast
     assert (cfg.replicas, cfg.data_protection, cfg.postgres.storage_size) == (3, False, "7Gi")
     assert cfg.postgres.resources.requests.cpu == "300m"
@@ -310,7 +310,7 @@ def test_profiles_grow_from_small_to_ha() -> None:
     def gib(quantity: str) -> float:
         return float(quantity.removesuffix("Gi"))
 
-    sizes = [config.PROFILE_DEFAULTS[p] for p in config.PROFILES]
+    sizes = [profiles.PROFILE_DEFAULTS[p] for p in profiles.PROFILES]
     for part in ("postgres", "redis", "objectStore", "monitoring"):
         storage = [gib(s[part]["storageSize"]) for s in sizes]
         assert storage == sorted(storage) and storage[0] < storage[-1], part

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import config, kube, render
+from infra import kube, profiles, render
 from tests.support.rendering import SENTINELS, containers, pod_specs, secret_data, stack_rendering
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
@@ -84,7 +84,7 @@ def test_every_object_is_named_labelled_and_placed(stack: render.Rendering) -> N
 
 
 def test_every_volume_size_comes_from_the_profile(stack: render.Rendering) -> None:
-    profile = config.PROFILE_DEFAULTS[stack.config.profile]
+    profile = profiles.PROFILE_DEFAULTS[stack.config.profile]
     expected = {
         "postgres": profile["postgres"]["storageSize"],
         "redis": profile["redis"]["storageSize"],
