@@ -9,6 +9,7 @@ from the top-level secret keys. Components never read `pulumi.Config`.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
@@ -327,7 +328,8 @@ def _valid(rule: Any, value: Any) -> bool:
 def _defaults(data: Mapping[str, Any]) -> dict[str, Any]:
     """The profile's keys, plus the defaults that follow the stack's own top-level keys."""
     profile = data.get("profile", "small")
-    base = PROFILE_DEFAULTS[profile if profile in PROFILES else "small"]
+    # A copy: the laid config is filled in place (secrets), the profile never.
+    base = copy.deepcopy(PROFILE_DEFAULTS[profile if profile in PROFILES else "small"])
     replicas = data.get("replicas", base["replicas"])
     if not _valid(Replicas, replicas):
         replicas = base["replicas"]
