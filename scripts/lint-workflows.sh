@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
-# Lints the GitHub Actions workflows with actionlint, built once from the Go module proxy into
-# a cache outside the repository.
+# Lints the GitHub Actions workflows with actionlint, the version pinned in
+# tools/actionlint/go.mod (a Go `tool`): Go builds it from the module proxy the first time and
+# keeps the binary in its build cache under the toolchain cache.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=lib/go-tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-tools.sh"
+cd "$REPO_ROOT"
 
-ACTIONLINT_VERSION=v1.7.12
-cache="${MLOPS_TOOLCHAIN_CACHE:-$HOME/.cache/mlops-platform/toolchain}"
-bin="$cache/actionlint-$ACTIONLINT_VERSION/actionlint"
-if [ ! -x "$bin" ]; then
-  echo "[lint] building actionlint $ACTIONLINT_VERSION" >&2
-  GOBIN="$(dirname "$bin")" GOMODCACHE="$cache/go/mod" GOFLAGS=-mod=mod \
-    go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
-fi
-"$bin" .github/workflows/*.yml
+go_tools_env "$CACHE_ROOT/go/build"
+# `go tool -n` builds the tool if need be and prints the cached binary's path.
+actionlint="$(go -C "$TOOLS_DIR/actionlint" tool -n actionlint)"
+"$actionlint" .github/workflows/*.yml

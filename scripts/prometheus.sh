@@ -1,35 +1,22 @@
 #!/usr/bin/env bash
-# Builds Prometheus and promtool at the version pinned in infra/versions.py (PROMETHEUS_VERSION),
-# from the Go module proxy, into a cache outside the repository: promtool checks the rendered
-# config and unit-tests the alert rules, the server runs the rendered config in the contract
-# tests. A second run only checks that the binaries are there.
+# Builds the Prometheus server and promtool pinned in tools/prometheus/go.mod, from the Go module
+# proxy, into a cache outside the repository: promtool checks the rendered config and unit-tests
+# the alert rules, the server runs the rendered config in the contract tests. About 5 minutes
+# once; after that a run only checks that the binaries are there.
 #
 #   scripts/prometheus.sh [build]            build what is missing (progress goes to stderr)
 #   scripts/prometheus.sh path promtool      print a binary's path (or `path prometheus`);
 #                                            exit status 1 if it is not built yet
 #
-# MLOPS_PROMETHEUS_VERSION overrides the pin; MLOPS_TOOLCHAIN_CACHE overrides the cache root
-# (default ~/.cache/mlops-platform/toolchain, shared with scripts/toolchain.sh).
+# infra/versions.py PROMETHEUS_VERSION (the image tag) is the same release. MLOPS_TOOLCHAIN_CACHE
+# overrides the cache root (default ~/.cache/mlops-platform/toolchain, shared with toolchain.sh).
 set -euo pipefail
-
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE_ROOT="${MLOPS_TOOLCHAIN_CACHE:-$HOME/.cache/mlops-platform/toolchain}"
+# shellcheck source=lib/go-tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-tools.sh"
 
 log() { printf '[prometheus] %s\n' "$*" >&2; }
 
-VERSION="${MLOPS_PROMETHEUS_VERSION:-$(sed -n \
-    's/^PROMETHEUS_VERSION[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' "$REPO_ROOT/infra/versions.py")}"
-if [[ ! "$VERSION" =~ ^([0-9]+)\.([0-9]+)\.([0-9]+)$ ]]; then
-    log "no Prometheus version X.Y.Z (PROMETHEUS_VERSION in infra/versions.py): got '${VERSION}'"
-    exit 2
-fi
-# Prometheus 3 publishes its Go module as v0.<major*100+minor>.<patch> (3.16.0 -> v0.316.0).
-if ((BASH_REMATCH[1] < 3)); then
-    log "Prometheus $VERSION: only 3.x versions map onto Go module versions here"
-    exit 2
-fi
-MODULE_VERSION="v0.$((BASH_REMATCH[1] * 100 + BASH_REMATCH[2])).${BASH_REMATCH[3]}"
-DIR="$CACHE_ROOT/prometheus-v$VERSION"
+DIR="$(tool_dir prometheus)"
 BINARIES=(prometheus promtool)
 
 SCRATCH="" # the build's scratch directory, removed on exit
@@ -40,27 +27,29 @@ cleanup() {
 }
 
 build() {
-    command -v go >/dev/null || { log "go is not on PATH"; exit 1; }
-    local start
     mkdir -p "$CACHE_ROOT/tmp"
     SCRATCH="$(mktemp -d "$CACHE_ROOT/tmp/prometheus.XXXXXX")"
-    # The Go build cache of this build is large and never reused: it goes with SCRATCH.
     trap cleanup EXIT
-    log "building prometheus and promtool $VERSION (github.com/prometheus/prometheus $MODULE_VERSION, $(go version | cut -d' ' -f3)); about 5 minutes"
+    # The build cache of this build is large and never reused: it goes with SCRATCH.
+    go_tools_env "$SCRATCH/build"
+    local module_version version start
+    module_version="$(tool_version prometheus github.com/prometheus/prometheus)"
+    # Prometheus 3 publishes its Go module as v0.<major*100+minor>.<patch> (3.16.0 -> v0.316.0).
+    if [[ ! "$module_version" =~ ^v0\.([0-9]+)([0-9]{2})\.([0-9]+)$ ]]; then
+        log "tools/prometheus/go.mod: $module_version is not a Prometheus 3 module version"
+        exit 2
+    fi
+    version="${BASH_REMATCH[1]}.$((10#${BASH_REMATCH[2]})).${BASH_REMATCH[3]}"
+    log "building prometheus and promtool $version (github.com/prometheus/prometheus $module_version, $(go env GOVERSION)); about 5 minutes"
     start=$(date +%s)
-    # go/mod is the module cache the other scripts building from the proxy share.
-    GOPATH="$CACHE_ROOT/go" GOMODCACHE="$CACHE_ROOT/go/mod" GOCACHE="$SCRATCH/build" \
-        GOBIN="$SCRATCH/bin" GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=local \
-        GOWORK=off CGO_ENABLED=0 \
-        go install -trimpath \
-        -ldflags "-s -w -X github.com/prometheus/common/version.Version=$VERSION" \
-        "github.com/prometheus/prometheus/cmd/prometheus@$MODULE_VERSION" \
-        "github.com/prometheus/prometheus/cmd/promtool@$MODULE_VERSION" >&2
-    mkdir -p "$DIR"
+    go -C "$TOOLS_DIR/prometheus" build -trimpath -o "$SCRATCH/bin/" \
+        -ldflags "-s -w -X github.com/prometheus/common/version.Version=$version" tool >&2
+    local binary
     for binary in "${BINARIES[@]}"; do
         "$SCRATCH/bin/$binary" --version 2>&1 | head -n 1 >&2
-        mv "$SCRATCH/bin/$binary" "$DIR/$binary" # a rename: an interrupted build leaves nothing
     done
+    mkdir -p "$(dirname "$DIR")"
+    mv -T "$SCRATCH/bin" "$DIR" # a rename: an interrupted build leaves nothing
     log "built in $(($(date +%s) - start)) s: $DIR"
 }
 
