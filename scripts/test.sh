@@ -1,49 +1,83 @@
 #!/usr/bin/env bash
-# The test command: builds the environment, starts local servers, runs lint, types and tests.
+# The test command: lint and types, then pytest, preparing only what the selected tests need.
 #
-#   ./scripts/test.sh                 # everything
+#   ./scripts/test.sh                          # everything (what CI runs)
+#   ./scripts/test.sh -m unit                  # one tier: unit, contract, workloads, integration
 #   ./scripts/test.sh tests/unit -k postgres   # arguments go to pytest
+#
+# Every run: .venv from uv.lock (setup.sh, with the workloads group), shellcheck, actionlint,
+# gofmt / go vet / go test of tools/ (check-tools.sh), ruff and mypy. Then, for the tiers the
+# pytest arguments select (tests/<tier>/):
+#   unit         promtool (prometheus.sh: about 5 minutes the first time)
+#   contract     the local servers (services.sh) and Prometheus
+#   workloads    the local servers
+#   integration  the control-plane toolchain (toolchain.sh: about 20 minutes the first time)
+# It installs no system package: when one is missing it stops and names the command that does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
+log() { printf '[test] %s\n' "$*" >&2; }
 
 # The workloads group brings the clients the contract tests drive (mlflow, ...).
 ./scripts/setup.sh --group workloads
-./scripts/services.sh start
-eval "$(./scripts/services.sh env)"
-# Tests that need a local server fail, rather than skip, when it is missing.
-export MLOPS_REQUIRE_SERVICES=1
 
-echo "[test] shellcheck" >&2
-if ! command -v shellcheck >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
-  "${apt_get[@]}" update -qq && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq shellcheck >/dev/null
+# Which tiers the arguments select: pytest collects without running, and every node id starts
+# with tests/<tier>/. Selecting nothing is an error (a mistyped -k or -m would pass otherwise).
+rc=0
+collected="$(.venv/bin/python -m pytest --collect-only -q "$@" 2>&1)" || rc=$?
+if ((rc == 5)); then
+    log "no tests selected by: $*"
+    exit 5
+elif ((rc != 0)); then
+    tail -n 30 <<<"$collected" >&2
+    log "pytest could not collect the tests (exit $rc)"
+    exit "$rc"
 fi
-shellcheck scripts/*.sh .ci/run
-echo "[test] actionlint" >&2
+tiers=" $(sed -n 's|^tests/\([a-z_]*\)/.*|\1|p' <<<"$collected" | sort -u | tr '\n' ' ')"
+selected() { [[ "$tiers" == *" $1 "* ]]; }
+log "selected tiers:$tiers"
+
+log "shellcheck"
+if ! command -v shellcheck >/dev/null 2>&1; then
+    log "shellcheck is not installed: run ./scripts/install-prerequisites.sh (as root or with sudo)"
+    exit 1
+fi
+shellcheck scripts/*.sh scripts/lib/*.sh .ci/run
+log "actionlint"
 ./scripts/lint-workflows.sh
-echo "[test] ruff" >&2
+log "gofmt, go vet, go test: tools/"
+./scripts/check-tools.sh
+log "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-echo "[test] mypy infra/" >&2
+log "mypy infra/"
 .venv/bin/mypy
-# The control-plane tier: the Pulumi CLI, kubernetes provider, etcd, the Kubernetes control
-# plane and kwok, built from the Go module proxy into a cache outside the repository (about
-# 20 minutes the first time on 2 cores, instant after). Without it that tier is skipped.
-echo "[test] toolchain" >&2
-if MLOPS_TOOLCHAIN_TRIM=1 ./scripts/toolchain.sh >&2; then
-  export MLOPS_REQUIRE_INTEGRATION=1
-else
-  echo "[test] the toolchain could not be built: the integration tier will be skipped" >&2
+
+# promtool checks the rendered config, the alert rules and their tests and the dashboards'
+# queries; the server runs the rendered config in the contract tier.
+if selected unit || selected contract; then
+    log "prometheus"
+    ./scripts/prometheus.sh
+    MLOPS_PROMTOOL="$(./scripts/prometheus.sh path promtool)"
+    MLOPS_PROMETHEUS="$(./scripts/prometheus.sh path prometheus)"
+    export MLOPS_PROMTOOL MLOPS_PROMETHEUS
 fi
-# Prometheus and promtool of the pinned version, from the Go module proxy (about 5 minutes the
-# first time): promtool checks the rendered config, the alert rules and their tests and the
-# dashboards' queries; the server runs the rendered config in the contract tier.
-echo "[test] prometheus" >&2
-./scripts/prometheus.sh
-MLOPS_PROMTOOL="$(./scripts/prometheus.sh path promtool)"
-MLOPS_PROMETHEUS="$(./scripts/prometheus.sh path prometheus)"
-export MLOPS_PROMTOOL MLOPS_PROMETHEUS
-echo "[test] pytest" >&2
+if selected contract || selected workloads; then
+    log "local servers"
+    ./scripts/services.sh start
+    eval "$(./scripts/services.sh env)"
+    # Tests that need a local server fail, rather than skip, when it is missing.
+    export MLOPS_REQUIRE_SERVICES=1
+fi
+if selected integration; then
+    log "toolchain"
+    if MLOPS_TOOLCHAIN_TRIM=1 ./scripts/toolchain.sh >&2; then
+        export MLOPS_REQUIRE_INTEGRATION=1
+    else
+        log "the toolchain could not be built: the integration tier will be skipped"
+    fi
+fi
+
+log "pytest"
 .venv/bin/python -m pytest "$@"
-echo "[test] passed in $(( $(date +%s) - started )) s" >&2
+log "passed in $(($(date +%s) - started)) s"
