@@ -185,7 +185,7 @@ def test_images_are_pinned_to_a_version(stack: render.Rendering) -> None:
 def test_job_scripts_pass_shellcheck(tmp_path: Path) -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
-        pytest.skip("shellcheck is not installed (./scripts/test.sh installs it)")
+        pytest.skip("shellcheck is not installed (./scripts/install-prerequisites.sh installs it)")
     rendering = stack_rendering("dev")
     scripts = {
         c.name: c.inputs["data"]["run.sh"]
