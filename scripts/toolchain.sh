@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the toolchain of the control-plane tier from source, through the Go module proxy only:
 # the Pulumi CLI, our Python language host, the kubernetes provider, etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, kwok and kwokctl. About 20 minutes on 2 cores
+# kube-controller-manager, kube-scheduler, kubectl, kwok and kwokctl. About 30 minutes on 2 cores
 # the first time; after that a run only checks that everything is there.
 #
 #   scripts/toolchain.sh [build]   build what is missing; print per-build wall times and a summary
