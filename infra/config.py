@@ -282,7 +282,7 @@ class PlatformConfig(Model):
         plain = {k: v for k, v in data.items() if k not in SECRET_KEYS}
         laid = _lay(_defaults(plain), plain)
         problems: list[str] = context.get("problems", [])
-        for section, key, _ in secret_fields(cls):
+        for section, key, _ in SECRETS:
             part = laid.get(section)
             if not isinstance(part, dict):
                 continue
