@@ -8,7 +8,7 @@ import pulumi
 
 from infra import kube
 from infra.components.feast import Feast, FeastArgs
-from infra.components.flyte import Flyte, FlyteArgs
+from infra.components.flyte import Flyte, FlyteArgs, TaskEnvironment, training_accounts
 from infra.components.kserve import Kserve, KserveArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
@@ -16,6 +16,7 @@ from infra.components.object_store import ObjectStore, ObjectStoreArgs
 from infra.components.postgres import Postgres, PostgresArgs
 from infra.components.redis import Redis, RedisArgs
 from infra.config import NEEDS, PlatformConfig
+from infra.configtypes import reveal
 from infra.observability import Telemetry
 
 
@@ -38,6 +39,30 @@ def _provided(provider: T | None, service: str) -> T:
     if provider is None:
         raise RuntimeError(f"{service} needs {' and '.join(NEEDS[service])}")
     return provider
+
+
+def task_environment(
+    config: PlatformConfig, mlflow: Mlflow | None, feast: Feast | None
+) -> TaskEnvironment | None:
+    """What the reference training tasks need in Flyte's project namespaces: MLflow, the
+    feature store and where to deploy; None unless all three are enabled."""
+    if mlflow is None or feast is None or config.mlflow is None or config.kserve is None:
+        return None
+    return TaskEnvironment(
+        settings={
+            "MLFLOW_TRACKING_URI": mlflow.tracking_uri,
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLOPS_MLFLOW_ARTIFACTS": mlflow.artifacts_destination,
+            "MLOPS_MODEL_NAMESPACE": config.kserve.model_namespace,
+            "MLOPS_WORKLOADS_IMAGE": config.feast.repo_image if config.feast else "",
+            "FEAST_FS_YAML_FILE_PATH": "/etc/feast/feature_store.yaml",
+        },
+        feature_store_yaml=feast.store_config,
+        secrets={
+            "MLFLOW_TRACKING_PASSWORD": reveal(config.mlflow.admin_password),
+            **feast.client.secrets,
+        },
+    )
 
 
 class Platform(pulumi.ComponentResource):
@@ -68,14 +93,11 @@ class Platform(pulumi.ComponentResource):
                     "object-store", ObjectStoreArgs(config.object_store, ns, storage), child
                 )
             )
+        mlflow = feast = None
         if config.mlflow:
             database = _provided(postgres, "mlflow").databases["mlflow"]
             s3 = _provided(store, "mlflow").endpoint
-            self._add(Mlflow("mlflow", MlflowArgs(config.mlflow, ns, database, s3), child))
-        if config.flyte:
-            database = _provided(postgres, "flyte").databases["flyte"]
-            s3 = _provided(store, "flyte").endpoint
-            self._add(Flyte("flyte", FlyteArgs(config.flyte, ns, database, s3), child))
+            mlflow = self._add(Mlflow("mlflow", MlflowArgs(config.mlflow, ns, database, s3), child))
         if config.feast:
             database_server, cache = _provided(postgres, "feast"), _provided(redis, "feast")
             feast_args = FeastArgs(
@@ -85,10 +107,20 @@ class Platform(pulumi.ComponentResource):
                 cache.endpoint,
                 needs=[database_server, cache],
             )
-            self._add(Feast("feast", feast_args, child))
+            feast = self._add(Feast("feast", feast_args, child))
+        if config.flyte:
+            database = _provided(postgres, "flyte").databases["flyte"]
+            s3 = _provided(store, "flyte").endpoint
+            tasks = task_environment(config, mlflow, feast)
+            self._add(Flyte("flyte", FlyteArgs(config.flyte, ns, database, s3, tasks), child))
         if config.kserve:
             s3 = _provided(store, "kserve").endpoint
-            kserve_args = KserveArgs(config.kserve, s3)
+            kserve_args = KserveArgs(
+                config.kserve,
+                s3,
+                feature_store=feast.client if feast else None,
+                deployers=training_accounts(config.flyte) if config.flyte else (),
+            )
             self._add(Kserve("kserve", kserve_args, pulumi.ResourceOptions(parent=self)))
         if config.monitoring:
             monitoring_args = MonitoringArgs(config.monitoring, ns, storage, self.telemetry())

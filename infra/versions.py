@@ -47,10 +47,18 @@ FEAST_VERSION = "0.67.0"
 FEAST_IMAGE = f"quay.io/feastdev/feature-server:{FEAST_VERSION}"
 FEAST_UID = 1001
 
-# This project's workload image (workloads/Dockerfile, built FROM FEAST_IMAGE): the reference
-# feature repo. CI builds and pushes it tagged with the project version (pyproject.toml).
+# This project's images, built from workloads/Dockerfile (its targets `workloads` and
+# `serving`) by installing uv.lock's dependency groups; CI pushes them tagged with the project
+# version (pyproject.toml). `workloads` runs the feast Jobs, the Flyte tasks and the
+# transformer; `serving` runs the predictor (MLServer's MLflow runtime).
 PROJECT_VERSION = "0.1.0"
 WORKLOADS_IMAGE = f"ghcr.io/mlops-platform/mlops-platform-workloads:{PROJECT_VERSION}"
+SERVING_IMAGE = f"ghcr.io/mlops-platform/mlops-platform-serving:{PROJECT_VERSION}"
+# docker-library/python: the base of both images, the interpreter the lock file targets.
+PYTHON_IMAGE = "docker.io/library/python:3.11.14-slim-trixie"
+# astral-sh/uv: the installer image the builds copy uv from, at the version pyproject.toml pins.
+UV_IMAGE = "ghcr.io/astral-sh/uv:0.13.8"
+WORKLOADS_UID = 1001
 
 # kserve/kserve v0.20.0 (release PR kserve/kserve#5955): the kserve-crd, kserve-resources and
 # kserve-runtime-configs charts from the OCI registry; the chart was `kserve` up to v0.16.

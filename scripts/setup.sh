@@ -3,6 +3,10 @@
 #
 #   ./scripts/setup.sh              # the Pulumi program and the test tools
 #   ./scripts/setup.sh --group workloads   # also the ML workload libraries
+#   ./scripts/setup.sh --serving    # .venv-serving: the model server (dependency group serving)
+#
+# The serving group conflicts with the workloads group (mlserver 1.7 pins an older fastapi), so
+# it gets its own environment, as it gets its own image (workloads/Dockerfile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +17,11 @@ with open("pyproject.toml", "rb") as f:
 if ! command -v uv >/dev/null 2>&1 || [ "$(uv --version | awk '{print $2}')" != "$uv_version" ]; then
   echo "[setup] installing uv $uv_version from PyPI" >&2
   python3 -m pip install --quiet --disable-pip-version-check "uv==$uv_version"
+fi
+if [ "${1:-}" = "--serving" ]; then
+  UV_PROJECT_ENVIRONMENT=.venv-serving uv sync --locked --quiet --no-default-groups --group serving
+  echo "[setup] .venv-serving ready: $(.venv-serving/bin/python -c 'import importlib.metadata as m; print("mlserver", m.version("mlserver"), "mlflow", m.version("mlflow"))')" >&2
+  exit 0
 fi
 uv sync --locked --quiet "$@"
 echo "[setup] .venv ready: $(.venv/bin/python --version), $(.venv/bin/python -c 'import pulumi, importlib.metadata as m; print("pulumi", m.version("pulumi"), "pulumi-kubernetes", m.version("pulumi-kubernetes"))')" >&2

@@ -10,7 +10,7 @@
 # pytest arguments select (tests/<tier>/):
 #   unit         promtool (prometheus.sh: about 5 minutes the first time)
 #   contract     the local servers (services.sh) and Prometheus
-#   workloads    the local servers
+#   workloads    the local servers and .venv-serving (setup.sh --serving: the model server)
 #   integration  the control-plane toolchain (toolchain.sh: about 20 minutes the first time)
 # It installs no system package: when one is missing it stops and names the command that does.
 set -euo pipefail
@@ -61,6 +61,10 @@ if selected unit || selected contract; then
     MLOPS_PROMTOOL="$(./scripts/prometheus.sh path promtool)"
     MLOPS_PROMETHEUS="$(./scripts/prometheus.sh path prometheus)"
     export MLOPS_PROMTOOL MLOPS_PROMETHEUS
+fi
+if selected workloads; then
+    log "serving environment"
+    ./scripts/setup.sh --serving
 fi
 if selected contract || selected workloads; then
     log "local servers"

@@ -34,13 +34,23 @@ SECRET_NAME = "feast"
 CONFIG_DIR = "/etc/feast"
 CONFIG_FILE = f"{CONFIG_DIR}/feature_store.yaml"
 # Where workloads/Dockerfile puts the feature repo.
-REPO_DIR = "/app/feature_repo"
+REPO_DIR = "/app/workloads/feature_repo"
 JOB_SIZE = kube.Resources.of("100m", "256Mi", "1", "1Gi")
 # Environment variables the store config names; each comes from a Secret.
 REGISTRY_URL_ENV = "FEAST_REGISTRY_URL"
 POSTGRES_PASSWORD_ENV = "FEAST_POSTGRES_PASSWORD"
 REDIS_PASSWORD_ENV = "FEAST_REDIS_PASSWORD"
 MATERIALIZE = 'exec feast materialize-incremental "$(date -u +%Y-%m-%dT%H:%M:%S)"'
+
+
+@dataclass(frozen=True)
+class FeatureStoreClient:
+    """What a client of the store in another namespace needs (the transformer, Flyte tasks):
+    the store config and the values of the variables it names."""
+
+    store_config: str
+    # Variable name -> its value, as in the store config.
+    secrets: dict[str, pulumi.Output[str]]
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,7 @@ class Feast(pulumi.ComponentResource):
     endpoint: str
     project: str
     store_config: str
+    client: FeatureStoreClient
     telemetry: Telemetry
     # The stack outputs, under the key "feast".
     outputs: dict[str, Any]
@@ -133,6 +144,14 @@ class Feast(pulumi.ComponentResource):
         self.endpoint = f"http://{host}:{PORT}"
         self.project = cfg.project
         self.store_config = store_config(cfg.project, args.database, args.redis)
+        self.client = FeatureStoreClient(
+            self.store_config,
+            {
+                REGISTRY_URL_ENV: registry_url(args.database),
+                POSTGRES_PASSWORD_ENV: args.database.password,
+                REDIS_PASSWORD_ENV: args.redis.password,
+            },
+        )
         child = pulumi.ResourceOptions(parent=self)
         secret = kube.secret(
             SECRET_NAME,
@@ -220,7 +239,7 @@ class Feast(pulumi.ComponentResource):
             args.namespace,
             COMPONENT,
             "apply",
-            uid=versions.FEAST_UID,
+            uid=versions.WORKLOADS_UID,
             runner=self._repo_container(args, env, ["feast", "apply"]),
             volumes=self._volumes(),
             needs=needs,
@@ -282,7 +301,7 @@ class Feast(pulumi.ComponentResource):
                         "template": {
                             "metadata": {"labels": kube.labels(COMPONENT, "materialize")},
                             "spec": kube.pod_spec(
-                                versions.FEAST_UID,
+                                versions.WORKLOADS_UID,
                                 [runner],
                                 restartPolicy="Never",
                                 volumes=self._volumes(),

@@ -9,6 +9,7 @@ from a Secret that the cluster-resource manager writes into each project namespa
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,11 +99,74 @@ WAIT_FOR_DB = (
 
 
 @dataclass(frozen=True)
+class TaskEnvironment:
+    """What the reference training tasks read in every project namespace
+    (workloads/training/workflow.py): plain settings, the Feast store config, and secrets
+    (variable name -> value), which reach the namespaces through template data files, never
+    through a ConfigMap."""
+
+    settings: dict[str, str]
+    feature_store_yaml: str
+    secrets: dict[str, pulumi.Output[str]]
+
+
+@dataclass(frozen=True)
 class FlyteArgs:
     config: FlyteConfig
     namespace: str
     database: PostgresDatabase
     storage: S3Endpoint
+    tasks: TaskEnvironment | None = None
+
+
+# The names workloads/training/workflow.py reads in each project namespace.
+TRAINING_ACCOUNT = "mlops-training"
+WORKLOADS_CONFIG = "mlops-workloads"
+WORKLOADS_SECRET_DIR = "/etc/flyte/workloads"
+
+
+def training_accounts(cfg: FlyteConfig) -> tuple[tuple[str, str], ...]:
+    """The training tasks' ServiceAccount in every project-domain namespace."""
+    return tuple((f"{p}-{d}", TRAINING_ACCOUNT) for p in cfg.projects for d in cfg.domains)
+
+
+def _indented(text: str, spaces: int) -> str:
+    return "".join(f"{' ' * spaces}{line}\n" for line in text.splitlines())
+
+
+def task_templates(tasks: TaskEnvironment) -> dict[str, str]:
+    """Cluster-resource templates for the training tasks; `{{ namespace }}` and the secrets'
+    `{{ workloadsSecretN }}` are filled by Flyte."""
+    head = "metadata:\n  name: {name}\n  namespace: '{{{{ namespace }}}}'\n"
+    settings = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in sorted(tasks.settings.items()))
+    secrets = "".join(
+        f"  {name}: '{{{{ workloadsSecret{i} }}}}'\n"
+        for i, name in enumerate(sorted(tasks.secrets))
+    )
+    return {
+        "003-training-account.yaml": "apiVersion: v1\nkind: ServiceAccount\n"
+        + head.format(name=TRAINING_ACCOUNT)
+        + "automountServiceAccountToken: true\n",
+        "004-workloads-config.yaml": "apiVersion: v1\nkind: ConfigMap\n"
+        + head.format(name=WORKLOADS_CONFIG)
+        + "data:\n"
+        + settings,
+        "005-workloads-feast.yaml": "apiVersion: v1\nkind: ConfigMap\n"
+        + head.format(name=f"{WORKLOADS_CONFIG}-feast")
+        + "data:\n  feature_store.yaml: |\n"
+        + _indented(tasks.feature_store_yaml, 4),
+        "006-workloads-secret.yaml": "apiVersion: v1\nkind: Secret\n"
+        + head.format(name=WORKLOADS_CONFIG)
+        + "type: Opaque\nstringData:\n"
+        + secrets,
+    }
+
+
+def task_template_data(tasks: TaskEnvironment) -> dict[str, Any]:
+    return {
+        f"workloadsSecret{i}": {"valueFrom": {"filePath": f"{WORKLOADS_SECRET_DIR}/{name}"}}
+        for i, name in enumerate(sorted(tasks.secrets))
+    }
 
 
 def grpc_endpoint(namespace: str) -> str:
@@ -130,6 +194,7 @@ def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
                     "s3SecretAccessKey": {
                         "valueFrom": {"filePath": f"{STORAGE_DIR}/secret-access-key"}
                     },
+                    **(task_template_data(args.tasks) if args.tasks else {}),
                 },
             },
             "domains": [{"id": d, "name": d} for d in cfg.domains],
@@ -240,6 +305,7 @@ class Flyte(pulumi.ComponentResource):
         templates = {
             "001-namespace.yaml": NAMESPACE_TEMPLATE,
             "002-task-storage.yaml": TASK_STORAGE_TEMPLATE,
+            **(task_templates(args.tasks) if args.tasks else {}),
         }
         needs: list[pulumi.Resource] = [
             k8s.core.v1.ConfigMap(
@@ -270,6 +336,17 @@ class Flyte(pulumi.ComponentResource):
             ),
             *self._rbac(ns),
         ]
+        if args.tasks:
+            needs.append(
+                kube.secret(
+                    f"{COMPONENT}-workloads",
+                    ns,
+                    COMPONENT,
+                    "orchestration",
+                    args.tasks.secrets,
+                    self,
+                )
+            )
         self._services(ns)
         self._deployment(args, needs, kube.checksum(*files.values(), *templates.values()))
         self.telemetry = Telemetry(
@@ -326,6 +403,11 @@ class Flyte(pulumi.ComponentResource):
                 {"name": "cluster-resource-templates", "mountPath": TEMPLATE_DIR, "readOnly": True},
                 {"name": "db-password", "mountPath": "/etc/flyte/db", "readOnly": True},
                 {"name": "storage", "mountPath": STORAGE_DIR, "readOnly": True},
+                *(
+                    [{"name": "workloads", "mountPath": WORKLOADS_SECRET_DIR, "readOnly": True}]
+                    if args.tasks
+                    else []
+                ),
                 {"name": "state", "mountPath": "/var/run/flyte"},
                 {"name": "tmp", "mountPath": "/tmp"},
             ],
@@ -360,6 +442,11 @@ class Flyte(pulumi.ComponentResource):
                     ],
                 },
             },
+            *(
+                [{"name": "workloads", "secret": {"secretName": f"{COMPONENT}-workloads"}}]
+                if args.tasks
+                else []
+            ),
             kube.empty_dir("state"),
             kube.empty_dir("tmp", "1Gi"),
         ]

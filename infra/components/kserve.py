@@ -22,6 +22,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import kube, versions
+from infra.components.feast import FeatureStoreClient
 from infra.components.object_store import S3Endpoint
 from infra.config import KserveConfig
 from infra.observability import PodDiscovery, Telemetry, histogram
@@ -66,6 +67,28 @@ INFERENCE_METRICS = (
         "model_infer_request_failure_total",
     }
 )
+# The platform's runtime for MLflow 3 models (KServe's own MLServer runtime matches formats 1 and
+# 2 only): MLServer's MLflow runtime on this project's serving image, whose model libraries are
+# training's (uv.lock). workloads/serving/inference_service.py names it.
+MLFLOW_RUNTIME = "mlops-mlflow"
+MLFLOW_RUNTIME_PORTS = {"http": 8080, "grpc": 9000, "metrics": 8082}
+MLFLOW_RUNTIME_RESOURCES = kube.Resources.of("100m", "512Mi", "1", "1Gi")
+# workloads/serving/inference_service.py reads these names in the model namespace.
+FEAST_CLIENT = "feast-client"
+FEAST_CLIENT_KEYS = {
+    "FEAST_REGISTRY_URL": "registry-url",
+    "FEAST_POSTGRES_PASSWORD": "postgres-password",
+    "FEAST_REDIS_PASSWORD": "redis-password",
+}
+DEPLOYER_ROLE = "inference-deployer"
+# What a training task may do in the model namespace: create or update an InferenceService.
+DEPLOYER_RULES = [
+    {
+        "apiGroups": ["serving.kserve.io"],
+        "resources": ["inferenceservices"],
+        "verbs": ["get", "create", "patch"],
+    }
+]
 CONTROLLER_RESOURCES = {
     "requests": {"cpu": "100m", "memory": "256Mi"},
     "limits": {"cpu": "1", "memory": "1Gi"},
@@ -80,6 +103,10 @@ CERT_MANAGER_RESOURCES = {
 class KserveArgs:
     config: KserveConfig
     storage: S3Endpoint
+    # The store config and credentials the transformer reads features with (None: no Feast).
+    feature_store: FeatureStoreClient | None = None
+    # ServiceAccounts (namespace, name) allowed to deploy models: Flyte's training tasks.
+    deployers: tuple[tuple[str, str], ...] = ()
 
 
 def mirrored(image: str, registry: str | None) -> str:
@@ -103,6 +130,57 @@ def s3_annotations(endpoint: str, region: str) -> dict[str, str]:
         "serving.kserve.io/s3-usehttps": "1" if https else "0",
         "serving.kserve.io/s3-verifyssl": "1" if https else "0",
         "serving.kserve.io/s3-region": region,
+    }
+
+
+def mlflow_runtime(namespace: str) -> dict[str, Any]:
+    """The ServingRuntime of MLflow 3 models. KServe fills `{{.Name}}` with the
+    InferenceService's name and mounts the model at /mnt/models."""
+    ports = MLFLOW_RUNTIME_PORTS
+    env = {
+        "MLSERVER_MODEL_IMPLEMENTATION": "mlserver_mlflow.MLflowRuntime",
+        "MLSERVER_MODEL_NAME": "{{.Name}}",
+        "MLSERVER_MODEL_URI": "/mnt/models",
+        "MLSERVER_HTTP_PORT": str(ports["http"]),
+        "MLSERVER_GRPC_PORT": str(ports["grpc"]),
+        "MLSERVER_METRICS_PORT": str(ports["metrics"]),
+        # Parallel inference workers die at start with uvloop 0.23 (no current event loop);
+        # one process also keeps a small model's latency lowest.
+        "MLSERVER_PARALLEL_WORKERS": "0",
+        "MLSERVER_LOAD_MODELS_AT_STARTUP": "true",
+        "HOME": "/tmp",
+    }
+    container = {
+        "name": "kserve-container",
+        "image": versions.SERVING_IMAGE,
+        "command": ["mlserver", "start", "/mnt/models"],
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "ports": [{"containerPort": ports["http"], "name": "http", "protocol": "TCP"}],
+        "resources": kube.resources(MLFLOW_RUNTIME_RESOURCES),
+        "securityContext": {
+            **kube.container_security_context(read_only_root=False),
+            "runAsUser": versions.WORKLOADS_UID,
+        },
+    }
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {
+            "name": MLFLOW_RUNTIME,
+            "namespace": namespace,
+            "annotations": {"serving.kserve.io/server-type": "mlserver"},
+        },
+        "spec": {
+            "annotations": {
+                "prometheus.kserve.io/port": str(ports["metrics"]),
+                "prometheus.kserve.io/path": "/metrics",
+            },
+            "supportedModelFormats": [
+                {"name": "mlflow", "version": "3", "autoSelect": True, "priority": 1}
+            ],
+            "protocolVersions": ["v2"],
+            "containers": [container],
+        },
     }
 
 
@@ -282,10 +360,72 @@ class Kserve(pulumi.ComponentResource):
             },
             opts=after,
         )
+        runtime = mlflow_runtime(ns)
+        k8s.apiextensions.CustomResource(
+            MLFLOW_RUNTIME,
+            api_version=runtime["apiVersion"],
+            kind=runtime["kind"],
+            metadata=kube.metadata(
+                MLFLOW_RUNTIME,
+                ns,
+                COMPONENT,
+                "model-serving",
+                annotations=runtime["metadata"]["annotations"],
+            ),
+            spec=runtime["spec"],
+            opts=after,
+        )
         k8s.core.v1.ServiceAccount(
             SERVICE_ACCOUNT,
             metadata=kube.metadata(SERVICE_ACCOUNT, ns, COMPONENT, "model-storage"),
             secrets=[{"name": STORAGE_SECRET}],
             automount_service_account_token=False,
             opts=after,
+        )
+        if args.feature_store is not None:
+            self._feature_store_client(ns, args.feature_store, after)
+        if args.deployers:
+            self._deployers(ns, args.deployers, after)
+
+    def _feature_store_client(
+        self, ns: str, client: FeatureStoreClient, opts: pulumi.ResourceOptions
+    ) -> None:
+        """The store config and its credentials, for the transformers in the model namespace."""
+        k8s.core.v1.ConfigMap(
+            f"{FEAST_CLIENT}-config",
+            metadata=kube.metadata(FEAST_CLIENT, ns, COMPONENT, "feature-client"),
+            data={"feature_store.yaml": client.store_config},
+            opts=opts,
+        )
+        kube.secret(
+            FEAST_CLIENT,
+            ns,
+            COMPONENT,
+            "feature-client",
+            {key: client.secrets[variable] for variable, key in FEAST_CLIENT_KEYS.items()},
+            self,
+        )
+
+    def _deployers(
+        self, ns: str, deployers: tuple[tuple[str, str], ...], opts: pulumi.ResourceOptions
+    ) -> None:
+        k8s.rbac.v1.Role(
+            DEPLOYER_ROLE,
+            metadata=kube.metadata(DEPLOYER_ROLE, ns, COMPONENT, "model-deployment"),
+            rules=DEPLOYER_RULES,
+            opts=opts,
+        )
+        k8s.rbac.v1.RoleBinding(
+            DEPLOYER_ROLE,
+            metadata=kube.metadata(DEPLOYER_ROLE, ns, COMPONENT, "model-deployment"),
+            role_ref={
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": DEPLOYER_ROLE,
+            },
+            subjects=[
+                {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+                for namespace, name in deployers
+            ],
+            opts=opts,
         )

@@ -91,6 +91,8 @@ def allowed_hosts(namespace: str, extra: tuple[str, ...]) -> list[str]:
 
 class Mlflow(pulumi.ComponentResource):
     tracking_uri: str
+    # Where the server puts proxied artifacts (`mlflow-artifacts:/` paths resolve below it).
+    artifacts_destination: str
     telemetry: Telemetry
     # The stack outputs, under the key "mlflow".
     outputs: dict[str, Any]
@@ -102,6 +104,7 @@ class Mlflow(pulumi.ComponentResource):
         cfg, ns = args.config, args.namespace
         host = kube.service_host(COMPONENT, ns)
         self.tracking_uri = f"http://{host}:{PORT}"
+        self.artifacts_destination = f"s3://{args.storage.buckets['mlflow']}"
         store_uri = backend_store_uri(args.database)
         secret = kube.secret(
             SECRET_NAME,
@@ -182,7 +185,7 @@ class Mlflow(pulumi.ComponentResource):
                 f"--port={PORT}",
                 f"--workers={cfg.workers}",
                 "--serve-artifacts",
-                f"--artifacts-destination=s3://{args.storage.buckets['mlflow']}",
+                f"--artifacts-destination={self.artifacts_destination}",
                 "--default-artifact-root=mlflow-artifacts:/",
                 f"--allowed-hosts={','.join(allowed_hosts(ns, cfg.allowed_hosts))}",
                 "--app-name=basic-auth",

@@ -48,6 +48,7 @@ class RedisEndpoint:
     host: str
     port: int
     tls: bool
+    password: pulumi.Output[str]
     # Kubernetes Secret with keys password, host and port.
     secret_name: str
 
@@ -76,6 +77,7 @@ class Redis(pulumi.ComponentResource):
             host=external.host if external else kube.service_host(COMPONENT, ns),
             port=external.port if external else PORT,
             tls=external.tls if external else False,
+            password=reveal(cfg.password),
             secret_name=SECRET_NAME,
         )
         host, port = self.endpoint.host, self.endpoint.port
@@ -84,7 +86,7 @@ class Redis(pulumi.ComponentResource):
             ns,
             COMPONENT,
             "cache",
-            {"password": reveal(cfg.password), "host": host, "port": str(port)},
+            {"password": self.endpoint.password, "host": host, "port": str(port)},
             self,
         )
         self.telemetry = Telemetry(COMPONENT)

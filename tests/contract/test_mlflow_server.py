@@ -24,6 +24,7 @@ import yaml
 
 from infra import render
 from infra.components import mlflow as mlflow_component
+from tests.support.mlflow_server import addresses, mlflow_server
 from tests.support.rendering import (
     SENTINELS,
     declared_metrics,
@@ -32,8 +33,6 @@ from tests.support.rendering import (
     secret_data,
 )
 from tests.support.servers import (
-    LocalPostgres,
-    LocalS3,
     exposed_series,
     free_port,
     local_env,
@@ -46,13 +45,6 @@ from tests.support.tools import prometheus_server, require_module
 
 mlflow = require_module("mlflow", "the workloads dependency group")
 VENV_BIN = str(Path(sys.executable).parent)
-
-
-def addresses(pg: LocalPostgres, s3: LocalS3) -> dict[str, str]:
-    return {
-        "postgres.mlops.svc.cluster.local:5432": f"{pg.host}:{pg.port}",
-        "http://seaweedfs.mlops.svc.cluster.local:8333": s3.endpoint,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -112,46 +104,7 @@ def server(
     platform: tuple[render.Rendering, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     rendering, local = platform
-    work = tmp_path_factory.mktemp("mlflow")
-    upgrade = pod_container(rendering, "Job", "mlflow-db-upgrade")
-    env = {
-        **local_env(rendering, upgrade, local),
-        "HOME": str(work),
-        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
-    }
-    subprocess.run(upgrade["command"], env=env, check=True, capture_output=True, timeout=300)
-
-    container = pod_container(rendering, "Deployment", "mlflow")
-    port = free_port()
-    args = [
-        a.replace("--host=0.0.0.0", "--host=127.0.0.1")
-        .replace(f"--port={mlflow_component.PORT}", f"--port={port}")
-        .replace(mlflow_component.PROMETHEUS_DIR, str(work / "prometheus"))
-        for a in container["args"]
-    ]
-    auth_ini = work / "basic_auth.ini"
-    env = {
-        **local_env(rendering, container, local),
-        "HOME": str(work),
-        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
-    }
-    auth_ini.write_text(
-        local_env(
-            rendering,
-            {
-                "env": [
-                    {
-                        "name": "ini",
-                        "valueFrom": {"secretKeyRef": {"name": "mlflow", "key": "basic_auth.ini"}},
-                    }
-                ]
-            },
-            local,
-        )["ini"]
-    )
-    env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_ini)
-    url = f"http://127.0.0.1:{port}"
-    with running_server([*container["command"], *args], f"{url}/health", work, env):
+    with mlflow_server(rendering, local, tmp_path_factory.mktemp("mlflow")) as url:
         yield url
 
 

@@ -42,17 +42,33 @@ def store(values: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def test_server_image_is_the_pinned_feast_package_version() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    pins = [d for d in pyproject["dependency-groups"]["workloads"] if d.startswith("feast")]
+    pins = [
+        d
+        for d in pyproject["dependency-groups"]["workloads"]
+        if isinstance(d, str) and d.startswith("feast")
+    ]
     assert pins == [f"feast[duckdb,postgres,redis]=={versions.FEAST_VERSION}"]
     server = pod(evaluate({}).find("Deployment", "feast").manifest())["containers"][0]
     assert server["image"] == f"quay.io/feastdev/feature-server:{versions.FEAST_VERSION}"
 
 
-def test_workload_image_builds_on_the_server_image() -> None:
-    dockerfile = (ROOT / "workloads" / "Dockerfile").read_text()
-    assert f"FROM {versions.FEAST_IMAGE}" in dockerfile.splitlines()
+def test_images_install_the_lock_files_groups_on_the_pinned_bases() -> None:
+    """Each image target syncs its own dependency group from uv.lock (frozen), from the base
+    images infra/versions.py pins, with the uv version pyproject.toml requires."""
+    lines = (ROOT / "workloads" / "Dockerfile").read_text().splitlines()
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert versions.WORKLOADS_IMAGE.endswith(f":{pyproject['project']['version']}")
+    assert f"ARG PYTHON_IMAGE={versions.PYTHON_IMAGE}" in lines
+    assert f"ARG UV_IMAGE={versions.UV_IMAGE}" in lines
+    assert versions.UV_IMAGE.endswith(":" + pyproject["tool"]["uv"]["required-version"][2:])
+    syncs = [line for line in lines if "uv sync" in line]
+    groups = sorted(line.split("--group ")[1] for line in syncs)
+    assert groups == ["serving", "workloads"]
+    assert all("--frozen" in line and "--no-default-groups" in line for line in syncs)
+    assert set(groups) <= set(pyproject["dependency-groups"])
+    assert f"USER {versions.WORKLOADS_UID}" in lines
+    assert {"FROM runtime AS serving", "FROM runtime AS workloads"} <= set(lines)
+    for image in (versions.WORKLOADS_IMAGE, versions.SERVING_IMAGE):
+        assert image.endswith(f":{pyproject['project']['version']}")
 
 
 def test_apply_job_precedes_the_server_and_the_cronjob() -> None:

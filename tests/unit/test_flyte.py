@@ -27,7 +27,11 @@ def pod(values: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def test_flyte_1_16_server_with_flytekit_1_16_clients() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    flytekit = [d for d in pyproject["dependency-groups"]["workloads"] if d.startswith("flytekit")]
+    flytekit = [
+        d
+        for d in pyproject["dependency-groups"]["workloads"]
+        if isinstance(d, str) and d.startswith("flytekit")
+    ]
     assert versions.FLYTE_VERSION.startswith("1.16.")
     assert flytekit and flytekit[0].startswith("flytekit==1.16.")
     assert pod()["containers"][0]["image"] == versions.FLYTE_IMAGE
@@ -153,3 +157,38 @@ def test_endpoint_is_a_stack_output() -> None:
 
 def test_flyte_needs_no_secret_of_its_own() -> None:
     assert "flyte" not in set(config.SECRET_KEYS.values())
+
+
+def test_project_namespaces_get_what_training_tasks_read_and_secrets_only_by_file() -> None:
+    """The templates, filled as Flyte fills them, are the objects the training workflow's
+    pod template names; secret values come from the mounted Secret, never from a ConfigMap."""
+    from workloads.training import workflow
+
+    rendering = evaluate({}, SENTINELS)
+    templates = rendering.find("ConfigMap", "flyte-cluster-resource-templates").manifest()
+    assert not any(s in str(templates) for s in SENTINELS.values())
+    core = yaml.safe_load(
+        rendering.find("ConfigMap", "flyte-config").manifest()["data"]["000-core.yaml"]
+    )
+    data = core["cluster_resources"]["templateData"]
+    secret = secret_data(rendering, "flyte-workloads")
+    filled = {}
+    for name, text in templates["data"].items():
+        text = text.replace("{{ namespace }}", "ml-development")
+        for key, source in data.items():
+            path = source["valueFrom"]["filePath"]
+            if path.startswith(flyte.WORKLOADS_SECRET_DIR):
+                text = text.replace(f"{{{{ {key} }}}}", secret[path.rsplit("/", 1)[1]])
+        filled[name] = yaml.safe_load(text)
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in filled.values()}
+    assert ("ServiceAccount", workflow.SERVICE_ACCOUNT) in objects
+    settings = objects[("ConfigMap", workflow.WORKLOADS_CONFIG)]["data"]
+    assert settings["MLOPS_MODEL_NAMESPACE"] == "mlops-models"
+    assert settings["MLOPS_MLFLOW_ARTIFACTS"] == "s3://mlflow"
+    feast_yaml = objects[("ConfigMap", f"{workflow.WORKLOADS_CONFIG}-feast")]["data"]
+    assert feast_yaml["feature_store.yaml"] == rendering.outputs["feast"]["featureStoreYaml"]
+    secrets = objects[("Secret", workflow.WORKLOADS_CONFIG)]["stringData"]
+    assert secrets["MLFLOW_TRACKING_PASSWORD"] == SENTINELS["mlflowAdminPassword"]
+    assert secrets["FEAST_REDIS_PASSWORD"] == SENTINELS["redisPassword"]
+    mounts = {m["mountPath"] for m in pod()["containers"][0]["volumeMounts"]}
+    assert flyte.WORKLOADS_SECRET_DIR in mounts

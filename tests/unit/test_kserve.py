@@ -167,7 +167,7 @@ def test_service_account_carries_the_storage_secret() -> None:
 def test_already_installed_kserve_gets_only_what_models_need() -> None:
     rendering = stack_rendering("ci")
     assert rendering.charts() == []
-    assert {"Secret", "ServiceAccount"} == {
+    assert {"Secret", "ServiceAccount", "ServingRuntime", "ConfigMap", "Role", "RoleBinding"} == {
         o["kind"]
         for o in rendering.objects()
         if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "kserve"
@@ -181,3 +181,78 @@ def test_disabled_kserve_leaves_nothing() -> None:
     assert rendering.charts() == []
     assert "kserve" not in rendering.outputs
     assert not [o for o in rendering.objects() if o["metadata"].get("namespace") == "mlops-models"]
+
+
+def test_mlflow_runtime_follows_the_kserve_crd_and_serves_mlflow_3() -> None:
+    from tests.support.kserve import validate
+
+    runtime = evaluate({}).find("ServingRuntime", kserve.MLFLOW_RUNTIME).manifest()
+    validate(runtime)
+    assert runtime["metadata"]["namespace"] == "mlops-models"
+    assert runtime["spec"]["supportedModelFormats"] == [
+        {"name": "mlflow", "version": "3", "autoSelect": True, "priority": 1}
+    ]
+    container = runtime["spec"]["containers"][0]
+    assert container["image"] == versions.SERVING_IMAGE
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLSERVER_MODEL_IMPLEMENTATION"] == "mlserver_mlflow.MLflowRuntime"
+    assert env["MLSERVER_PARALLEL_WORKERS"] == "0"
+    assert container["securityContext"]["runAsNonRoot"] is True
+
+
+def test_a_misspelt_runtime_field_breaks_the_crd_schema() -> None:
+    """The CRD check above can fail."""
+    import jsonschema
+
+    from tests.support.kserve import validate
+
+    runtime = evaluate({}).find("ServingRuntime", kserve.MLFLOW_RUNTIME).manifest()
+    runtime["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(runtime)
+
+
+def test_training_tasks_may_only_get_create_and_patch_inference_services() -> None:
+    rendering = evaluate({})
+    role = rendering.find("Role", kserve.DEPLOYER_ROLE).manifest()
+    assert role["metadata"]["namespace"] == "mlops-models"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["serving.kserve.io"],
+            "resources": ["inferenceservices"],
+            "verbs": ["get", "create", "patch"],
+        }
+    ]
+    binding = rendering.find("RoleBinding", kserve.DEPLOYER_ROLE).manifest()
+    subjects = {(s["namespace"], s["name"]) for s in binding["subjects"]}
+    assert subjects == {
+        (f"ml-{domain}", "mlops-training") for domain in ("development", "staging", "production")
+    }
+
+
+def test_transformers_get_the_store_config_and_credentials_by_secret() -> None:
+    rendering = evaluate({}, SENTINELS)
+    config = rendering.find("ConfigMap", "feast-client").manifest()
+    assert config["metadata"]["namespace"] == "mlops-models"
+    assert config["data"]["feature_store.yaml"] == rendering.outputs["feast"]["featureStoreYaml"]
+    assert not any(s in str(config) for s in SENTINELS.values())
+    data = secret_data(rendering, "feast-client")
+    assert set(data) == set(kserve.FEAST_CLIENT_KEYS.values())
+    assert data["redis-password"] == SENTINELS["redisPassword"]
+    feast_database = secret_data(rendering, "postgres-feast")
+    assert data["postgres-password"] == feast_database["password"]
+    assert data["registry-url"].startswith(
+        f"postgresql+psycopg://feast:{feast_database['password']}@"
+    )
+
+
+def test_the_workloads_name_what_the_platform_creates() -> None:
+    from workloads.serving import inference_service as isvc
+
+    assert isvc.RUNTIME == kserve.MLFLOW_RUNTIME
+    assert isvc.SERVICE_ACCOUNT == kserve.SERVICE_ACCOUNT
+    assert (isvc.FEAST_CONFIG_MAP, isvc.FEAST_SECRET) == (kserve.FEAST_CLIENT,) * 2
+    assert isvc.FEAST_SECRET_ENV == kserve.FEAST_CLIENT_KEYS
+    assert isvc.Target().image == versions.WORKLOADS_IMAGE
+    assert kserve.MLFLOW_RUNTIME_PORTS["metrics"] == isvc.PREDICTOR_METRICS_PORT
+    assert isvc.TRANSFORMER_UID == versions.WORKLOADS_UID

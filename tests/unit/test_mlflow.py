@@ -20,7 +20,11 @@ def server(values: dict[str, object] | None = None) -> dict[str, object]:
 
 def test_image_is_the_full_variant_of_the_pinned_client_version() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    pins = [d for d in pyproject["dependency-groups"]["workloads"] if d.startswith("mlflow")]
+    pins = [
+        d
+        for d in pyproject["dependency-groups"]["workloads"]
+        if isinstance(d, str) and d.startswith("mlflow")
+    ]
     assert pins == [f"mlflow[auth,db]=={versions.MLFLOW_VERSION}"]
     assert server()["image"] == f"ghcr.io/mlflow/mlflow:v{versions.MLFLOW_VERSION}-full"
 

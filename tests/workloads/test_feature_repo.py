@@ -29,12 +29,12 @@ import pytest
 
 from infra import render
 from infra.components import feast as feast_component
+from tests.support.feast_store import platform_store
 from tests.support.rendering import SENTINELS, declared_metrics, evaluate, pod_container
 from tests.support.servers import (
     LocalRedis,
     exposed_series,
     free_port,
-    local_env,
     local_postgres,
     local_redis,
     run_script_job,
@@ -171,23 +171,8 @@ def _platform_store(work: Path, redis: LocalRedis) -> Store:
         rendering, "postgres-init", work, {}, str(pg.bin), PGHOST=pg.host, PGPORT=str(pg.port)
     )
     assert init.returncode == 0, init.stderr
-    addresses = {
-        "postgres.mlops.svc.cluster.local:5432": f"{pg.host}:{pg.port}",
-        "redis.mlops.svc.cluster.local:6379": f"{redis.host}:{redis.port}",
-    }
-    text = rendering.find("ConfigMap", "feast").inputs["data"]["feature_store.yaml"]
-    text = text.replace("host: postgres.mlops.svc.cluster.local", f"host: {pg.host}")
-    text = text.replace("port: 5432", f"port: {pg.port}")
-    for cluster, local in addresses.items():
-        text = text.replace(cluster, local)
     server_dir = work / "etc-feast"
-    server_dir.mkdir()
-    (server_dir / "feature_store.yaml").write_text(text)
-    job = pod_container(rendering, "Job", "feast-apply")
-    env = local_env(rendering, job, addresses)
-    env["FEAST_REDIS_PASSWORD"] = redis.password
-    env["FEAST_FS_YAML_FILE_PATH"] = str(server_dir / "feature_store.yaml")
-    env.pop("HOME")
+    env = platform_store(rendering, pg, redis, server_dir)
     repo = _copy_repo(work)
     dataset = fraud_events.generate(SEED, SIZES)
     url = env["FEAST_REGISTRY_URL"].split("?")[0]

@@ -1,0 +1,220 @@
+"""The fraud transformer: a KServe model that turns a transaction into the model's inputs.
+
+    POST /v1/models/<name>:predict
+    {"instances": [{"customer_id": 1042, "merchant_id": 5007, "amount": 129.5}]}
+    -> {"predictions": [{"fraud_probability": 0.031, "model_version": "3"}]}
+
+For each instance it reads the `fraud_model_v1` features from the online store through the
+Feast SDK (in process: one Redis round trip, no extra hop through the feature server), fills
+what is missing as training did (workloads.model_inputs), and calls the predictor over the
+V2 protocol with one named input per model column. A malformed body is a 400 naming the
+field; a feature-store or predictor failure is a 500 that says which, never a score.
+
+Request, feature-fetch and predictor latency are Prometheus histograms with a `status` label,
+served on the HTTP port's /metrics with KServe's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from kserve import Model, ModelServer
+from kserve import model_server as kserve_server
+from kserve.errors import InferenceError, InvalidInput
+from prometheus_client import Histogram
+
+from workloads.model_inputs import FEATURE_SERVICE, FEATURES, REQUEST_FIELDS, model_frame
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+REQUEST_SECONDS = Histogram(
+    "transformer_request_duration_seconds",
+    "Time to answer a request, from body to scores",
+    ["model_name", "status"],
+    buckets=BUCKETS,
+)
+FEATURE_SECONDS = Histogram(
+    "transformer_feature_fetch_duration_seconds",
+    "Time to read a request's online features",
+    ["model_name", "status"],
+    buckets=BUCKETS,
+)
+PREDICTOR_SECONDS = Histogram(
+    "transformer_predictor_duration_seconds",
+    "Time of the call to the predictor",
+    ["model_name", "status"],
+    buckets=BUCKETS,
+)
+# Status label values: what a request ended with.
+OK, BAD_REQUEST, FEATURE_STORE_ERROR, PREDICTOR_ERROR = (
+    "ok",
+    "bad_request",
+    "feature_store_error",
+    "predictor_error",
+)
+
+
+class FeatureStoreError(InferenceError):
+    pass
+
+
+class PredictorError(InferenceError):
+    pass
+
+
+@contextmanager
+def timed(histogram: Histogram, model_name: str, failure: str) -> Iterator[None]:
+    start = time.perf_counter()
+    status = failure
+    try:
+        yield
+        status = OK
+    finally:
+        histogram.labels(model_name, status).observe(time.perf_counter() - start)
+
+
+def parse_instances(body: Any) -> list[dict[str, Any]]:
+    """The transactions of a V1 body, each field checked; InvalidInput names the first bad
+    one."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("instances"), list):
+        raise InvalidInput('the body must be a JSON object with an "instances" list')
+    instances = body["instances"]
+    if not instances:
+        raise InvalidInput('"instances" is empty: send at least one transaction')
+    parsed = []
+    for i, instance in enumerate(instances):
+        if not isinstance(instance, Mapping):
+            raise InvalidInput(f"instances[{i}] must be an object with {', '.join(REQUEST_FIELDS)}")
+        row: dict[str, Any] = {}
+        for field, kind in REQUEST_FIELDS.items():
+            value = instance.get(field)
+            valid = isinstance(value, int | float) and not isinstance(value, bool)
+            if kind is int:
+                valid = valid and float(value).is_integer()
+            if not valid:
+                raise InvalidInput(
+                    f"instances[{i}].{field} must be {'an integer' if kind is int else 'a number'}"
+                    f", got {value!r}"
+                )
+            row[field] = kind(value)
+        parsed.append(row)
+    return parsed
+
+
+class FraudTransformer(Model):
+    def __init__(self, name: str, predictor_host: str, feature_service: str, timeout: float):
+        super().__init__(name)
+        self.predictor_url = f"http://{predictor_host}/v2/models/{name}/infer"
+        self.feature_service_name = feature_service
+        self.timeout = timeout
+        self.store: Any = None
+        self.client: httpx.AsyncClient | None = None
+
+    def load(self) -> bool:
+        from workloads.training.data import feature_store
+
+        self.store = feature_store()
+        self.feature_service = self.store.get_feature_service(self.feature_service_name)
+        self.ready = True
+        return self.ready
+
+    async def __call__(self, body: Any, headers: Any = None, verb: Any = None) -> Any:
+        start = time.perf_counter()
+        status = "error"
+        try:
+            if verb is None:
+                result = await super().__call__(body, headers)
+            else:
+                result = await super().__call__(body, headers, verb)
+            status = OK
+            return result
+        except InvalidInput:
+            status = BAD_REQUEST
+            raise
+        except FeatureStoreError:
+            status = FEATURE_STORE_ERROR
+            raise
+        except PredictorError:
+            status = PREDICTOR_ERROR
+            raise
+        finally:
+            REQUEST_SECONDS.labels(self.name, status).observe(time.perf_counter() - start)
+
+    async def preprocess(self, payload: Any, headers: Any = None) -> dict[str, Any]:
+        rows = parse_instances(payload)
+        with timed(FEATURE_SECONDS, self.name, FEATURE_STORE_ERROR):
+            try:
+                response = await self.store.get_online_features_async(
+                    features=self.feature_service, entity_rows=rows
+                )
+                features = response.to_dict()
+            except Exception as error:
+                raise FeatureStoreError(f"the online feature store failed: {error}") from error
+        frame = model_frame(features)
+        return {
+            "inputs": [
+                {
+                    "name": column,
+                    "shape": [len(frame)],
+                    "datatype": "FP64",
+                    "data": frame[column].tolist(),
+                }
+                for column in FEATURES
+            ]
+        }
+
+    async def predict(self, payload: Any, headers: Any = None, response_headers: Any = None) -> Any:
+        if self.client is None:
+            self.client = httpx.AsyncClient(timeout=self.timeout)
+        with timed(PREDICTOR_SECONDS, self.name, PREDICTOR_ERROR):
+            try:
+                response = await self.client.post(self.predictor_url, json=payload)
+            except httpx.HTTPError as error:
+                raise PredictorError(
+                    f"the predictor at {self.predictor_url} failed: {error}"
+                ) from error
+            if response.status_code != 200:
+                raise PredictorError(
+                    f"the predictor answered {response.status_code}: {response.text[:300]}"
+                )
+            return response.json()
+
+    def postprocess(self, result: Any, headers: Any = None, response_headers: Any = None) -> Any:
+        outputs = result.get("outputs") or []
+        if len(outputs) != 1:
+            raise PredictorError(f"the predictor sent {len(outputs)} outputs, expected one")
+        output = outputs[0]
+        data, shape = output["data"], output["shape"]
+        # predict_proba: one row per instance, the positive class last.
+        width = shape[1] if len(shape) == 2 else 1
+        probabilities = data[width - 1 :: width]
+        version = result.get("model_version")
+        return {
+            "predictions": [
+                {"fraud_probability": float(p), "model_version": version} for p in probabilities
+            ]
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(parents=[kserve_server.parser])
+    parser.add_argument("--feature_service", default=FEATURE_SERVICE)
+    args, _ = parser.parse_known_args()
+    if not args.predictor_host:
+        parser.error("--predictor_host is required (KServe passes it to a transformer)")
+    model = FraudTransformer(
+        args.model_name,
+        args.predictor_host,
+        args.feature_service,
+        float(args.predictor_request_timeout_seconds),
+    )
+    model.load()
+    ModelServer().start([model])
+
+
+if __name__ == "__main__":
+    main()
