@@ -61,6 +61,10 @@ INFERENCE_METRICS = (
     | histogram("request_preprocess_seconds")
     | histogram("request_postprocess_seconds")
     | histogram("rest_server_request_duration_seconds")
+    # The fraud transformer's, each with a status label.
+    | histogram("transformer_request_duration_seconds")
+    | histogram("transformer_feature_fetch_duration_seconds")
+    | histogram("transformer_predictor_duration_seconds")
     | {
         "rest_server_requests_total",
         "model_infer_request_success_total",
@@ -148,6 +152,9 @@ def mlflow_runtime(namespace: str) -> dict[str, Any]:
         # one process also keeps a small model's latency lowest.
         "MLSERVER_PARALLEL_WORKERS": "0",
         "MLSERVER_LOAD_MODELS_AT_STARTUP": "true",
+        # Tree ensembles predict a few rows at a time: OpenMP threads that spin between
+        # requests only take CPU from the transformer next to them.
+        "OMP_NUM_THREADS": "1",
         "HOME": "/tmp",
     }
     container = {

@@ -22,9 +22,11 @@ LOOKBACK = timedelta(seconds=1)
 
 
 def feature_store() -> FeatureStore:
-    """The store FEAST_FS_YAML_FILE_PATH names (the repo's own config without it)."""
-    config = Path(os.environ.get("FEAST_FS_YAML_FILE_PATH", REPO / "feature_store.yaml"))
-    return FeatureStore(repo_path=str(REPO), fs_yaml_file=config)
+    """The store FEAST_FS_YAML_FILE_PATH names (the repo's own config without it), with the
+    repo at FEAST_REPO_PATH (this one without it): a file registry and files are below it."""
+    repo = Path(os.environ.get("FEAST_REPO_PATH", REPO))
+    config = Path(os.environ.get("FEAST_FS_YAML_FILE_PATH", repo / "feature_store.yaml"))
+    return FeatureStore(repo_path=str(repo), fs_yaml_file=config)
 
 
 def transactions(store: FeatureStore, start: datetime, end: datetime) -> pd.DataFrame:
@@ -49,7 +51,8 @@ def transactions(store: FeatureStore, start: datetime, end: datetime) -> pd.Data
             )
             frame = pd.DataFrame(cursor.fetchall(), columns=columns)
     else:
-        frame = pd.read_parquet(REPO / "data" / "transactions.parquet", columns=columns)
+        path = Path(store.repo_path) / "data" / "transactions.parquet"
+        frame = pd.read_parquet(path, columns=columns)
         times = frame["event_timestamp"]
         frame = frame[(times >= start) & (times < end)].sort_values("transaction_id")
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
