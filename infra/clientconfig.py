@@ -3,8 +3,11 @@
     python -m infra.clientconfig --stack dev --out ~/.mlops/dev
 
 writes `flyte/config.yaml` (for pyflyte and flytectl: `--config` or FLYTECTL_CONFIG),
-`mlflow.env` (MLFLOW_TRACKING_URI and the user name) and `feast/feature_store.yaml` (the
-platform's store: `FEAST_FS_YAML_FILE_PATH` selects it for the reference repo).
+`mlflow.env` (MLFLOW_TRACKING_URI and the user name), `feast/feature_store.yaml` (the
+platform's store: `FEAST_FS_YAML_FILE_PATH` selects it for the reference repo) and
+`workloads.env` (what the training workflow reads: where MLflow keeps artifacts, the model
+namespace, the workload image, the store config), for registering and running it from a
+laptop.
 
 Addresses are the in-cluster ones; from a laptop, pass `--flyte-endpoint localhost:8089
 --mlflow-uri http://localhost:5000` for a port-forward or the ingress names. No secret is
@@ -68,7 +71,26 @@ def write(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(outputs["feast"]["featureStoreYaml"])
         written.append(path)
+        if "mlflow" in outputs and "kserve" in outputs:
+            path = out / "workloads.env"
+            path.write_text(workloads_env(outputs, out / "feast" / "feature_store.yaml"))
+            written.append(path)
     return written
+
+
+def workloads_env(outputs: dict[str, Any], store_config: Path) -> str:
+    """The settings workloads/training/workflow.py reads (the platform writes the same ones
+    into every Flyte project namespace)."""
+    settings = {
+        "MLOPS_MLFLOW_ARTIFACTS": outputs["mlflow"]["artifactsDestination"],
+        "MLOPS_MODEL_NAMESPACE": outputs["kserve"]["modelNamespace"],
+        "MLOPS_WORKLOADS_IMAGE": outputs["feast"]["repoImage"],
+        "FEAST_FS_YAML_FILE_PATH": str(store_config),
+    }
+    return "".join(f"{k}={v}\n" for k, v in settings.items()) + (
+        "# FEAST_REGISTRY_URL, FEAST_POSTGRES_PASSWORD, FEAST_REDIS_PASSWORD: from the stack's\n"
+        "# Secrets (kubectl -n <namespace> get secret feast postgres-feast redis)\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -198,7 +198,8 @@ class FeastConfig(Component):
     project: FeastProject = Field("fraud", description="the Feast project the server serves")
     replicas: Replicas = Field(json_schema_extra=FOLLOWS_REPLICAS)
     repo_image: Image = Field(
-        versions.WORKLOADS_IMAGE, description="the workload image carrying the feature repo"
+        versions.WORKLOADS_IMAGE,
+        description="the workload image: feature repo, training tasks, transformer",
     )
     resources: Resources
     workers: Workers = Field(1, description="feature server worker processes per replica")

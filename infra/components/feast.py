@@ -192,6 +192,7 @@ class Feast(pulumi.ComponentResource):
                 "endpoint": self.endpoint,
                 "project": self.project,
                 "featureStoreYaml": self.store_config,
+                "repoImage": cfg.repo_image,
             }
         }
         self.register_outputs(self.outputs)

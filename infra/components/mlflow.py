@@ -156,7 +156,12 @@ class Mlflow(pulumi.ComponentResource):
             rules=("platform.yaml",),
             workloads=(Workload.of(COMPONENT, deployment_pods(COMPONENT), cfg.resources),),
         )
-        self.outputs = {"mlflow": {"trackingUri": self.tracking_uri}}
+        self.outputs = {
+            "mlflow": {
+                "trackingUri": self.tracking_uri,
+                "artifactsDestination": self.artifacts_destination,
+            }
+        }
         self.register_outputs(self.outputs)
 
     def _env(self, args: MlflowArgs) -> list[kube.Spec]:

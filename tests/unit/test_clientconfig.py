@@ -63,3 +63,21 @@ def test_disabled_services_get_no_settings(tmp_path: Path) -> None:
     assert clientconfig.write({}, tmp_path) == []
     with pytest.raises(FileNotFoundError):
         (tmp_path / "mlflow.env").read_text()
+
+
+def test_workloads_env_holds_what_training_tasks_read_in_the_cluster(tmp_path: Path) -> None:
+    """The same settings the platform writes into Flyte's project namespaces."""
+    import yaml
+
+    rendering = stack_rendering("dev")
+    clientconfig.write(rendering.outputs, tmp_path)
+    env = dict(
+        line.split("=", 1)
+        for line in (tmp_path / "workloads.env").read_text().splitlines()
+        if not line.startswith("#")
+    )
+    templates = rendering.find("ConfigMap", "flyte-cluster-resource-templates").manifest()
+    in_cluster = yaml.safe_load(templates["data"]["004-workloads-config.yaml"])["data"]
+    for key in ("MLOPS_MLFLOW_ARTIFACTS", "MLOPS_MODEL_NAMESPACE", "MLOPS_WORKLOADS_IMAGE"):
+        assert env[key] == in_cluster[key], key
+    assert env["FEAST_FS_YAML_FILE_PATH"] == str(tmp_path / "feast" / "feature_store.yaml")

@@ -118,4 +118,7 @@ def test_disabled_mlflow_leaves_no_object() -> None:
 
 def test_tracking_uri_is_a_stack_output() -> None:
     outputs = evaluate({"namespace": "ml"}).outputs
-    assert outputs["mlflow"] == {"trackingUri": "http://mlflow.ml.svc.cluster.local:5000"}
+    assert outputs["mlflow"] == {
+        "trackingUri": "http://mlflow.ml.svc.cluster.local:5000",
+        "artifactsDestination": "s3://mlflow",
+    }
