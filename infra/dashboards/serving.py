@@ -4,7 +4,9 @@ and its predictor pods.
 Two runtime families serve the platform's models and export different series: KServe's Python
 runtimes (sklearn) time each predict call in the histogram `request_predict_seconds` without a
 status; MLServer (MLflow models) counts REST requests by status code and times them in
-`rest_server_request_duration_seconds`. Only MLServer's series can show errors.
+`rest_server_request_duration_seconds`. Only MLServer's series can show errors. Transformers
+built on workloads/serving/transformer.py time each request, its feature read and its
+predictor call, with a `status` label.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ def build(context: DashboardContext) -> dict[str, Any]:
     board.with_row(row("Latency"))
     board.with_panel(predict_latency(scope))
     board.with_panel(mlserver_latency(scope))
+    board.with_row(row("Transformers"))
+    board.with_panel(transformer_outcomes(scope))
+    board.with_panel(transformer_latency(scope))
     board.with_row(row("Predictor pods"))
     board.with_panel(targets_up(scope))
     board.with_panel(pod_cpu(namespace))
@@ -142,6 +147,49 @@ def mlserver_latency(scope: tuple[str, ...]) -> Panel:
         "Quantiles of the inference REST call's duration per InferenceService over 5 minutes.",
         units.Seconds,
         _quantiles(buckets),
+        min_value=0,
+    )
+
+
+TRANSFORMER = "transformer_request_duration_seconds"
+TRANSFORMER_STEPS = {
+    "request": TRANSFORMER,
+    "features": "transformer_feature_fetch_duration_seconds",
+    "predictor": "transformer_predictor_duration_seconds",
+}
+
+
+def transformer_outcomes(scope: tuple[str, ...]) -> Panel:
+    counts = selector(f"{TRANSFORMER}_count", *scope)
+    return graph(
+        "Transformer requests by outcome",
+        "Requests per second per InferenceService and status: ok, bad_request (the caller's), "
+        "feature_store_error, predictor_error or error.",
+        units.RequestsPerSecond,
+        [
+            Query(
+                f"sum by (inferenceservice, status) ({rate(counts)})",
+                "{{inferenceservice}} {{status}}",
+            )
+        ],
+        min_value=0,
+    )
+
+
+def transformer_latency(scope: tuple[str, ...]) -> Panel:
+    return graph(
+        "Transformer p99: request, feature read, predictor call",
+        "99th percentile over 5 minutes of each step of a transformer's successful requests.",
+        units.Seconds,
+        [
+            Query(
+                quantile(
+                    0.99, selector(f"{metric}_bucket", *scope, equals("status", "ok")), BY_SERVICE
+                ),
+                f"{{{{inferenceservice}}}} {step}",
+            )
+            for step, metric in TRANSFORMER_STEPS.items()
+        ],
         min_value=0,
     )
 
