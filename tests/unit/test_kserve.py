@@ -254,5 +254,6 @@ def test_the_workloads_name_what_the_platform_creates() -> None:
     assert (isvc.FEAST_CONFIG_MAP, isvc.FEAST_SECRET) == (kserve.FEAST_CLIENT,) * 2
     assert isvc.FEAST_SECRET_ENV == kserve.FEAST_CLIENT_KEYS
     assert isvc.Target().image == versions.WORKLOADS_IMAGE
+    assert isvc.Target().namespace == evaluate({}).outputs["kserve"]["modelNamespace"]
     assert kserve.MLFLOW_RUNTIME_PORTS["metrics"] == isvc.PREDICTOR_METRICS_PORT
     assert isvc.TRANSFORMER_UID == versions.WORKLOADS_UID

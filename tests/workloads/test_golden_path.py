@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from infra import render
 from tests.support.feast_store import platform_store
@@ -83,18 +84,21 @@ class Stack:
     mlflow_url: str
 
     def env(self) -> dict[str, str]:
-        """A Flyte task's environment on the platform, with loopback addresses."""
+        """A Flyte task's environment on the platform: the settings the platform writes into
+        every project namespace (the rendered cluster-resource template), with loopback
+        addresses, and the secrets' local values."""
+        templates = self.rendering.find("ConfigMap", "flyte-cluster-resource-templates")
+        settings = yaml.safe_load(templates.manifest()["data"]["004-workloads-config.yaml"])
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith(("FEAST_", "MLFLOW_"))},
+            **settings["data"],
             **self.feast_env,
             "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
             "HOME": str(self.work / "home"),
             "PYTHONPATH": str(ROOT),
             "PYTHONWARNINGS": "ignore",
             "MLFLOW_TRACKING_URI": self.mlflow_url,
-            "MLFLOW_TRACKING_USERNAME": ADMIN,
             "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD,
-            "MLOPS_MLFLOW_ARTIFACTS": artifacts_destination(self.rendering),
             "MLOPS_CODE_REVISION": "golden-path",
         }
 
@@ -257,6 +261,8 @@ def test_inference_service_and_runtime_follow_kserve_schemas(
     validate(runtime)
     uri = manifest["spec"]["predictor"]["model"]["storageUri"]
     assert uri.startswith(f"{artifacts_destination(stack.rendering)}/"), uri
+    # Where the platform's settings say, beside the runtime it names.
+    assert manifest["metadata"]["namespace"] == runtime["metadata"]["namespace"]
 
 
 def _requirements(model_dir: Path) -> dict[str, str]:

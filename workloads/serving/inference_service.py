@@ -41,7 +41,7 @@ PART_OF = "mlops-platform"
 class Target:
     """Where and how a model is served."""
 
-    namespace: str = "models"
+    namespace: str = "mlops-models"
     image: str = "ghcr.io/mlops-platform/mlops-platform-workloads:0.1.0"
     predictor_resources: dict[str, Any] = field(
         default_factory=lambda: {
