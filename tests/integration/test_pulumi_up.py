@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.kserve import module_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "ci"
 NAMESPACE = "mlops-ci"
@@ -86,6 +88,28 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     )
     assert cluster.returncode == 0, cluster.stderr[-3000:]
     tools = environment_after("./scripts/local-cluster.sh env")
+    # The ci stack finds KServe already installed: its serving CRDs are there, as on a cluster
+    # with KServe (from the kserve Go module of the pinned version).
+    crds = module_dir() / "config" / "crd" / "full"
+    for name in (
+        "serving.kserve.io_servingruntimes.yaml",
+        "serving.kserve.io_inferenceservices.yaml",
+    ):
+        applied = subprocess.run(
+            [
+                f"{tools['MLOPS_TOOLCHAIN_DIR']}/bin/kubectl",
+                "apply",
+                "--server-side",
+                "-f",
+                str(crds / name),
+            ],
+            env={**os.environ, **tools},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert applied.returncode == 0, applied.stderr[-3000:]
 
     # A copy of the project, so stack init and secrets do not touch the repository's files;
     # its own .venv holds only the Pulumi program's dependencies.
