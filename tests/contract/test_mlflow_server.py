@@ -24,11 +24,15 @@ import yaml
 
 from infra import render
 from infra.components import mlflow as mlflow_component
-from tests.support.mlflow_server import addresses, mlflow_server
+from tests.support.mlflow_server import (
+    addresses,
+    mlflow_server,
+    platform_rendering,
+    prepare_storage,
+)
 from tests.support.rendering import (
     SENTINELS,
     declared_metrics,
-    evaluate,
     pod_container,
     secret_data,
 )
@@ -38,7 +42,6 @@ from tests.support.servers import (
     local_env,
     local_postgres,
     local_s3,
-    run_script_job,
     running_server,
 )
 from tests.support.tools import prometheus_server, require_module
@@ -54,25 +57,8 @@ def platform(
     """A rendering whose credentials are the local servers', with the Postgres init and
     bucket Jobs run: the state a deploy leaves before MLflow starts."""
     pg, s3 = local_postgres(), local_s3()
-    rendering = evaluate(
-        {},
-        {
-            **SENTINELS,
-            "postgresPassword": pg.password,
-            "objectStoreAccessKey": s3.access_key,
-            "objectStoreSecretKey": s3.secret_key,
-        },
-    )
-    work = tmp_path_factory.mktemp("jobs")
-    pg.query("DROP DATABASE IF EXISTS mlflow WITH (FORCE)")
-    init = run_script_job(
-        rendering, "postgres-init", work, {}, str(pg.bin), PGHOST=pg.host, PGPORT=str(pg.port)
-    )
-    assert init.returncode == 0, init.stderr
-    buckets = run_script_job(
-        rendering, "seaweedfs-buckets", work, {}, str(s3.weed.parent), MASTER=s3.master
-    )
-    assert buckets.returncode == 0, buckets.stdout + buckets.stderr
+    rendering = platform_rendering(pg, s3)
+    prepare_storage(rendering, pg, s3, tmp_path_factory.mktemp("jobs"), ["mlflow"])
     yield rendering, addresses(pg, s3)
 
 

@@ -8,13 +8,20 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from infra import render
 from infra.components import mlflow as mlflow_component
-from tests.support.rendering import SENTINELS, pod_container
-from tests.support.servers import LocalPostgres, LocalS3, free_port, local_env, running_server
+from tests.support.rendering import SENTINELS, evaluate, pod_container
+from tests.support.servers import (
+    LocalPostgres,
+    LocalS3,
+    free_port,
+    local_env,
+    run_script_job,
+    running_server,
+)
 
 VENV_BIN = str(Path(sys.executable).parent)
 ADMIN = "admin"
@@ -26,6 +33,36 @@ def addresses(pg: LocalPostgres, s3: LocalS3) -> dict[str, str]:
         "postgres.mlops.svc.cluster.local:5432": f"{pg.host}:{pg.port}",
         "http://seaweedfs.mlops.svc.cluster.local:8333": s3.endpoint,
     }
+
+
+def platform_rendering(pg: LocalPostgres, s3: LocalS3) -> render.Rendering:
+    """The default stack rendered with the local servers' credentials."""
+    return evaluate(
+        {},
+        {
+            **SENTINELS,
+            "postgresPassword": pg.password,
+            "objectStoreAccessKey": s3.access_key,
+            "objectStoreSecretKey": s3.secret_key,
+        },
+    )
+
+
+def prepare_storage(
+    rendering: render.Rendering, pg: LocalPostgres, s3: LocalS3, work: Path, fresh: Sequence[str]
+) -> None:
+    """What a deploy does before the servers start: the `fresh` databases dropped, then the
+    rendered Postgres init and bucket Jobs run."""
+    for database in fresh:
+        pg.query(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    init = run_script_job(
+        rendering, "postgres-init", work, {}, str(pg.bin), PGHOST=pg.host, PGPORT=str(pg.port)
+    )
+    assert init.returncode == 0, init.stderr
+    buckets = run_script_job(
+        rendering, "seaweedfs-buckets", work, {}, str(s3.weed.parent), MASTER=s3.master
+    )
+    assert buckets.returncode == 0, buckets.stdout + buckets.stderr
 
 
 def artifacts_destination(rendering: render.Rendering) -> str:

@@ -42,8 +42,10 @@ from tests.support.mlflow_server import (
     addresses,
     artifacts_destination,
     mlflow_server,
+    platform_rendering,
+    prepare_storage,
 )
-from tests.support.rendering import SENTINELS, evaluate, pod_container
+from tests.support.rendering import pod_container
 from tests.support.servers import (
     LocalPostgres,
     LocalRedis,
@@ -53,7 +55,6 @@ from tests.support.servers import (
     local_postgres,
     local_redis,
     local_s3,
-    run_script_job,
     running_server,
 )
 from tests.support.tools import require_module
@@ -164,27 +165,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A fresh platform on loopback: databases and buckets from the rendered Jobs, the
     seeded data in the offline store, the feature repo applied and materialized, MLflow up."""
     pg, s3, redis = local_postgres(), local_s3(), local_redis()
-    rendering = evaluate(
-        {},
-        {
-            **SENTINELS,
-            "postgresPassword": pg.password,
-            "objectStoreAccessKey": s3.access_key,
-            "objectStoreSecretKey": s3.secret_key,
-        },
-    )
+    rendering = platform_rendering(pg, s3)
     work = tmp_path_factory.mktemp("golden")
     (work / "home").mkdir()
-    for database in ("mlflow", "feast"):
-        pg.query(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-    init = run_script_job(
-        rendering, "postgres-init", work, {}, str(pg.bin), PGHOST=pg.host, PGPORT=str(pg.port)
-    )
-    assert init.returncode == 0, init.stderr
-    buckets = run_script_job(
-        rendering, "seaweedfs-buckets", work, {}, str(s3.weed.parent), MASTER=s3.master
-    )
-    assert buckets.returncode == 0, buckets.stdout + buckets.stderr
+    prepare_storage(rendering, pg, s3, work, ["mlflow", "feast"])
     redis_client.Redis(host=redis.host, port=redis.port, password=redis.password).flushdb()
 
     feast_env = platform_store(rendering, pg, redis, work / "etc-feast")
