@@ -5,9 +5,9 @@
 #   ./scripts/test.sh -m unit                  # one tier: unit, contract, workloads, integration
 #   ./scripts/test.sh tests/unit -k postgres   # arguments go to pytest
 #
-# Every run: .venv from uv.lock (setup.sh, with the workloads group), shellcheck, actionlint,
-# gofmt / go vet / go test of tools/ (check-tools.sh), ruff and mypy. Then, for the tiers the
-# pytest arguments select (tests/<tier>/):
+# Every run: .venv from uv.lock (setup.sh, with the workloads group) and the lints
+# (scripts/lint.sh; MLOPS_LINT=0 skips them, as the CI tier jobs do: their lint job runs them).
+# Then, for the tiers the pytest arguments select (tests/<tier>/):
 #   unit         promtool (prometheus.sh: about 5 minutes the first time)
 #   contract     the local servers (services.sh) and Prometheus
 #   workloads    the local servers and .venv-serving (setup.sh --serving: the model server)
@@ -37,21 +37,9 @@ tiers=" $(sed -n 's|^tests/\([a-z_]*\)/.*|\1|p' <<<"$collected" | sort -u | tr '
 selected() { [[ "$tiers" == *" $1 "* ]]; }
 log "selected tiers:$tiers"
 
-log "shellcheck"
-if ! command -v shellcheck >/dev/null 2>&1; then
-    log "shellcheck is not installed: run ./scripts/install-prerequisites.sh (as root or with sudo)"
-    exit 1
+if [ "${MLOPS_LINT:-1}" != 0 ]; then
+    ./scripts/lint.sh
 fi
-shellcheck scripts/*.sh scripts/lib/*.sh .ci/run
-log "actionlint"
-./scripts/lint-workflows.sh
-log "gofmt, go vet, go test: tools/"
-./scripts/check-tools.sh
-log "ruff"
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-log "mypy infra/"
-.venv/bin/mypy
 
 # promtool checks the rendered config, the alert rules and their tests and the dashboards'
 # queries; the server runs the rendered config in the contract tier.

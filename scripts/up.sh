@@ -5,14 +5,18 @@
 #
 # 1. creates .venv from the lock file;
 # 2. uses the current kube context (or $KUBE_CONTEXT); with none and Docker present, creates a
-#    kind cluster named mlops-<stack>;
+#    kind cluster named mlops-<stack> (scripts/kind-cluster.yaml);
 # 3. uses the configured Pulumi backend; with none, a local file backend under
 #    $MLOPS_STATE_DIR (default ~/.local/state/mlops-platform) and a generated passphrase file;
 # 4. checks that the chart repositories the stack installs from answer;
-# 5. generates missing secrets (scripts/bootstrap-secrets.sh);
-# 6. runs `pulumi up`.
+# 5. on a kind context, builds the project's images and loads them into the cluster
+#    (scripts/images.sh; MLOPS_BUILD_IMAGES=0 skips it when the stack names pullable images);
+# 6. generates missing secrets (scripts/bootstrap-secrets.sh);
+# 7. runs `pulumi up`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=lib/kind.sh
+source "$(dirname "$0")/lib/kind.sh"
+cd "$REPO_ROOT"
 
 stack="${1:?usage: ./scripts/up.sh <stack> [pulumi up flags]}"
 shift
@@ -25,11 +29,15 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 
 ./scripts/setup.sh
 
+# The pulumi on PATH; else the toolchain's (scripts/toolchain.sh), else the released CLI of the
+# pinned version (scripts/pulumi-cli.sh downloads it once).
 if ! command -v pulumi >/dev/null 2>&1; then
-  if [ -x scripts/toolchain.sh ] && ./scripts/toolchain.sh env >/dev/null 2>&1; then
+  if ./scripts/toolchain.sh env >/dev/null 2>&1; then
     eval "$(./scripts/toolchain.sh env)"
+  elif pulumi_env="$(./scripts/pulumi-cli.sh env)"; then
+    eval "$pulumi_env"
   else
-    echo "error: the pulumi CLI is not on PATH: install it, or build it with ./scripts/toolchain.sh" >&2
+    echo "error: no pulumi CLI: install it (https://www.pulumi.com/docs/install/)" >&2
     exit 1
   fi
 fi
@@ -50,14 +58,14 @@ PY
 
 context="${KUBE_CONTEXT:-$(current_context)}"
 if [ -z "$context" ]; then
-  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && command -v kind >/dev/null 2>&1; then
-    if ! kind get clusters 2>/dev/null | grep -qx "mlops-$stack"; then
+  if docker_ready && kind="$(kind_cli)"; then
+    if ! "$kind" get clusters 2>/dev/null | grep -qx "mlops-$stack"; then
       echo "[up] no kube context: creating kind cluster mlops-$stack" >&2
-      kind create cluster --name "mlops-$stack" --wait 120s
+      "$kind" create cluster --name "mlops-$stack" --config "$KIND_CONFIG" --wait 300s
     fi
     context="kind-mlops-$stack"
   else
-    echo "error: no kube context: set KUBECONFIG or KUBE_CONTEXT, or install Docker and kind" >&2
+    echo "error: no kube context: set KUBECONFIG or KUBE_CONTEXT, or install Docker (and Go or kind)" >&2
     exit 1
   fi
 fi
@@ -92,6 +100,12 @@ for repository in $charts; do
     exit 1
   fi
 done
+
+# A kind cluster pulls nothing from this project's registry: build the images the stack names
+# and load them into the cluster.
+if [[ "$context" == kind-* ]] && [ "${MLOPS_BUILD_IMAGES:-1}" != 0 ]; then
+  ./scripts/images.sh load "$stack" "${context#kind-}"
+fi
 
 ./scripts/bootstrap-secrets.sh "$stack"
 # The first deploy pins the stack to its cluster; later runs refuse another context.

@@ -61,3 +61,12 @@ tool_key() {
 tool_dir() {
     echo "$CACHE_ROOT/tools/$1/$(tool_key "$@")"
 }
+
+# pinned_version TOOL MODULE: the version tools/TOOL/go.mod requires of MODULE, read from the file
+# alone (`go mod edit -json`: no module download).
+pinned_version() {
+    go mod edit -json "$TOOLS_DIR/$1/go.mod" | python3 -c '
+import json, sys
+found = [r["Version"] for r in json.load(sys.stdin).get("Require") or [] if r["Path"] == sys.argv[1]]
+print(found[0] if found else sys.exit(f"tools/{sys.argv[2]}/go.mod requires no {sys.argv[1]}"))' "$2" "$1"
+}

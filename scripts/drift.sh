@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Drift detection: compares a deployed stack's state with its cluster, changing neither
+# (`pulumi refresh --preview-only`), and fails naming each resource that drifted.
+#
+#   scripts/drift.sh <stack>
+#
+# Needs the stack's backend and the cluster's credentials, as a deploy does (the scheduled
+# drift job of .github/workflows/deploy.yml, or by hand). Exit status: 0 no drift, 1 drift (the
+# resources are listed, and added to the job summary in GitHub Actions), 2 the check failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stack="${1:?usage: scripts/drift.sh <stack>}"
+command -v pulumi >/dev/null 2>&1 || { echo "error: the pulumi CLI is not on PATH" >&2; exit 2; }
+[ -x .venv/bin/python ] || ./scripts/setup.sh
+
+report="$(mktemp)"
+trap 'rm -f "$report"' EXIT
+rc=0
+pulumi refresh --preview-only --json --stack "$stack" --non-interactive >"$report" || rc=$?
+.venv/bin/python - "$stack" "$report" "$rc" <<'PY'
+import json, os, sys
+
+stack, path, rc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+try:
+    digest = json.load(open(path))
+except ValueError:
+    digest = None
+if rc != 0 or not isinstance(digest, dict):
+    print(f"drift: the refresh preview of {stack} failed (exit {rc})", file=sys.stderr)
+    if isinstance(digest, dict):
+        for d in digest.get("diagnostics") or []:
+            print(f"  {d.get('severity')}: {d.get('message', '').strip()}", file=sys.stderr)
+    sys.exit(2)
+drifted = [
+    (step["op"], step["urn"].split("::")[-2], step["urn"].split("::")[-1],
+     sorted(step.get("diffReasons") or step.get("detailedDiff") or []))
+    for step in digest.get("steps") or []
+    if step.get("op") not in ("same", "read")
+]
+if not drifted:
+    print(f"drift: {stack} matches its cluster")
+    sys.exit(0)
+lines = [f"drift: {len(drifted)} resource(s) of {stack} differ from their state:"]
+lines += [f"  {op} {kind} {name} {' '.join(map(str, keys))}".rstrip() for op, kind, name, keys in drifted]
+print("\n".join(lines), file=sys.stderr)
+summary = os.environ.get("GITHUB_STEP_SUMMARY")
+if summary:
+    with open(summary, "a") as out:
+        out.write(f"### Drift in `{stack}`\n\n| change | type | name |\n|---|---|---|\n")
+        out.writelines(f"| {op} | `{kind}` | `{name}` |\n" for op, kind, name, _ in drifted)
+sys.exit(1)
+PY
