@@ -199,7 +199,8 @@ def running_server(
                     with urllib.request.urlopen(health_url, timeout=2) as response:
                         if response.status == 200:
                             break
-                except (urllib.error.URLError, ConnectionError):
+                # A server still starting may accept and then answer slowly (TimeoutError).
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
                     pass
                 assert process.poll() is None, log_path.read_text()[-3000:]
                 assert time.monotonic() < deadline, f"{command[0]} did not become healthy"

@@ -1,0 +1,74 @@
+"""What scripts/port-forward.sh reaches: each named Service and port is one the stack renders,
+and each login points at the Secret key that holds the password."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra import access, config
+from tests.support.rendering import secret_data, stack_rendering
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stack_config(name: str) -> config.PlatformConfig:
+    from infra import stackfile
+
+    stack_file = stackfile.read(name)
+    return config.load(name, *stack_file.with_placeholders())
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_service_and_login_is_in_the_render(stack: str) -> None:
+    rendering = stack_rendering(stack)
+    found = access.services(stack_config(stack))
+    assert [a.name for a in found] == [
+        "mlflow",
+        "flyte-console",
+        "flyte-api",
+        "grafana",
+        "prometheus",
+    ]
+    for entry in found:
+        service = rendering.find("Service", entry.service).manifest()
+        assert service["metadata"]["namespace"] == entry.namespace
+        assert entry.port in [p["port"] for p in service["spec"]["ports"]], entry.name
+        if entry.login is not None:
+            _, secret, key = entry.login
+            assert secret_data(rendering, secret)[key], entry.name
+
+
+def test_flyte_and_prometheus_are_marked_as_having_no_login() -> None:
+    logins = {a.name: a.login for a in access.services(stack_config("dev"))}
+    assert {name for name, login in logins.items() if login is None} == {
+        "flyte-console",
+        "flyte-api",
+        "prometheus",
+    }
+
+
+def test_disabled_components_have_nothing_to_reach() -> None:
+    cfg = stack_config("dev").model_copy(update={"monitoring": None, "flyte": None})
+    assert [a.name for a in access.services(cfg)] == ["mlflow"]
+
+
+def test_port_forward_prints_the_commands_and_where_the_logins_are() -> None:
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "port-forward.sh"), "ci", "--print"],
+        cwd=ROOT,
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "KUBE_CONTEXT": "kind-x"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "kubectl --context kind-x -n mlops-ci port-forward svc/mlflow 5000:5000" in lines
+    assert "kubectl --context kind-x -n mlops-ci port-forward svc/flyte-grpc 8089:8089" in lines
+    assert any("kubectl -n mlops-ci get secret grafana" in line for line in lines)
+    assert sum("no login of its own" in line for line in lines) == 3
