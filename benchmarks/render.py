@@ -15,12 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from infra import render
-from infra.observability import quantity
+from infra import render  # noqa: E402
+from infra.observability import quantity  # noqa: E402
 
-STACKS = ("dev", "ci", "staging", "prod")
+STACKS = tuple(sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml")))
+# GitHub-hosted ubuntu-24.04 runners: the standard one of public repositories, and of private.
+RUNNERS = {"public repository runner": (4, 16), "private repository runner": (2, 7)}
 
 
 def requests(rendering: render.Rendering, kinds: tuple[str, ...]) -> tuple[float, float]:
@@ -96,6 +99,33 @@ def main() -> None:
         "  (target: <= 2 CPU, <= 4 GiB)"
     )
     print(f"  one-off Jobs:      {job_cpu:.3f} CPU, {job_memory / 2**30:.3f} GiB")
+
+    # The kind job's golden path adds, at its peak, the largest training task and the
+    # InferenceService's predictor and transformer.
+    from workloads.serving.inference_service import Target
+    from workloads.training.workflow import LARGE
+
+    target = Target()
+    task_cpu, task_memory = quantity(LARGE.cpu), quantity(LARGE.mem)
+    isvc_cpu = sum(
+        quantity(r["requests"]["cpu"])
+        for r in (target.predictor_resources, target.transformer_resources)
+    )
+    isvc_memory = sum(
+        quantity(r["requests"]["memory"])
+        for r in (target.predictor_resources, target.transformer_resources)
+    )
+    peak_cpu = total_cpu + task_cpu + isvc_cpu
+    peak_memory = total_memory + task_memory + isvc_memory
+    print(
+        f"\nkind job peak (the stack, one training task, predictor and transformer): "
+        f"{peak_cpu:.3f} CPU, {peak_memory / 2**30:.3f} GiB, beside kind's own pods"
+    )
+    for runner, (cpus, gib) in RUNNERS.items():
+        print(
+            f"  {runner} ({cpus} CPU, {gib} GiB): {peak_cpu / cpus:.0%} of its CPU, "
+            f"{peak_memory / 2**30 / gib:.0%} of its memory"
+        )
 
 
 if __name__ == "__main__":

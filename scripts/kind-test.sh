@@ -83,6 +83,12 @@ collect() {
     "$kind" export logs "$ARTIFACTS/kind" --name "$CLUSTER" >/dev/null 2>&1 || true
 }
 
+# What the node's pods request against what it has (the runner's size).
+footprint() {
+    log "node requests $1:"
+    kubectl describe nodes | awk '/^Allocatable:/,/^System Info:/; /^Allocated resources:/,/^Events:/' >&2 || true
+}
+
 # Everything labelled as ours, in the kinds a deploy creates; empty once destroyed.
 leftovers() {
     local kind
@@ -135,6 +141,7 @@ fi
 log "pulumi up of the $STACK stack (scripts/up.sh)"
 KUBE_CONTEXT="$CONTEXT" ./scripts/up.sh "$STACK" --yes --skip-preview --non-interactive
 log "deployed"
+footprint "after pulumi up"
 
 log "checks against the live cluster (scripts/verify.sh)"
 MLOPS_KUBE_CONTEXT="$CONTEXT" ./scripts/verify.sh "$STACK"
@@ -143,6 +150,7 @@ log "golden path in the cluster"
 ./scripts/setup.sh --group workloads
 MLOPS_VERIFY_STACK="$STACK" MLOPS_KUBE_CONTEXT="$CONTEXT" MLOPS_REQUIRE_CONTAINERS=1 \
     .venv/bin/python -m pytest tests/integration/test_golden_path_live.py -v -p no:cacheprovider
+footprint "with the model served"
 
 if [ "${MLOPS_KIND_KEEP:-0}" != 1 ]; then
     destroy
