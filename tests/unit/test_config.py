@@ -55,8 +55,8 @@ BAD_CONFIGS = [
     ({"mlflow": {"workers": 0}}, f"{P}:mlflow.workers = 0: must be an integer from 1 to 16"),
     (
         {"mlflow": {"replica": 2}},
-        f"{P}:mlflow.replica = 2: unknown key; known keys: allowedHosts, enabled, replicas, "
-        "resources, workers",
+        f"{P}:mlflow.replica = 2: unknown key; known keys: allowedHosts, enabled, ingress, "
+        "replicas, resources, workers",
     ),
     (
         {
