@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 from infra import versions
 from infra.configtypes import (
     PROJECT,
+    Annotations,
     BucketName,
     ChartRepository,
     Component,
@@ -45,6 +46,8 @@ from infra.configtypes import (
     HostPatterns,
     Image,
     IngressClassName,
+    IngressHosts,
+    IssuerName,
     Model,
     Names,
     PlainText,
@@ -60,9 +63,10 @@ from infra.configtypes import (
     describe,
     line,
     model_of,
+    refuse,
     secret_fields,
 )
-from infra.kube import Resources
+from infra.kube import CLUSTER_ISSUER_ANNOTATION, ISSUER_ANNOTATION, Resources
 from infra.profiles import PROFILE_DEFAULTS, PROFILES, ProfileName
 
 __all__ = ["PROJECT", "ConfigError", "PlatformConfig", "load"]
@@ -166,11 +170,99 @@ class ObjectStoreConfig(Component):
     secret_key: Secret = Field(alias="objectStoreSecretKey")
 
 
+class IngressTls(Model):
+    """TLS from cert-manager: one issuer signs a certificate for every host."""
+
+    cluster_issuer: IssuerName | None = Field(
+        None, description="a ClusterIssuer (`cert-manager.io/cluster-issuer`); no `tls`: plain HTTP"
+    )
+    issuer: IssuerName | None = Field(
+        None, description="an Issuer in the platform's namespace (`cert-manager.io/issuer`)"
+    )
+
+    @model_validator(mode="after")
+    def _one_issuer(self) -> IngressTls:
+        if self.cluster_issuer is None and self.issuer is None:
+            raise refuse("clusterIssuer", None, "must name a ClusterIssuer (or set issuer)")
+        if self.cluster_issuer is not None and self.issuer is not None:
+            raise refuse("issuer", self.issuer, "must be left out when clusterIssuer is set")
+        return self
+
+
+class IngressConfig(Component):
+    """An Ingress (networking.k8s.io/v1) in front of one service; off until its section is set."""
+
+    annotations: Annotations = Field(
+        {}, description="added to the Ingress, such as the ingress controller's auth settings"
+    )
+    class_name: IngressClassName | None = Field(None, description="none: the cluster default")
+    hosts: IngressHosts = Field(description="each routed to the service; the first is its URL")
+    tls: IngressTls | None = None
+
+    @model_validator(mode="after")
+    def _issuer_from_tls(self) -> IngressConfig:
+        if {CLUSTER_ISSUER_ANNOTATION, ISSUER_ANNOTATION} & set(self.annotations):
+            raise refuse(
+                "annotations",
+                self.annotations,
+                f"must not hold {CLUSTER_ISSUER_ANNOTATION} or {ISSUER_ANNOTATION}: "
+                "set tls.clusterIssuer or tls.issuer",
+            )
+        return self
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Where each host is reached from a browser."""
+        scheme = "http" if self.tls is None else "https"
+        return tuple(f"{scheme}://{host}" for host in self.hosts)
+
+
+# Annotations that put a login in front of a service: ingress-nginx's external auth
+# (oauth2-proxy and the like) and basic or digest auth, and Traefik's middlewares.
+AUTH_ANNOTATIONS = (
+    "nginx.ingress.kubernetes.io/auth-url",
+    "nginx.ingress.kubernetes.io/auth-type",
+    "traefik.ingress.kubernetes.io/router.middlewares",
+)
+
+
+class NoLoginIngressConfig(IngressConfig):
+    """The Ingress of a service with no login of its own: refused unless the ingress
+    controller authenticates (an auth annotation) or `allowUnauthenticated` says so."""
+
+    allow_unauthenticated: Flag = Field(
+        False,
+        description="true exposes the service without a login; otherwise `annotations` must "
+        f"hold one of {', '.join(f'`{a}`' for a in AUTH_ANNOTATIONS)}",
+    )
+
+    @model_validator(mode="after")
+    def _authenticated(self) -> NoLoginIngressConfig:
+        if self.allow_unauthenticated or any(self.annotations.get(a) for a in AUTH_ANNOTATIONS):
+            return self
+        raise refuse(
+            "allowUnauthenticated",
+            False,
+            "must be true to expose a service that has no login of its own, or annotations must "
+            f"hold one of {', '.join(AUTH_ANNOTATIONS)}",
+        )
+
+
+# An ingress section: absent or `enabled: false` is None (no Ingress).
+Ingress = Annotated[IngressConfig | None, Switch]
+NoLoginIngress = Annotated[NoLoginIngressConfig | None, Switch]
+
+
 class MlflowConfig(Component):
     """MLflow tracking server and model registry (needs postgres and objectStore)."""
 
     allowed_hosts: HostPatterns = Field(
-        (), description="Host headers accepted beyond the in-cluster names (an ingress host)"
+        (), description="Host headers accepted beyond the in-cluster names and the ingress hosts"
+    )
+    ingress: Ingress = Field(
+        None,
+        description="an Ingress to the tracking server and UI (the basic-auth login stays on); "
+        "its hosts join the server's allowed hosts and CORS origins",
     )
     replicas: Replicas = Field(json_schema_extra=FOLLOWS_REPLICAS)
     resources: Resources
@@ -184,6 +276,13 @@ class FlyteConfig(Component):
 
     domains: Names = Field(
         ("development", "staging", "production"), description="each project's domains"
+    )
+    ingress: NoLoginIngress = Field(
+        None,
+        description="an Ingress to the console and REST API (HTTP, port 8088). Flyte runs "
+        "without a login here: it needs an auth annotation or `allowUnauthenticated`. pyflyte "
+        "and flytectl speak gRPC, which passes only through a controller that forwards gRPC "
+        "(h2c) to the backend; otherwise use a port-forward to 8089",
     )
     projects: Names = Field(("ml",), description="created at start, a namespace per domain")
     resources: Resources
@@ -236,6 +335,11 @@ class KserveConfig(Component):
 
 
 class GrafanaConfig(Model):
+    ingress: Ingress = Field(
+        None,
+        description="an Ingress to Grafana (its admin login stays on); the first host sets its "
+        "root URL",
+    )
     resources: Resources
 
 
@@ -243,6 +347,11 @@ class MonitoringConfig(Component):
     """Prometheus 3 and Grafana 13."""
 
     grafana: GrafanaConfig
+    prometheus_ingress: NoLoginIngress = Field(
+        None,
+        description="an Ingress to Prometheus, which has no login: it needs an auth annotation "
+        "or `allowUnauthenticated`; the first host sets its external URL",
+    )
     resources: Resources
     retention: Duration = Field(
         description="how long samples are kept (and at most 85% of the volume)"

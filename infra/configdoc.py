@@ -80,19 +80,25 @@ def _leaf(here: list[str], field: FieldInfo) -> list[str]:
     ]
 
 
-def _rows(model: type[BaseModel], path: list[str]) -> Iterator[list[str]]:
+def _rows(
+    model: type[BaseModel], path: list[str], field: FieldInfo | None = None
+) -> Iterator[list[str]]:
     if issubclass(model, Component):
         needs = config.NEEDS.get(path[-1])
         enabled = "`true`" + (f" (needs {' and '.join(needs)})" if needs else "")
-        yield [f"`{'.'.join([*path, 'enabled'])}`", "boolean", enabled, "", "", "", ""]
-    for key, field in by_alias(model).items():
-        if secret_of(field) is not None:
+        # A section that defaults to None (an ingress) is off until the stack sets it.
+        if field is not None and field.default is None:
+            enabled = "off unless set"
+        what = (field.description or "") if field is not None else ""
+        yield [f"`{'.'.join([*path, 'enabled'])}`", "boolean", enabled, "", "", "", what]
+    for key, sub in by_alias(model).items():
+        if secret_of(sub) is not None:
             continue
-        nested = model_of(field)
+        nested = model_of(sub)
         if nested is None:
-            yield _leaf([*path, key], field)
+            yield _leaf([*path, key], sub)
         else:
-            yield from _rows(nested, [*path, key])
+            yield from _rows(nested, [*path, key], sub)
 
 
 def _table(rows: list[list[str]]) -> list[str]:

@@ -8,6 +8,7 @@ secret values are never echoed.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import types
@@ -131,6 +132,12 @@ IngressClassName = Annotated[
     StringConstraints(pattern=DNS_LABEL),
     Allowed("must be an IngressClass name", "IngressClass name"),
 ]
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+IssuerName = Annotated[
+    str,
+    StringConstraints(pattern=DNS_SUBDOMAIN, max_length=253),
+    Allowed("must be the name of a cert-manager issuer", "issuer name"),
+]
 BucketName = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"),
@@ -199,6 +206,57 @@ HostPatterns = Annotated[
     ),
     Allowed(_HOST_PATTERNS_RULE, "list of Host patterns"),
 ]
+_DNS_NAME = re.compile(DNS_SUBDOMAIN)
+
+
+def _ingress_host(host: Any) -> bool:
+    """A name an Ingress rule accepts: a DNS-1123 subdomain that is not an IP address."""
+    if not isinstance(host, str) or len(host) > 253 or not _DNS_NAME.match(host):
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
+
+
+_INGRESS_HOSTS_RULE = (
+    "must be a non-empty list of distinct DNS names such as mlflow.example.com "
+    "(lowercase; no IP address, port or wildcard)"
+)
+IngressHosts = Annotated[
+    tuple[str, ...],
+    checked(
+        lambda v: (
+            tuple(v)
+            if isinstance(v, list) and v and len(set(v)) == len(v) and all(map(_ingress_host, v))
+            else None
+        ),
+        _INGRESS_HOSTS_RULE,
+    ),
+    Allowed(_INGRESS_HOSTS_RULE, "list of DNS names"),
+]
+# `prefix/name` as Kubernetes accepts annotation keys (the prefix a DNS subdomain).
+_ANNOTATION_KEY = re.compile(
+    r"^(?:(?=[^/]{1,253}/)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_ANNOTATIONS_RULE = (
+    "must be a map of annotation names such as example.com/name to strings (quote true and numbers)"
+)
+Annotations = Annotated[
+    dict[str, str],
+    checked(
+        lambda v: (
+            dict(v)
+            if isinstance(v, dict)
+            and all(_ANNOTATION_KEY.match(k) and isinstance(t, str) for k, t in v.items())
+            else None
+        ),
+        _ANNOTATIONS_RULE,
+    ),
+    Allowed(_ANNOTATIONS_RULE, "map of annotations"),
+]
 _NAME = re.compile(DNS_LABEL)
 _NAMES_RULE = "must be a non-empty list of distinct names of up to 30 of a-z, 0-9, '-'"
 Names = Annotated[
@@ -239,6 +297,11 @@ Secret = Annotated[SecretStr, BeforeValidator(_secret), SecretKey()]
 GeneratedSecret = Annotated[
     SecretStr, BeforeValidator(_secret), SecretKey(supplied_with_external=False)
 ]
+
+
+def refuse(key: str, value: Any, allowed: str) -> PydanticCustomError:
+    """What a model's own check raises about one of its keys: `describe` names that key."""
+    return PydanticCustomError("key_rule", allowed, {"key": key, "value": value})
 
 
 def reveal(value: SecretStr) -> pulumi.Output[str]:
@@ -356,6 +419,8 @@ def _describe(e: Any, root: type[Model], stack: str, secret_names: list[str]) ->
         return line(key, e["input"], "must be an object")
     if kind == "switch":
         return line(f"{key}.enabled", e["input"].get("enabled"), e["msg"])
+    if kind == "key_rule":
+        return line(f"{key}.{e['ctx']['key']}", e["ctx"]["value"], e["msg"])
     if kind == "switch_external":
         return line(f"{key}.enabled", False, f"must be true when {key}.external is set")
     allowed = allowed_of(field) if field is not None else None

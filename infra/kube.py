@@ -9,14 +9,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.configtypes import Model, Quantity
 
+if TYPE_CHECKING:
+    # config.py builds its models from this module's Resources: imported for types only.
+    from infra.config import IngressConfig
+
 PART_OF = "mlops-platform"
+# cert-manager's ingress-shim reads these and issues the certificate of the Ingress's `tls`.
+CLUSTER_ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
+ISSUER_ANNOTATION = "cert-manager.io/issuer"
 MANAGED_BY = "pulumi"
 # Pod Security Standard every platform namespace enforces.
 POD_SECURITY_LEVEL = "restricted"
@@ -355,6 +362,50 @@ def service(
                 {"name": port, "port": number, "targetPort": port} for port, number in ports.items()
             ],
         },
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def tls_secret(component: str) -> str:
+    """The Secret cert-manager writes a component's ingress certificate into."""
+    return f"{component}-tls"
+
+
+def ingress(
+    component: str,
+    namespace: str,
+    part: str,
+    config: IngressConfig,
+    service: str,
+    port: int,
+    parent: pulumi.Resource,
+) -> k8s.networking.v1.Ingress:
+    """An Ingress named after the component that routes every host to a Service port; with
+    `config.tls`, cert-manager issues its certificate into `<component>-tls`."""
+    annotations = dict(config.annotations)
+    backend = {"service": {"name": service, "port": {"number": port}}}
+    spec: Spec = {
+        "rules": [
+            {
+                "host": host,
+                "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+            }
+            for host in config.hosts
+        ]
+    }
+    if config.class_name is not None:
+        spec["ingressClassName"] = config.class_name
+    if config.tls is not None:
+        if config.tls.cluster_issuer is not None:
+            annotations[CLUSTER_ISSUER_ANNOTATION] = config.tls.cluster_issuer
+        if config.tls.issuer is not None:
+            annotations[ISSUER_ANNOTATION] = config.tls.issuer
+        spec["tls"] = [{"hosts": list(config.hosts), "secretName": tls_secret(component)}]
+    extra = {"annotations": annotations} if annotations else {}
+    return k8s.networking.v1.Ingress(
+        component,
+        metadata=metadata(component, namespace, component, part, **extra),
+        spec=spec,
         opts=pulumi.ResourceOptions(parent=parent),
     )
 

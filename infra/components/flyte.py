@@ -348,6 +348,11 @@ class Flyte(pulumi.ComponentResource):
                 )
             )
         self._services(ns)
+        ingress = args.config.ingress
+        if ingress:
+            kube.ingress(
+                COMPONENT, ns, "orchestration", ingress, f"{COMPONENT}-http", HTTP_PORT, self
+            )
         self._deployment(args, needs, kube.checksum(*files.values(), *templates.values()))
         self.telemetry = Telemetry(
             COMPONENT,
@@ -358,7 +363,13 @@ class Flyte(pulumi.ComponentResource):
             rules=("platform.yaml", "training.yaml"),
             workloads=(Workload.of(COMPONENT, deployment_pods(COMPONENT), args.config.resources),),
         )
-        self.outputs = {"flyte": {"endpoint": self.endpoint, "console": self.console_url}}
+        self.outputs = {
+            "flyte": {
+                "endpoint": self.endpoint,
+                "console": self.console_url,
+                **({"externalConsole": f"{ingress.urls[0]}/console"} if ingress else {}),
+            }
+        }
         self.register_outputs(self.outputs)
 
     def _rbac(self, ns: str) -> list[pulumi.Resource]:

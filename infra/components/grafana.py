@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import kube, versions
-from infra.config import MonitoringConfig
+from infra.config import IngressConfig, MonitoringConfig
 from infra.configtypes import reveal
 from infra.dashboards import DashboardContext, build_all
 from infra.observability import ScrapeTarget, Telemetry, Workload, deployment_pods
@@ -73,6 +73,16 @@ def provisioning(prometheus_url: str) -> dict[str, str]:
         "datasources.yaml": yaml.safe_dump(datasource, sort_keys=False),
         "dashboards.yaml": yaml.safe_dump(provider, sort_keys=False),
     }
+
+
+def server_env(ingress: IngressConfig | None) -> list[kube.Spec]:
+    """The public address behind an ingress, which Grafana's redirects and links use."""
+    if ingress is None:
+        return []
+    return [
+        {"name": "GF_SERVER_DOMAIN", "value": ingress.hosts[0]},
+        {"name": "GF_SERVER_ROOT_URL", "value": f"{ingress.urls[0]}/"},
+    ]
 
 
 def _provisioned(name: str) -> kube.Spec:
@@ -137,6 +147,7 @@ def build(
             # Grafana 13 would otherwise try to fetch and update bundled plugins at start.
             {"name": "GF_PLUGINS_PREINSTALL_DISABLED", "value": "true"},
             {"name": "GF_PATHS_DATA", "value": DATA_DIR},
+            *server_env(cfg.grafana.ingress),
         ],
         volumeMounts=[
             {"name": "data", "mountPath": DATA_DIR},
@@ -147,6 +158,8 @@ def build(
         ],
     )
     kube.service(GRAFANA, namespace, GRAFANA, "dashboards", {"http": PORT}, parent)
+    if cfg.grafana.ingress:
+        kube.ingress(GRAFANA, namespace, "dashboards", cfg.grafana.ingress, GRAFANA, PORT, parent)
     kube.deployment(
         GRAFANA,
         namespace,

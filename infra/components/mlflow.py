@@ -79,14 +79,24 @@ def auth_config(database_uri: str) -> str:
     )
 
 
-def allowed_hosts(namespace: str, extra: tuple[str, ...]) -> list[str]:
+def allowed_hosts(cfg: MlflowConfig, namespace: str) -> list[str]:
+    """Host headers the server accepts: its defaults, the in-cluster names, the configured
+    patterns and the ingress hosts (with any port: a controller may listen on another)."""
     names = [
         COMPONENT,
         f"{COMPONENT}.{namespace}",
         f"{COMPONENT}.{namespace}.svc",
         kube.service_host(COMPONENT, namespace),
+        *(cfg.ingress.hosts if cfg.ingress else ()),
     ]
-    return [*DEFAULT_ALLOWED_HOSTS, *names, *(f"{n}:*" for n in names), *extra]
+    return [*DEFAULT_ALLOWED_HOSTS, *names, *(f"{n}:*" for n in names), *cfg.allowed_hosts]
+
+
+def cors_origins(cfg: MlflowConfig) -> list[str]:
+    """The ingress URLs: the server refuses a write whose Origin it does not know, and a
+    browser sends its page's origin with the UI's writes."""
+    urls = cfg.ingress.urls if cfg.ingress else ()
+    return [*urls, *(f"{url}:*" for url in urls)]
 
 
 class Mlflow(pulumi.ComponentResource):
@@ -160,6 +170,7 @@ class Mlflow(pulumi.ComponentResource):
             "mlflow": {
                 "trackingUri": self.tracking_uri,
                 "artifactsDestination": self.artifacts_destination,
+                **({"externalUrl": cfg.ingress.urls[0]} if cfg.ingress else {}),
             }
         }
         self.register_outputs(self.outputs)
@@ -177,6 +188,7 @@ class Mlflow(pulumi.ComponentResource):
 
     def _server(self, args: MlflowArgs, env: list[kube.Spec], needs: list[pulumi.Resource]) -> None:
         cfg, ns = args.config, args.namespace
+        origins = cors_origins(cfg)
         server = kube.container(
             COMPONENT,
             versions.MLFLOW_IMAGE,
@@ -192,7 +204,8 @@ class Mlflow(pulumi.ComponentResource):
                 "--serve-artifacts",
                 f"--artifacts-destination={self.artifacts_destination}",
                 "--default-artifact-root=mlflow-artifacts:/",
-                f"--allowed-hosts={','.join(allowed_hosts(ns, cfg.allowed_hosts))}",
+                f"--allowed-hosts={','.join(allowed_hosts(cfg, ns))}",
+                *([f"--cors-allowed-origins={','.join(origins)}"] if origins else []),
                 "--app-name=basic-auth",
                 f"--expose-prometheus={PROMETHEUS_DIR}",
             ],
@@ -209,6 +222,8 @@ class Mlflow(pulumi.ComponentResource):
             ],
         )
         kube.service(COMPONENT, ns, COMPONENT, "tracking", {"http": PORT}, self)
+        if cfg.ingress:
+            kube.ingress(COMPONENT, ns, "tracking", cfg.ingress, COMPONENT, PORT, self)
         kube.deployment(
             COMPONENT,
             ns,

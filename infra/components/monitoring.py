@@ -44,7 +44,19 @@ class Monitoring(pulumi.ComponentResource):
         self.grafana_url = grafana.url(ns)
         prometheus.build(cfg, ns, args.storage, everything, self)
         grafana.build(cfg, ns, self.prometheus_url, everything, self)
+        external = {
+            key: ingress.urls[0]
+            for key, ingress in [
+                ("prometheusExternalUrl", cfg.prometheus_ingress),
+                ("grafanaExternalUrl", cfg.grafana.ingress),
+            ]
+            if ingress
+        }
         self.outputs = {
-            "monitoring": {"prometheusUrl": self.prometheus_url, "grafanaUrl": self.grafana_url}
+            "monitoring": {
+                "prometheusUrl": self.prometheus_url,
+                "grafanaUrl": self.grafana_url,
+                **external,
+            }
         }
         self.register_outputs(self.outputs)

@@ -251,6 +251,7 @@ def build(
         *_rbac(namespace, telemetry, parent),
     ]
     credentials = _credentials(telemetry)
+    ingress = cfg.prometheus_ingress
     volumes = [
         {"name": "config", "configMap": {"name": "prometheus-config"}},
         {"name": "rules", "configMap": {"name": "prometheus-rules"}},
@@ -286,10 +287,14 @@ def build(
             f"--storage.tsdb.path={DATA_DIR}",
             f"--storage.tsdb.retention.time={cfg.retention}",
             f"--storage.tsdb.retention.size={retention_size(cfg.storage_size)}",
+            # The public address behind an ingress, for its links and alerts' generator URLs.
+            *([f"--web.external-url={ingress.urls[0]}/"] if ingress else []),
         ],
         volumeMounts=mounts,
     )
     kube.service(PROMETHEUS, namespace, PROMETHEUS, "monitoring", {"http": PORT}, parent)
+    if ingress:
+        kube.ingress(PROMETHEUS, namespace, "monitoring", ingress, PROMETHEUS, PORT, parent)
     kube.stateful_set(
         PROMETHEUS,
         namespace,

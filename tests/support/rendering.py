@@ -125,3 +125,35 @@ def pod_container(rendering: render.Rendering, kind: str, name: str) -> dict[str
 def declared_metrics(rendering: render.Rendering, component: str) -> frozenset[str]:
     """The series a component's telemetry says its targets expose."""
     return next(t.metrics for t in rendering.telemetry if t.component == component)
+
+
+# A config with every service's Ingress on, TLS from cert-manager, each as a user would set it.
+INGRESSES = {
+    "mlflow": {
+        "ingress": {
+            "hosts": ["mlflow.example.com", "tracking.example.com"],
+            "className": "nginx",
+            "tls": {"clusterIssuer": "letsencrypt"},
+        }
+    },
+    "flyte": {
+        "ingress": {
+            "hosts": ["flyte.example.com"],
+            "annotations": {"nginx.ingress.kubernetes.io/auth-url": "http://oauth2-proxy/auth"},
+            "tls": {"issuer": "platform-ca"},
+        }
+    },
+    "monitoring": {
+        "grafana": {"ingress": {"hosts": ["grafana.example.com"]}},
+        "prometheusIngress": {
+            "enabled": True,
+            "hosts": ["prometheus.example.com"],
+            "allowUnauthenticated": True,
+        },
+    },
+}
+
+
+def ingress_of(rendering: render.Rendering, name: str) -> dict[str, Any]:
+    """A rendered Ingress as the cluster would receive it."""
+    return rendering.find("Ingress", name).manifest()

@@ -16,6 +16,15 @@ from tests.support.rendering import SENTINELS, evaluate, raw_config
 
 P = "mlops-platform"
 QUANTITY = "must be a positive Kubernetes quantity such as 500m, 2, 512Mi or 10Gi"
+NO_LOGIN = (
+    "must be true to expose a service that has no login of its own, or annotations must hold "
+    "one of nginx.ingress.kubernetes.io/auth-url, nginx.ingress.kubernetes.io/auth-type, "
+    "traefik.ingress.kubernetes.io/router.middlewares"
+)
+HOSTS = (
+    "must be a non-empty list of distinct DNS names such as mlflow.example.com "
+    "(lowercase; no IP address, port or wildcard)"
+)
 
 
 def load(values: dict[str, Any], secrets: Mapping[str, str] = SENTINELS) -> config.PlatformConfig:
@@ -55,8 +64,8 @@ BAD_CONFIGS = [
     ({"mlflow": {"workers": 0}}, f"{P}:mlflow.workers = 0: must be an integer from 1 to 16"),
     (
         {"mlflow": {"replica": 2}},
-        f"{P}:mlflow.replica = 2: unknown key; known keys: allowedHosts, enabled, replicas, "
-        "resources, workers",
+        f"{P}:mlflow.replica = 2: unknown key; known keys: allowedHosts, enabled, ingress, "
+        "replicas, resources, workers",
     ),
     (
         {
@@ -158,6 +167,97 @@ BAD_CONFIGS = [
         {"feast": {"workers": 0}},
         f"{P}:feast.workers = 0: must be an integer from 1 to 16",
     ),
+    (
+        {"flyte": {"ingress": {"hosts": ["flyte.example.com"]}}},
+        f"{P}:flyte.ingress.allowUnauthenticated = false: {NO_LOGIN}",
+    ),
+    (
+        {
+            "monitoring": {
+                "prometheusIngress": {
+                    "hosts": ["prometheus.example.com"],
+                    "annotations": {"nginx.ingress.kubernetes.io/auth-url": ""},
+                }
+            }
+        },
+        f"{P}:monitoring.prometheusIngress.allowUnauthenticated = false: {NO_LOGIN}",
+    ),
+    (
+        {"mlflow": {"ingress": {"enabled": True, "className": "nginx"}}},
+        f"{P}:mlflow.ingress.hosts is not set: required when mlflow.ingress is set",
+    ),
+    ({"mlflow": {"ingress": {"hosts": []}}}, f"{P}:mlflow.ingress.hosts = []: {HOSTS}"),
+    (
+        {"mlflow": {"ingress": {"hosts": ["MLflow.example.com"]}}},
+        f'{P}:mlflow.ingress.hosts = ["MLflow.example.com"]: {HOSTS}',
+    ),
+    (
+        {"monitoring": {"grafana": {"ingress": {"hosts": ["10.0.0.7"]}}}},
+        f'{P}:monitoring.grafana.ingress.hosts = ["10.0.0.7"]: {HOSTS}',
+    ),
+    (
+        {"mlflow": {"ingress": {"hosts": ["*.example.com"]}}},
+        f'{P}:mlflow.ingress.hosts = ["*.example.com"]: {HOSTS}',
+    ),
+    (
+        {"mlflow": {"ingress": {"hosts": "mlflow.example.com"}}},
+        f"{P}:mlflow.ingress.hosts = 'mlflow.example.com': {HOSTS}",
+    ),
+    (
+        {"mlflow": {"ingress": {"enabled": "yes", "hosts": ["mlflow.example.com"]}}},
+        f"{P}:mlflow.ingress.enabled = 'yes': must be true or false",
+    ),
+    (
+        {"mlflow": {"ingress": {"hosts": ["mlflow.example.com"], "className": "Nginx"}}},
+        f"{P}:mlflow.ingress.className = 'Nginx': must be an IngressClass name",
+    ),
+    (
+        {"mlflow": {"ingress": {"hosts": ["mlflow.example.com"], "host": "x"}}},
+        f"{P}:mlflow.ingress.host = 'x': unknown key; known keys: annotations, className, "
+        "enabled, hosts, tls",
+    ),
+    (
+        {"flyte": {"ingress": {"hosts": ["flyte.example.com"], "allowUnauthenticated": "yes"}}},
+        f"{P}:flyte.ingress.allowUnauthenticated = 'yes': must be true or false",
+    ),
+    (
+        {"mlflow": {"ingress": {"hosts": ["mlflow.example.com"], "annotations": {"a/b": True}}}},
+        f'{P}:mlflow.ingress.annotations = {{"a/b": true}}: must be a map of annotation names '
+        "such as example.com/name to strings (quote true and numbers)",
+    ),
+    (
+        {
+            "mlflow": {
+                "ingress": {
+                    "hosts": ["mlflow.example.com"],
+                    "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+                }
+            }
+        },
+        f'{P}:mlflow.ingress.annotations = {{"cert-manager.io/cluster-issuer": "letsencrypt"}}: '
+        "must not hold cert-manager.io/cluster-issuer or cert-manager.io/issuer: set "
+        "tls.clusterIssuer or tls.issuer",
+    ),
+    (
+        {"mlflow": {"ingress": {"hosts": ["mlflow.example.com"], "tls": {}}}},
+        f"{P}:mlflow.ingress.tls.clusterIssuer = null: must name a ClusterIssuer (or set issuer)",
+    ),
+    (
+        {
+            "mlflow": {
+                "ingress": {
+                    "hosts": ["mlflow.example.com"],
+                    "tls": {"clusterIssuer": "letsencrypt", "issuer": "platform-ca"},
+                }
+            }
+        },
+        f"{P}:mlflow.ingress.tls.issuer = 'platform-ca': must be left out when clusterIssuer "
+        "is set",
+    ),
+    (
+        {"mlflow": {"ingress": {"hosts": ["mlflow.example.com"], "tls": {"issuer": "CA"}}}},
+        f"{P}:mlflow.ingress.tls.issuer = 'CA': must be the name of a cert-manager issuer",
+    ),
 ]
 
 
@@ -166,6 +266,47 @@ BAD_CONFIGS = [
 )
 def test_bad_config_fails_with_exact_message(values: dict[str, Any], message: str) -> None:
     assert error_of(values) == message
+
+
+def test_ingress_is_off_unless_set() -> None:
+    cfg = load({"mlflow": {"ingress": {"enabled": False, "hosts": ["mlflow.example.com"]}}})
+    assert cfg.mlflow and cfg.flyte and cfg.monitoring
+    assert cfg.mlflow.ingress is None and cfg.flyte.ingress is None
+    assert cfg.monitoring.grafana.ingress is None and cfg.monitoring.prometheus_ingress is None
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        {"nginx.ingress.kubernetes.io/auth-url": "http://oauth2-proxy.auth.svc/oauth2/auth"},
+        {"nginx.ingress.kubernetes.io/auth-type": "basic"},
+        {"traefik.ingress.kubernetes.io/router.middlewares": "auth-sso@kubernetescrd"},
+    ],
+)
+def test_an_auth_annotation_admits_an_ingress_to_a_service_without_login(
+    annotations: dict[str, str],
+) -> None:
+    ingress = {"hosts": ["flyte.example.com"], "annotations": annotations}
+    cfg = load({"flyte": {"ingress": ingress}, "monitoring": {"prometheusIngress": ingress}})
+    assert cfg.flyte and cfg.flyte.ingress and cfg.monitoring and cfg.monitoring.prometheus_ingress
+    assert cfg.flyte.ingress.annotations == annotations
+    assert cfg.flyte.ingress.allow_unauthenticated is False
+
+
+def test_allow_unauthenticated_admits_an_ingress_to_a_service_without_login() -> None:
+    ingress = {"hosts": ["prometheus.lab.internal"], "allowUnauthenticated": True}
+    cfg = load({"monitoring": {"prometheusIngress": ingress}})
+    assert cfg.monitoring and cfg.monitoring.prometheus_ingress
+    assert cfg.monitoring.prometheus_ingress.urls == ("http://prometheus.lab.internal",)
+
+
+def test_services_with_a_login_need_no_auth_annotation_nor_know_the_opt_in() -> None:
+    cfg = load({"mlflow": {"ingress": {"hosts": ["mlflow.example.com"]}}})
+    assert cfg.mlflow and cfg.mlflow.ingress and cfg.mlflow.ingress.hosts == ("mlflow.example.com",)
+    message = error_of(
+        {"mlflow": {"ingress": {"hosts": ["mlflow.example.com"], "allowUnauthenticated": True}}}
+    )
+    assert message.startswith(f"{P}:mlflow.ingress.allowUnauthenticated = true: unknown key")
 
 
 def test_missing_secret_names_the_command_that_fixes_it() -> None:
@@ -411,7 +552,14 @@ def test_the_configuration_reference_is_written_from_the_models() -> None:
 
 def test_the_reference_names_every_key_with_its_profile_values() -> None:
     document = configdoc.document()
-    for key in ("postgres.storageSize", "kserve.certManager.imageRegistry", "flyte.enabled"):
+    for key in (
+        "postgres.storageSize",
+        "kserve.certManager.imageRegistry",
+        "flyte.enabled",
+        "flyte.ingress.allowUnauthenticated",
+        "monitoring.grafana.ingress.tls.clusterIssuer",
+    ):
         assert f"| `{key}` |" in document
     assert "| `redis.storageSize` | quantity | profile | 1Gi | 5Gi | 20Gi |" in document
     assert "| `redisPassword` | redis enabled | yes; with `redis.external`, supply it |" in document
+    assert "| `mlflow.ingress.enabled` | boolean | off unless set |" in document

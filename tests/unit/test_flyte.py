@@ -10,7 +10,14 @@ import yaml
 
 from infra import config, versions
 from infra.components import flyte
-from tests.support.rendering import SENTINELS, component_objects, evaluate, secret_data
+from tests.support.rendering import (
+    INGRESSES,
+    SENTINELS,
+    component_objects,
+    evaluate,
+    ingress_of,
+    secret_data,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -192,3 +199,29 @@ def test_project_namespaces_get_what_training_tasks_read_and_secrets_only_by_fil
     assert secrets["FEAST_REDIS_PASSWORD"] == SENTINELS["redisPassword"]
     mounts = {m["mountPath"] for m in pod()["containers"][0]["volumeMounts"]}
     assert flyte.WORKLOADS_SECRET_DIR in mounts
+
+
+def test_ingress_routes_to_the_http_port_behind_the_controllers_login() -> None:
+    rendering = evaluate(INGRESSES)
+    ingress = ingress_of(rendering, "flyte")
+    assert ingress["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/auth-url": "http://oauth2-proxy/auth",
+        "cert-manager.io/issuer": "platform-ca",
+    }
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "flyte.example.com"
+    assert rule["http"]["paths"][0]["backend"] == {
+        "service": {"name": "flyte-http", "port": {"number": flyte.HTTP_PORT}}
+    }
+    assert ingress["spec"]["tls"] == [{"hosts": ["flyte.example.com"], "secretName": "flyte-tls"}]
+    assert rendering.outputs["flyte"]["externalConsole"] == "https://flyte.example.com/console"
+    # The in-cluster endpoints the clients and tasks use stay as they were.
+    assert rendering.outputs["flyte"]["endpoint"] == flyte.grpc_endpoint("mlops")
+
+
+def test_ingress_without_a_login_is_built_when_explicitly_allowed() -> None:
+    rendering = evaluate(
+        {"flyte": {"ingress": {"hosts": ["flyte.lab.internal"], "allowUnauthenticated": True}}}
+    )
+    assert [r.name for r in rendering.of_type("Ingress")] == ["flyte"]
+    assert "externalConsole" not in evaluate({}).outputs["flyte"]

@@ -8,7 +8,16 @@ from pathlib import Path
 
 from infra import config, versions
 from infra.components import mlflow
-from tests.support.rendering import SENTINELS, component_objects, env_of, evaluate, secret_data
+from tests.support.rendering import (
+    INGRESSES,
+    SENTINELS,
+    component_objects,
+    env_of,
+    evaluate,
+    ingress_of,
+    secret_data,
+)
+from tests.support.tools import require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,6 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def server(values: dict[str, object] | None = None) -> dict[str, object]:
     deployment = evaluate(values or {}).find("Deployment", "mlflow").manifest()
     return deployment["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+
+
+def flag(args: object, name: str) -> list[str]:
+    """The comma-separated values of one `--name=` server flag ([] when it is absent)."""
+    assert isinstance(args, list)
+    found = [a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")]
+    return found[0].split(",") if found else []
 
 
 def test_image_is_the_full_variant_of_the_pinned_client_version() -> None:
@@ -122,3 +138,92 @@ def test_tracking_uri_is_a_stack_output() -> None:
         "trackingUri": "http://mlflow.ml.svc.cluster.local:5000",
         "artifactsDestination": "s3://mlflow",
     }
+
+
+def test_no_ingress_and_no_extra_origin_by_default() -> None:
+    rendering = evaluate({})
+    assert rendering.of_type("Ingress") == []
+    assert flag(server()["args"], "cors-allowed-origins") == []
+    assert "externalUrl" not in rendering.outputs["mlflow"]
+
+
+def test_ingress_routes_every_host_to_the_server_with_a_certificate_from_cert_manager() -> None:
+    rendering = evaluate(
+        {
+            "mlflow": {
+                "ingress": {
+                    "hosts": ["mlflow.example.com", "tracking.example.com"],
+                    "className": "nginx",
+                    "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "0"},
+                    "tls": {"clusterIssuer": "letsencrypt"},
+                }
+            }
+        }
+    )
+    ingress = ingress_of(rendering, "mlflow")
+    assert ingress["metadata"]["namespace"] == "mlops"
+    assert ingress["metadata"]["labels"]["app.kubernetes.io/name"] == "mlflow"
+    assert ingress["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/proxy-body-size": "0",
+        "cert-manager.io/cluster-issuer": "letsencrypt",
+    }
+    backend = {"service": {"name": "mlflow", "port": {"number": 5000}}}
+    assert ingress["spec"] == {
+        "ingressClassName": "nginx",
+        "rules": [
+            {
+                "host": host,
+                "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+            }
+            for host in ("mlflow.example.com", "tracking.example.com")
+        ],
+        "tls": [
+            {"hosts": ["mlflow.example.com", "tracking.example.com"], "secretName": "mlflow-tls"}
+        ],
+    }
+    component = next(r for r in rendering.resources if r.type == "mlops:components:Mlflow")
+    assert rendering.find("Ingress", "mlflow").parent == component.urn
+    assert rendering.outputs["mlflow"]["externalUrl"] == "https://mlflow.example.com"
+
+
+def test_ingress_hosts_reach_the_servers_allowed_hosts_and_origins() -> None:
+    args = server(INGRESSES)["args"]
+    hosts = flag(args, "allowed-hosts")
+    assert {"mlflow.example.com", "tracking.example.com", "tracking.example.com:*"} <= set(hosts)
+    assert "mlflow.mlops.svc.cluster.local" in hosts
+    assert flag(args, "cors-allowed-origins") == [
+        "https://mlflow.example.com",
+        "https://tracking.example.com",
+        "https://mlflow.example.com:*",
+        "https://tracking.example.com:*",
+    ]
+
+
+def test_the_pinned_server_accepts_requests_through_the_ingress() -> None:
+    """MLflow's own checks, fed the rendered flags: the Host header of the ingress and the
+    Origin a browser sends with the UI's writes, also on a controller's non-default port."""
+    security = require_module("mlflow.server.security_utils", "the workloads dependency group")
+    args = server(INGRESSES)["args"]
+    hosts, origins = flag(args, "allowed-hosts"), flag(args, "cors-allowed-origins")
+    for host in ("mlflow.example.com", "tracking.example.com:8443"):
+        assert security.is_allowed_host_header(hosts, host), host
+    assert not security.is_allowed_host_header(hosts, "elsewhere.example.com")
+    for origin in ("https://mlflow.example.com", "https://tracking.example.com:8443"):
+        assert not security.should_block_cors_request(origin, "POST", origins), origin
+    assert security.should_block_cors_request("https://elsewhere.example.com", "POST", origins)
+
+
+def test_ingress_without_tls_is_plain_http() -> None:
+    values = {"mlflow": {"ingress": {"hosts": ["mlflow.internal"]}}}
+    rendering = evaluate(values)
+    ingress = ingress_of(rendering, "mlflow")
+    assert "tls" not in ingress["spec"] and "ingressClassName" not in ingress["spec"]
+    assert "annotations" not in ingress["metadata"]
+    assert rendering.outputs["mlflow"]["externalUrl"] == "http://mlflow.internal"
+    assert flag(server(values)["args"], "cors-allowed-origins")[0] == "http://mlflow.internal"
+
+
+def test_a_disabled_ingress_leaves_no_object() -> None:
+    values = {"mlflow": {"ingress": {"enabled": False, "hosts": ["mlflow.example.com"]}}}
+    assert evaluate(values).of_type("Ingress") == []
+    assert "mlflow.example.com" not in flag(server(values)["args"], "allowed-hosts")

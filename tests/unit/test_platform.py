@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from infra import kube, profiles, render
-from tests.support.rendering import SENTINELS, containers, pod_specs, secret_data, stack_rendering
+from tests.support.rendering import (
+    INGRESSES,
+    SENTINELS,
+    containers,
+    evaluate,
+    pod_specs,
+    secret_data,
+    stack_rendering,
+)
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
@@ -81,6 +89,30 @@ def test_every_object_is_named_labelled_and_placed(stack: render.Rendering) -> N
         if obj["kind"] not in CLUSTER_SCOPED:
             models = stack.config.kserve.model_namespace
             assert meta["namespace"] in (stack.config.namespace, models), meta["name"]
+
+
+def test_no_stack_exposes_a_service_by_default(stack: render.Rendering) -> None:
+    assert stack.of_type("Ingress") == []
+
+
+def test_each_ingress_is_a_child_of_its_component_named_labelled_and_placed() -> None:
+    rendering = evaluate(INGRESSES)
+    owners = {
+        "mlflow": "mlops:components:Mlflow",
+        "flyte": "mlops:components:Flyte",
+        "grafana": "mlops:components:Monitoring",
+        "prometheus": "mlops:components:Monitoring",
+    }
+    components = {r.urn: r.type for r in rendering.resources}
+    ingresses = rendering.of_type("Ingress")
+    assert sorted(i.name for i in ingresses) == sorted(owners)
+    for ingress in ingresses:
+        meta = ingress.manifest()["metadata"]
+        assert components[ingress.parent] == owners[ingress.name], ingress.name
+        assert meta["name"] == ingress.name and meta["namespace"] == "mlops", ingress.name
+        assert meta["labels"] == kube.labels(
+            ingress.name, meta["labels"]["app.kubernetes.io/component"]
+        )
 
 
 def test_every_volume_size_comes_from_the_profile(stack: render.Rendering) -> None:

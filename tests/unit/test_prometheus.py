@@ -12,7 +12,14 @@ import yaml
 
 from infra import versions
 from infra.components import prometheus
-from tests.support.rendering import component_objects, evaluate, stack_rendering
+from tests.support.rendering import (
+    INGRESSES,
+    component_objects,
+    evaluate,
+    ingress_of,
+    pod_container,
+    stack_rendering,
+)
 from tests.support.tools import promtool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,3 +190,24 @@ def test_rendered_prometheus_config_passes_promtool(stack_name: str, tmp_path: P
         [binary, "check", "config", str(path)], capture_output=True, text=True, timeout=120
     )
     assert broken.returncode != 0
+
+
+def test_ingress_routes_to_prometheus_and_sets_its_external_url() -> None:
+    rendering = evaluate(INGRESSES)
+    ingress = ingress_of(rendering, "prometheus")
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "prometheus.example.com"
+    assert rule["http"]["paths"][0]["backend"] == {
+        "service": {"name": "prometheus", "port": {"number": prometheus.PORT}}
+    }
+    args = pod_container(rendering, "StatefulSet", "prometheus")["args"]
+    assert "--web.external-url=http://prometheus.example.com/" in args
+    outputs = rendering.outputs["monitoring"]
+    assert outputs["prometheusExternalUrl"] == "http://prometheus.example.com"
+    assert outputs["prometheusUrl"] == "http://prometheus.mlops.svc.cluster.local:9090"
+
+
+def test_no_external_url_without_an_ingress() -> None:
+    args = pod_container(stack_rendering("dev"), "StatefulSet", "prometheus")["args"]
+    assert not [a for a in args if a.startswith("--web.external-url")]
+    assert "prometheusExternalUrl" not in stack_rendering("dev").outputs["monitoring"]
