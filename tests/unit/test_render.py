@@ -58,7 +58,7 @@ def test_unknown_stack_is_a_clean_error(tmp_path: Path) -> None:
     result = run_render("--stack", "qa", "--out", str(tmp_path))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "known stacks: ci, dev, prod, staging" in result.stderr
+    assert "known stacks: ci, dev, kind, prod, staging" in result.stderr
 
 
 def test_bad_stack_config_is_a_clean_error(tmp_path: Path) -> None:
