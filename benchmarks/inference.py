@@ -51,6 +51,7 @@ from benchmarks.feast_online import (
     redis_server,
     timed,
 )
+from infra import versions
 from infra.components import kserve
 from tests.support.kserve import predictor_command, transformer_command
 from tests.support.servers import running_server
@@ -132,7 +133,7 @@ def main() -> None:
         save(fitted, frame, model_dir)
         prepared = time.monotonic() - started
 
-        runtime = kserve.mlflow_runtime("models")
+        runtime = kserve.mlflow_runtime("models", versions.SERVING_IMAGE)
         isvc = inference_service(MODEL_NAME, "1", "s3://unused")
         ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
         command, predictor_env = predictor_command(runtime, isvc, model_dir, ports, SERVING_BIN)

@@ -84,7 +84,7 @@ def workloads_env(outputs: dict[str, Any], store_config: Path) -> str:
     settings = {
         "MLOPS_MLFLOW_ARTIFACTS": outputs["mlflow"]["artifactsDestination"],
         "MLOPS_MODEL_NAMESPACE": outputs["kserve"]["modelNamespace"],
-        "MLOPS_WORKLOADS_IMAGE": outputs["feast"]["repoImage"],
+        "MLOPS_WORKLOADS_IMAGE": outputs["images"]["workloads"],
         "FEAST_FS_YAML_FILE_PATH": str(store_config),
     }
     return "".join(f"{k}={v}\n" for k, v in settings.items()) + (

@@ -55,10 +55,13 @@ from infra.configtypes import (
     Quantity,
     RegionName,
     Registry,
+    RegistryHost,
+    RegistryUser,
     Replicas,
     RoleName,
     Secret,
     StorageClassName,
+    SuppliedSecret,
     Workers,
     describe,
     line,
@@ -296,10 +299,6 @@ class FeastConfig(Component):
     )
     project: FeastProject = Field("fraud", description="the Feast project the server serves")
     replicas: Replicas = Field(json_schema_extra=FOLLOWS_REPLICAS)
-    repo_image: Image = Field(
-        versions.WORKLOADS_IMAGE,
-        description="the workload image: feature repo, training tasks, transformer",
-    )
     resources: Resources
     workers: Workers = Field(1, description="feature server worker processes per replica")
 
@@ -360,6 +359,32 @@ class MonitoringConfig(Component):
     grafana_admin_password: Secret = Field(alias="grafanaAdminPassword")
 
 
+class PullSecret(Model):
+    """A private registry's login; its token is the secret key `imagePullPassword`."""
+
+    known_keys_sorted: ClassVar[bool] = False
+    registry: RegistryHost = Field(description="the host the project images are pulled from")
+    username: RegistryUser = Field(description="the login the token belongs to")
+    password: SuppliedSecret = Field(alias="imagePullPassword")
+
+
+class ImagesConfig(Model):
+    """The project's own images (targets of workloads/Dockerfile), by tag or digest
+    (`name@sha256:...`), and `pullSecret`: the login of a private registry they come from
+    (none: they are public or already on the nodes)."""
+
+    known_keys_sorted: ClassVar[bool] = False
+    workloads: Image = Field(
+        versions.WORKLOADS_IMAGE,
+        description="target `workloads`: feature repo Jobs, training tasks, transformer",
+    )
+    serving: Image = Field(
+        versions.SERVING_IMAGE,
+        description="target `serving`: the model server of the `mlops-mlflow` ServingRuntime",
+    )
+    pull_secret: PullSecret | None = None
+
+
 class PlatformConfig(Model):
     """A stack's config, validated; a disabled component is None."""
 
@@ -379,6 +404,7 @@ class PlatformConfig(Model):
     feast: Annotated[FeastConfig | None, Switch]
     kserve: Annotated[KserveConfig | None, Switch]
     monitoring: Annotated[MonitoringConfig | None, Switch]
+    images: ImagesConfig = ImagesConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -393,8 +419,8 @@ class PlatformConfig(Model):
         laid = _lay(_defaults(plain), plain)
         problems: list[str] = context.get("problems", [])
         for section, key, _ in SECRETS:
-            part = laid.get(section)
-            if not isinstance(part, dict):
+            part = _part(laid, section)
+            if part is None:
                 continue
             if key in part:
                 del part[key]
@@ -409,7 +435,7 @@ class PlatformConfig(Model):
         return laid
 
 
-# The component sections' keys, and the attribute of each.
+# The sections' keys, and the attribute of each.
 _ATTRIBUTES = {
     field.alias or name: name
     for name, field in PlatformConfig.model_fields.items()
@@ -421,10 +447,24 @@ SECRETS = secret_fields(PlatformConfig)
 SECRET_KEYS: Mapping[str, str] = {key: section for section, key, _ in SECRETS}
 
 
-def section(config: PlatformConfig, key: str) -> Component | None:
-    """A component's section by its stack key ("objectStore"); None while disabled."""
-    found: Component | None = getattr(config, _ATTRIBUTES[key])
+def section(config: PlatformConfig, path: str) -> Model | None:
+    """A section by its stack key path ("objectStore", "images.pullSecret"); None while
+    disabled or unset."""
+    found: Model | None = config
+    for key in path.split("."):
+        if found is None:
+            return None
+        fields = type(found).model_fields
+        found = getattr(found, next(n for n, f in fields.items() if (f.alias or n) == key))
     return found
+
+
+def _part(laid: Mapping[str, Any], path: str) -> dict[str, Any] | None:
+    """The raw object at a section's key path, if the stack has one there."""
+    part: Any = laid
+    for key in path.split("."):
+        part = part.get(key) if isinstance(part, dict) else None
+    return part if isinstance(part, dict) else None
 
 
 def _valid(rule: Any, value: Any) -> bool:

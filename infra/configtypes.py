@@ -61,6 +61,8 @@ class SecretKey:
 
     # Whether the owner of an external service must supply it (bootstrap cannot generate it).
     supplied_with_external: bool = True
+    # False for a credential only its owner knows (a registry token): never generated.
+    generated: bool = True
 
 
 class Model(BaseModel):
@@ -184,6 +186,22 @@ Registry = Annotated[
         "registry host (and path)",
     ),
 ]
+RegistryHost = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$"),
+    Allowed(
+        "must be a registry host such as ghcr.io or registry.example.com:5000",
+        "registry host",
+    ),
+]
+RegistryUser = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}$"),
+    Allowed(
+        "must be a registry user name (up to 255 of A-Z, a-z, 0-9, '.', '_', '@', '+', '-')",
+        "registry user name",
+    ),
+]
 Duration = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9]+(ms|s|m|h|d|w|y)$"),
@@ -297,6 +315,8 @@ Secret = Annotated[SecretStr, BeforeValidator(_secret), SecretKey()]
 GeneratedSecret = Annotated[
     SecretStr, BeforeValidator(_secret), SecretKey(supplied_with_external=False)
 ]
+# A credential another system issues (a registry token): bootstrap asks for it, never invents it.
+SuppliedSecret = Annotated[SecretStr, BeforeValidator(_secret), SecretKey(generated=False)]
 
 
 def refuse(key: str, value: Any, allowed: str) -> PydanticCustomError:
@@ -350,15 +370,32 @@ def by_alias(model: type[BaseModel]) -> dict[str, FieldInfo]:
 
 
 def secret_fields(root: type[Model]) -> list[tuple[str, str, SecretKey]]:
-    """(section key, secret key, marker) of every secret field of the root's sections."""
+    """(path of the section holding it, secret key, marker) of every secret field below the
+    root: a component's own ("redis") or a nested optional section's ("images.pullSecret")."""
     found = []
-    for key, field in by_alias(root).items():
-        section = model_of(field)
-        for name, sub in by_alias(section).items() if section is not None else ():
-            marker = secret_of(sub)
-            if marker is not None:
-                found.append((key, name, marker))
+
+    def walk(model: type[BaseModel], path: list[str]) -> None:
+        for name, field in by_alias(model).items():
+            marker = secret_of(field)
+            if marker is not None and path:
+                found.append((".".join(path), name, marker))
+            nested = model_of(field)
+            if nested is not None:
+                walk(nested, [*path, name])
+
+    walk(root, [])
     return found
+
+
+def model_at(root: type[Model], path: str) -> type[Model]:
+    """The model of a dotted key path below the root ("images.pullSecret")."""
+    model = root
+    for key in path.split("."):
+        nested = model_of(by_alias(model)[key])
+        if nested is None:
+            raise KeyError(f"{path} is not a section")
+        model = nested
+    return model
 
 
 def known_keys(model: type[Model]) -> list[str]:
@@ -399,8 +436,9 @@ def _describe(e: Any, root: type[Model], stack: str, secret_names: list[str]) ->
     if field is not None and secret_of(field) is not None:
         name = loc[-1]
         if kind == "missing":
+            state = "enabled" if issubclass(parent, Component) else "set"
             return (
-                f"{PROJECT}:{name} is not set (required while {loc[0]} is enabled); "
+                f"{PROJECT}:{name} is not set (required while {'.'.join(loc[:-1])} is {state}); "
                 f"run ./scripts/bootstrap-secrets.sh {stack} "
                 f"or: pulumi config set --secret {name} <value> --stack {stack}"
             )

@@ -6,7 +6,9 @@ limits, probes, security context) are written once.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -267,6 +269,52 @@ def secret(
     )
 
 
+# The registry login Secret in every namespace that runs a project image.
+IMAGE_PULL_SECRET = "mlops-image-pull"
+
+
+@dataclass(frozen=True)
+class ImagePull:
+    """The login of the private registry the project images come from; each component that
+    runs them creates IMAGE_PULL_SECRET from it in its own namespace."""
+
+    registry: str
+    username: str
+    password: pulumi.Output[str]
+
+    def docker_config(self) -> pulumi.Output[str]:
+        """The `.dockerconfigjson` value, as `kubectl create secret docker-registry` writes it;
+        a Pulumi secret."""
+        return pulumi.Output.secret(
+            self.password.apply(lambda pw: docker_config_json(self.registry, self.username, pw))
+        )
+
+
+def docker_config_json(registry: str, username: str, password: str) -> str:
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    login = {"username": username, "password": password, "auth": auth}
+    return json.dumps({"auths": {registry: login}}, sort_keys=True)
+
+
+def image_pull_secret(
+    namespace: str, component: str, pull: ImagePull, opts: pulumi.ResourceOptions
+) -> k8s.core.v1.Secret:
+    """The registry login Secret (IMAGE_PULL_SECRET) of one namespace."""
+    return k8s.core.v1.Secret(
+        f"{component}-image-pull",
+        metadata=metadata(IMAGE_PULL_SECRET, namespace, component, "image-pull"),
+        type="kubernetes.io/dockerconfigjson",
+        string_data={".dockerconfigjson": pull.docker_config()},
+        opts=opts,
+    )
+
+
+def image_pull_fields(pull: ImagePull | None) -> Spec:
+    """The `imagePullSecrets` of a pod spec or ServingRuntime that runs a project image; none
+    without a registry login."""
+    return {"imagePullSecrets": [{"name": IMAGE_PULL_SECRET}]} if pull is not None else {}
+
+
 def job(
     name: str,
     namespace: str,
@@ -278,6 +326,7 @@ def job(
     volumes: list[Spec],
     needs: list[pulumi.Resource],
     parent: pulumi.Resource,
+    **pod_fields: Any,
 ) -> k8s.batch.v1.Job:
     """A run-to-completion Job that starts once `needs` exist.
 
@@ -292,7 +341,9 @@ def job(
             "activeDeadlineSeconds": 900,
             "template": {
                 "metadata": {"labels": labels(component, part)},
-                "spec": pod_spec(uid, [runner], restartPolicy="OnFailure", volumes=volumes),
+                "spec": pod_spec(
+                    uid, [runner], restartPolicy="OnFailure", volumes=volumes, **pod_fields
+                ),
             },
         },
         opts=pulumi.ResourceOptions(parent=parent, depends_on=needs, delete_before_replace=True),

@@ -54,7 +54,7 @@ def task_environment(
             "MLFLOW_TRACKING_USERNAME": "admin",
             "MLOPS_MLFLOW_ARTIFACTS": mlflow.artifacts_destination,
             "MLOPS_MODEL_NAMESPACE": config.kserve.model_namespace,
-            "MLOPS_WORKLOADS_IMAGE": config.feast.repo_image if config.feast else "",
+            "MLOPS_WORKLOADS_IMAGE": config.images.workloads,
             "FEAST_FS_YAML_FILE_PATH": "/etc/feast/feature_store.yaml",
         },
         feature_store_yaml=feast.store_config,
@@ -65,14 +65,26 @@ def task_environment(
     )
 
 
+def image_pull(config: PlatformConfig) -> kube.ImagePull | None:
+    """The private registry's login, for the components that run project images."""
+    login = config.images.pull_secret
+    if login is None:
+        return None
+    return kube.ImagePull(login.registry, login.username, reveal(login.password))
+
+
 class Platform(pulumi.ComponentResource):
     parts: list[Part]
+    # The project images the stack runs, by workloads/Dockerfile target: a stack output.
+    images: dict[str, str]
 
     def __init__(
         self, name: str, config: PlatformConfig, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:index:Platform", name, None, opts)
         ns = config.namespace
+        pull = image_pull(config)
+        self.images = {"workloads": config.images.workloads, "serving": config.images.serving}
         storage = kube.Storage(config.storage_class, config.data_protection)
         # Deleting a namespace deletes its volumes' claims: protect it with the data.
         namespace = kube.namespace(
@@ -105,21 +117,26 @@ class Platform(pulumi.ComponentResource):
                 ns,
                 database_server.databases["feast"],
                 cache.endpoint,
+                config.images.workloads,
                 needs=[database_server, cache],
+                image_pull=pull,
             )
             feast = self._add(Feast("feast", feast_args, child))
         if config.flyte:
             database = _provided(postgres, "flyte").databases["flyte"]
             s3 = _provided(store, "flyte").endpoint
             tasks = task_environment(config, mlflow, feast)
-            self._add(Flyte("flyte", FlyteArgs(config.flyte, ns, database, s3, tasks), child))
+            flyte_args = FlyteArgs(config.flyte, ns, database, s3, tasks, image_pull=pull)
+            self._add(Flyte("flyte", flyte_args, child))
         if config.kserve:
             s3 = _provided(store, "kserve").endpoint
             kserve_args = KserveArgs(
                 config.kserve,
                 s3,
+                config.images.serving,
                 feature_store=feast.client if feast else None,
                 deployers=training_accounts(config.flyte) if config.flyte else (),
+                image_pull=pull,
             )
             self._add(Kserve("kserve", kserve_args, pulumi.ResourceOptions(parent=self)))
         if config.monitoring:
@@ -140,8 +157,9 @@ class Platform(pulumi.ComponentResource):
         return tuple(found)
 
     def outputs(self) -> dict[str, Any]:
-        """The stack outputs: the merge of what each component exports (secrets stay secret)."""
-        merged: dict[str, Any] = {}
+        """The stack outputs: the project images and the merge of what each component exports
+        (secrets stay secret)."""
+        merged: dict[str, Any] = {"images": self.images}
         for part in self.parts:
             merged.update(part.outputs)
         return merged

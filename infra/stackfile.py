@@ -4,7 +4,17 @@
 
 prints, for each secret key, what `scripts/bootstrap-secrets.sh` must do with it: `set` (the
 stack has it), `generate` (a random value will do), `supply` (the credential of an external
-service: only its owner knows it) or `unused` (its component is disabled).
+service or a registry token: only its owner knows it) or `unused` (its component is disabled,
+or its section unset).
+
+    python -m infra.stackfile images --stack dev
+
+prints the stack's project images, one `<target> <reference>` per line, the target being the
+workloads/Dockerfile target to build under that name (`workloads`, `serving`).
+
+    python -m infra.stackfile charts --stack dev
+
+prints the Helm chart repositories a deploy of the stack pulls from, one per line.
 """
 
 from __future__ import annotations
@@ -66,11 +76,12 @@ def secret_plan(stack_file: StackFile) -> dict[str, str]:
     plan = {}
     for section_key, key, marker in config.SECRETS:
         section = config.section(cfg, section_key)
+        external = getattr(section, "external", None) is not None
         if f"{config.PROJECT}:{key}" in stack_file.secure:
             plan[key] = "set"
         elif section is None:
             plan[key] = "unused"
-        elif getattr(section, "external", None) is not None and marker.supplied_with_external:
+        elif not marker.generated or (external and marker.supplied_with_external):
             plan[key] = "supply"
         else:
             plan[key] = "generate"
@@ -86,11 +97,19 @@ def chart_repositories(stack_file: StackFile) -> list[str]:
     return [kserve.cert_manager.chart_repository, kserve.chart_repository]
 
 
+def project_images(stack_file: StackFile) -> dict[str, str]:
+    """The workloads/Dockerfile target of each project image, and the reference the stack
+    runs it under."""
+    images = config.load(stack_file.stack, *stack_file.with_placeholders()).images
+    return {"workloads": images.workloads, "serving": images.serving}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`secrets`: the secret plan, one `<key> <action>` per line. `charts`: the chart
-    repositories the stack pulls from, one per line."""
+    """`secrets`: the secret plan, one `<key> <action>` per line. `images`: the project images,
+    one `<target> <reference>` per line. `charts`: the chart repositories the stack pulls from,
+    one per line."""
     parser = argparse.ArgumentParser(prog="python -m infra.stackfile")
-    parser.add_argument("command", choices=["secrets", "charts"])
+    parser.add_argument("command", choices=["secrets", "images", "charts"])
     parser.add_argument("--stack", required=True)
     parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -98,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         stack_file = read(args.stack, args.stacks_dir)
         if args.command == "charts":
             lines = chart_repositories(stack_file)
+        elif args.command == "images":
+            lines = [f"{t} {ref}" for t, ref in project_images(stack_file).items()]
         else:
             lines = [f"{key} {action}" for key, action in secret_plan(stack_file).items()]
     except config.ConfigError as error:

@@ -4,7 +4,8 @@
 #   ./scripts/bootstrap-secrets.sh <stack>
 #
 # Secrets already in the stack are kept. The credentials of external services (an existing
-# Postgres admin, S3 keys) cannot be generated: the script names the command that sets each.
+# Postgres admin, S3 keys) and a private registry's token (imagePullPassword) cannot be
+# generated: the script names the command that sets each.
 # Values go to Pulumi on standard input, never on a command line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ while read -r key action; do
 done <<<"$plan"
 
 if [ "${#to_supply[@]}" -gt 0 ]; then
-  echo "error: stack $stack points at external services whose credentials only you know; set:" >&2
+  echo "error: stack $stack needs credentials only you know (external services, a registry token); set:" >&2
   for key in "${to_supply[@]}"; do
     echo "  pulumi config set --secret $key --stack $stack   # value read from standard input" >&2
   done

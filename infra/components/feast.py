@@ -3,9 +3,9 @@
 The store config is generated here from the Postgres and Redis outputs: a SQL registry and the
 offline store on the feast database, the online store on Redis. Credentials are not in it:
 Feast expands `${VARIABLES}` when it reads the file, and the variables come from Secrets.
-The apply Job and the CronJob run the workload image, which carries the feature repo; the
-server runs the official image and needs only the config (the registry holds the rest,
-on-demand transformations included).
+The apply Job and the CronJob run the workload image, which carries the feature repo (with a
+private registry's login, from the namespace's pull Secret); the server runs the official image
+and needs only the config (the registry holds the rest, on-demand transformations included).
 """
 
 from __future__ import annotations
@@ -59,8 +59,12 @@ class FeastArgs:
     namespace: str
     database: PostgresDatabase
     redis: RedisEndpoint
+    # The project's workload image, which carries the feature repo.
+    workloads_image: str
     # What must be ready before `feast apply` runs: the database and Redis.
     needs: Sequence[pulumi.Resource] = ()
+    # The registry login for the workload image (None: it is public or on the nodes).
+    image_pull: kube.ImagePull | None = None
 
 
 def registry_url(database: PostgresDatabase) -> pulumi.Output[str]:
@@ -168,7 +172,10 @@ class Feast(pulumi.ComponentResource):
             opts=child,
         )
         env = self._env(args)
-        apply = self._apply_job(args, env, [secret, config_map, *args.needs])
+        needs: list[pulumi.Resource] = [secret, config_map, *args.needs]
+        if args.image_pull is not None:
+            needs.append(kube.image_pull_secret(ns, COMPONENT, args.image_pull, child))
+        apply = self._apply_job(args, env, needs)
         self._server(args, env, apply)
         self._materialize(args, env, apply)
         # feast/metrics.py of the pinned version: what `feast serve --metrics` exposes.
@@ -192,7 +199,6 @@ class Feast(pulumi.ComponentResource):
                 "endpoint": self.endpoint,
                 "project": self.project,
                 "featureStoreYaml": self.store_config,
-                "repoImage": cfg.repo_image,
             }
         }
         self.register_outputs(self.outputs)
@@ -223,7 +229,7 @@ class Feast(pulumi.ComponentResource):
     ) -> kube.Spec:
         return kube.job_container(
             "feast",
-            args.config.repo_image,
+            args.workloads_image,
             JOB_SIZE,
             command=command,
             workingDir=REPO_DIR,
@@ -245,6 +251,7 @@ class Feast(pulumi.ComponentResource):
             volumes=self._volumes(),
             needs=needs,
             parent=self,
+            **kube.image_pull_fields(args.image_pull),
         )
 
     def _server(self, args: FeastArgs, env: list[kube.Spec], apply: pulumi.Resource) -> None:
@@ -306,6 +313,7 @@ class Feast(pulumi.ComponentResource):
                                 [runner],
                                 restartPolicy="Never",
                                 volumes=self._volumes(),
+                                **kube.image_pull_fields(args.image_pull),
                             ),
                         },
                     },

@@ -4,11 +4,13 @@ Mirrors the upstream flyte-binary chart at v1.16: one process (admin, propeller,
 scheduler) reading `/etc/flyte/config.d/*.yaml`, its own Postgres database, metadata and user
 data in the flyte bucket. Credentials never enter a ConfigMap: the database password is a
 mounted file (`passwordPath`), the S3 keys a config file in a Secret, and task pods get theirs
-from a Secret that the cluster-resource manager writes into each project namespace.
+from a Secret that the cluster-resource manager writes into each project namespace (as it
+writes a private registry's pull Secret, which the training ServiceAccount names).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +94,22 @@ stringData:
   FLYTE_AWS_ACCESS_KEY_ID: '{{{{ s3AccessKeyId }}}}'
   FLYTE_AWS_SECRET_ACCESS_KEY: '{{{{ s3SecretAccessKey }}}}'
 """
+IMAGE_PULL_DIR = "/etc/flyte/image-pull"
+# The `.dockerconfigjson` as a Secret's `data` wants it (base64): safe in a YAML scalar.
+IMAGE_PULL_KEY = "dockerconfigjson.b64"
+IMAGE_PULL_TEMPLATE = f"""\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {kube.IMAGE_PULL_SECRET}
+  namespace: '{{{{ namespace }}}}'
+type: kubernetes.io/dockerconfigjson
+data:
+  .dockerconfigjson: '{{{{ imagePullConfig }}}}'
+"""
+IMAGE_PULL_DATA = {
+    "imagePullConfig": {"valueFrom": {"filePath": f"{IMAGE_PULL_DIR}/{IMAGE_PULL_KEY}"}}
+}
 WAIT_FOR_DB = (
     'until pg_isready -h "$PGHOST" -p "$PGPORT" -U "$PGUSER"; '
     "do echo waiting for database; sleep 2; done"
@@ -117,6 +135,8 @@ class FlyteArgs:
     database: PostgresDatabase
     storage: S3Endpoint
     tasks: TaskEnvironment | None = None
+    # The registry login for the project images in the project namespaces (None: not needed).
+    image_pull: kube.ImagePull | None = None
 
 
 # The names workloads/training/workflow.py reads in each project namespace.
@@ -134,10 +154,12 @@ def _indented(text: str, spaces: int) -> str:
     return "".join(f"{' ' * spaces}{line}\n" for line in text.splitlines())
 
 
-def task_templates(tasks: TaskEnvironment) -> dict[str, str]:
+def task_templates(tasks: TaskEnvironment, image_pull: bool) -> dict[str, str]:
     """Cluster-resource templates for the training tasks; `{{ namespace }}` and the secrets'
-    `{{ workloadsSecretN }}` are filled by Flyte."""
+    `{{ workloadsSecretN }}` are filled by Flyte. With `image_pull`, the ServiceAccount names
+    the namespace's registry login."""
     head = "metadata:\n  name: {name}\n  namespace: '{{{{ namespace }}}}'\n"
+    pull = f"imagePullSecrets:\n- name: {kube.IMAGE_PULL_SECRET}\n" if image_pull else ""
     settings = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in sorted(tasks.settings.items()))
     secrets = "".join(
         f"  {name}: '{{{{ workloadsSecret{i} }}}}'\n"
@@ -146,7 +168,8 @@ def task_templates(tasks: TaskEnvironment) -> dict[str, str]:
     return {
         "003-training-account.yaml": "apiVersion: v1\nkind: ServiceAccount\n"
         + head.format(name=TRAINING_ACCOUNT)
-        + "automountServiceAccountToken: true\n",
+        + "automountServiceAccountToken: true\n"
+        + pull,
         "004-workloads-config.yaml": "apiVersion: v1\nkind: ConfigMap\n"
         + head.format(name=WORKLOADS_CONFIG)
         + "data:\n"
@@ -195,6 +218,7 @@ def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
                         "valueFrom": {"filePath": f"{STORAGE_DIR}/secret-access-key"}
                     },
                     **(task_template_data(args.tasks) if args.tasks else {}),
+                    **(IMAGE_PULL_DATA if args.image_pull else {}),
                 },
             },
             "domains": [{"id": d, "name": d} for d in cfg.domains],
@@ -274,6 +298,19 @@ def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
     }
 
 
+def templates(args: FlyteArgs) -> dict[str, str]:
+    """The cluster-resource templates, by file name: what every project namespace gets."""
+    found = {
+        "001-namespace.yaml": NAMESPACE_TEMPLATE,
+        "002-task-storage.yaml": TASK_STORAGE_TEMPLATE,
+    }
+    if args.tasks:
+        found.update(task_templates(args.tasks, image_pull=args.image_pull is not None))
+    if args.image_pull:
+        found["007-image-pull.yaml"] = IMAGE_PULL_TEMPLATE
+    return found
+
+
 def storage_secret_file(keys: list[str]) -> str:
     return yaml.safe_dump(
         {"storage": {"stow": {"config": {"access_key_id": keys[0], "secret_key": keys[1]}}}}
@@ -302,11 +339,7 @@ class Flyte(pulumi.ComponentResource):
         self.endpoint = grpc_endpoint(ns)
         self.console_url = f"http://{http_host}:{HTTP_PORT}/console"
         files = {n: yaml.safe_dump(c, sort_keys=True) for n, c in config_files(args).items()}
-        templates = {
-            "001-namespace.yaml": NAMESPACE_TEMPLATE,
-            "002-task-storage.yaml": TASK_STORAGE_TEMPLATE,
-            **(task_templates(args.tasks) if args.tasks else {}),
-        }
+        template_files = templates(args)
         needs: list[pulumi.Resource] = [
             k8s.core.v1.ConfigMap(
                 "flyte-config",
@@ -331,7 +364,7 @@ class Flyte(pulumi.ComponentResource):
                 metadata=kube.metadata(
                     "flyte-cluster-resource-templates", ns, COMPONENT, "orchestration"
                 ),
-                data=templates,
+                data=template_files,
                 opts=child,
             ),
             *self._rbac(ns),
@@ -347,13 +380,28 @@ class Flyte(pulumi.ComponentResource):
                     self,
                 )
             )
+        if args.image_pull:
+            needs.append(
+                kube.secret(
+                    f"{COMPONENT}-image-pull",
+                    ns,
+                    COMPONENT,
+                    "orchestration",
+                    {
+                        IMAGE_PULL_KEY: args.image_pull.docker_config().apply(
+                            lambda text: base64.b64encode(text.encode()).decode()
+                        )
+                    },
+                    self,
+                )
+            )
         self._services(ns)
         ingress = args.config.ingress
         if ingress:
             kube.ingress(
                 COMPONENT, ns, "orchestration", ingress, f"{COMPONENT}-http", HTTP_PORT, self
             )
-        self._deployment(args, needs, kube.checksum(*files.values(), *templates.values()))
+        self._deployment(args, needs, kube.checksum(*files.values(), *template_files.values()))
         self.telemetry = Telemetry(
             COMPONENT,
             targets=(ScrapeTarget(COMPONENT, f"{http_host}:{METRICS_PORT}"),),
@@ -419,6 +467,11 @@ class Flyte(pulumi.ComponentResource):
                     if args.tasks
                     else []
                 ),
+                *(
+                    [{"name": "image-pull", "mountPath": IMAGE_PULL_DIR, "readOnly": True}]
+                    if args.image_pull
+                    else []
+                ),
                 {"name": "state", "mountPath": "/var/run/flyte"},
                 {"name": "tmp", "mountPath": "/tmp"},
             ],
@@ -456,6 +509,11 @@ class Flyte(pulumi.ComponentResource):
             *(
                 [{"name": "workloads", "secret": {"secretName": f"{COMPONENT}-workloads"}}]
                 if args.tasks
+                else []
+            ),
+            *(
+                [{"name": "image-pull", "secret": {"secretName": f"{COMPONENT}-image-pull"}}]
+                if args.image_pull
                 else []
             ),
             kube.empty_dir("state"),

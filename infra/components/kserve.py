@@ -10,6 +10,8 @@ Whether it installs or finds KServe already there, the component creates the mod
 an S3 credentials Secret annotated for KServe's storage initializer (from the object storage
 outputs) and a ServiceAccount that carries it: an InferenceService with
 `serviceAccountName: <service_account>` can read `s3://<models bucket>/...` storage URIs.
+With a private registry's login, the ServiceAccount and the `mlops-mlflow` ServingRuntime also
+name the namespace's pull Secret, so predictor and transformer pods can pull project images.
 """
 
 from __future__ import annotations
@@ -107,10 +109,14 @@ CERT_MANAGER_RESOURCES = {
 class KserveArgs:
     config: KserveConfig
     storage: S3Endpoint
+    # The project's model server image, run by the `mlops-mlflow` ServingRuntime.
+    serving_image: str
     # The store config and credentials the transformer reads features with (None: no Feast).
     feature_store: FeatureStoreClient | None = None
     # ServiceAccounts (namespace, name) allowed to deploy models: Flyte's training tasks.
     deployers: tuple[tuple[str, str], ...] = ()
+    # The registry login for the project images (None: they are public or on the nodes).
+    image_pull: kube.ImagePull | None = None
 
 
 def mirrored(image: str, registry: str | None) -> str:
@@ -137,9 +143,12 @@ def s3_annotations(endpoint: str, region: str) -> dict[str, str]:
     }
 
 
-def mlflow_runtime(namespace: str) -> dict[str, Any]:
+def mlflow_runtime(
+    namespace: str, image: str, image_pull: kube.ImagePull | None = None
+) -> dict[str, Any]:
     """The ServingRuntime of MLflow 3 models. KServe fills `{{.Name}}` with the
-    InferenceService's name and mounts the model at /mnt/models."""
+    InferenceService's name, mounts the model at /mnt/models and copies `imagePullSecrets`
+    into the predictor's pod."""
     ports = MLFLOW_RUNTIME_PORTS
     env = {
         "MLSERVER_MODEL_IMPLEMENTATION": "mlserver_mlflow.MLflowRuntime",
@@ -159,7 +168,7 @@ def mlflow_runtime(namespace: str) -> dict[str, Any]:
     }
     container = {
         "name": "kserve-container",
-        "image": versions.SERVING_IMAGE,
+        "image": image,
         "command": ["mlserver", "start", "/mnt/models"],
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "ports": [{"containerPort": ports["http"], "name": "http", "protocol": "TCP"}],
@@ -187,6 +196,7 @@ def mlflow_runtime(namespace: str) -> dict[str, Any]:
             ],
             "protocolVersions": ["v2"],
             "containers": [container],
+            **kube.image_pull_fields(image_pull),
         },
     }
 
@@ -367,7 +377,9 @@ class Kserve(pulumi.ComponentResource):
             },
             opts=after,
         )
-        runtime = mlflow_runtime(ns)
+        if args.image_pull is not None:
+            kube.image_pull_secret(ns, COMPONENT, args.image_pull, after)
+        runtime = mlflow_runtime(ns, args.serving_image, args.image_pull)
         k8s.apiextensions.CustomResource(
             MLFLOW_RUNTIME,
             api_version=runtime["apiVersion"],
@@ -386,6 +398,7 @@ class Kserve(pulumi.ComponentResource):
             SERVICE_ACCOUNT,
             metadata=kube.metadata(SERVICE_ACCOUNT, ns, COMPONENT, "model-storage"),
             secrets=[{"name": STORAGE_SECRET}],
+            image_pull_secrets=kube.image_pull_fields(args.image_pull).get("imagePullSecrets"),
             automount_service_account_token=False,
             opts=after,
         )

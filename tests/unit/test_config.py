@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from infra import config, configdoc, profiles, render
+from infra import config, configdoc, profiles, render, versions
 from tests.support.rendering import SENTINELS, evaluate, raw_config
 
 P = "mlops-platform"
@@ -80,9 +80,9 @@ BAD_CONFIGS = [
         {"profle": "small"},
         f"{P}:profle = 'small': unknown key; known keys: profile, namespace, storageClass, "
         "replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, feast, kserve, "
-        "monitoring, postgresPassword, postgresMlflowPassword, postgresFlytePassword, "
+        "monitoring, images, postgresPassword, postgresMlflowPassword, postgresFlytePassword, "
         "postgresFeastPassword, redisPassword, objectStoreAccessKey, objectStoreSecretKey, "
-        "mlflowAdminPassword, mlflowFlaskSecretKey, grafanaAdminPassword",
+        "mlflowAdminPassword, mlflowFlaskSecretKey, grafanaAdminPassword, imagePullPassword",
     ),
     ({"profile": "huge"}, f"{P}:profile = 'huge': must be one of small, standard, ha"),
     ({"replicas": "two"}, f"{P}:replicas = 'two': must be an integer from 1 to 10"),
@@ -155,9 +155,46 @@ BAD_CONFIGS = [
         "'*/15 * * * *' or '0 * * * *'",
     ),
     (
-        {"feast": {"repoImage": "ghcr.io/Acme/workloads:1"}},
-        f"{P}:feast.repoImage = 'ghcr.io/Acme/workloads:1': must be an image reference such as "
+        {"feast": {"repoImage": "ghcr.io/acme/workloads:1"}},
+        f"{P}:feast.repoImage = 'ghcr.io/acme/workloads:1': unknown key; known keys: enabled, "
+        "materializeSchedule, project, replicas, resources, workers",
+    ),
+    (
+        {"images": {"workloads": "ghcr.io/Acme/workloads:1"}},
+        f"{P}:images.workloads = 'ghcr.io/Acme/workloads:1': must be an image reference such as "
         "ghcr.io/acme/workloads:1.2.0",
+    ),
+    (
+        {"images": {"workloads": "UPPER:1"}},
+        f"{P}:images.workloads = 'UPPER:1': must be an image reference such as "
+        "ghcr.io/acme/workloads:1.2.0",
+    ),
+    (
+        {"images": {"serving": "ghcr.io/acme/serving@sha256:abc"}},
+        f"{P}:images.serving = 'ghcr.io/acme/serving@sha256:abc': must be an image reference "
+        "such as ghcr.io/acme/workloads:1.2.0",
+    ),
+    (
+        {"images": {"pullSecret": {"registry": "not a host!", "username": "robot"}}},
+        f"{P}:images.pullSecret.registry = 'not a host!': must be a registry host such as "
+        "ghcr.io or registry.example.com:5000",
+    ),
+    (
+        {"images": {"pullSecret": {"registry": "ghcr.io", "username": "robot deployer"}}},
+        f"{P}:images.pullSecret.username = 'robot deployer': must be a registry user name "
+        "(up to 255 of A-Z, a-z, 0-9, '.', '_', '@', '+', '-')",
+    ),
+    (
+        {"images": {"pullSecret": {"registry": "ghcr.io"}}},
+        f"{P}:images.pullSecret.username is not set: required when images.pullSecret is set",
+    ),
+    (
+        {"images": {"pullSecret": {"registry": "ghcr.io", "username": "robot", "token": "x"}}},
+        f"{P}:images.pullSecret.token = 'x': unknown key; known keys: registry, username",
+    ),
+    (
+        {"images": {"enabled": False}},
+        f"{P}:images.enabled = false: unknown key; known keys: workloads, serving, pullSecret",
     ),
     (
         {"feast": {"project": "fraud-v2"}},
@@ -318,6 +355,85 @@ def test_missing_secret_names_the_command_that_fixes_it() -> None:
     )
 
 
+LOGIN = {"registry": "registry.example.com:5000", "username": "robot"}
+
+
+def test_a_registry_login_without_its_token_names_the_command_that_sets_it() -> None:
+    secrets = {k: v for k, v in SENTINELS.items() if k != "imagePullPassword"}
+    assert error_of({"images": {"pullSecret": LOGIN}}, secrets) == (
+        f"{P}:imagePullPassword is not set (required while images.pullSecret is set); run "
+        "./scripts/bootstrap-secrets.sh dev or: pulumi config set --secret imagePullPassword "
+        "<value> --stack dev"
+    )
+
+
+def test_the_registry_token_is_refused_in_plain_text_or_inside_its_section() -> None:
+    raw, keys = raw_config({"images": {"pullSecret": LOGIN}})
+    with pytest.raises(config.ConfigError) as caught:
+        config.load("dev", raw, keys - {f"{P}:imagePullPassword"})
+    assert str(caught.value).endswith(
+        f"{P}:imagePullPassword is stored in plain text: it must be a secret; run: "
+        "pulumi config set --secret imagePullPassword <value> --stack dev"
+    )
+    inline = {"images": {"pullSecret": {**LOGIN, "imagePullPassword": "plain-text-token"}}}
+    message = error_of(inline)
+    assert message == (
+        f"{P}:images.pullSecret.imagePullPassword = [secret]: unknown key; set the secret with "
+        "pulumi config set --secret imagePullPassword"
+    )
+    assert "plain-text-token" not in message
+
+
+def test_images_default_to_the_pinned_project_images_without_a_login() -> None:
+    images = load({}).images
+    assert (images.workloads, images.serving) == (versions.WORKLOADS_IMAGE, versions.SERVING_IMAGE)
+    assert images.pull_secret is None
+
+
+def test_a_registry_token_without_a_login_is_left_unused() -> None:
+    """As a disabled component's secrets are: set, but nothing reads it."""
+    cfg = load({}, SENTINELS)
+    assert cfg.images.pull_secret is None
+    with_login = load({"images": {"pullSecret": LOGIN}})
+    assert with_login.images.pull_secret is not None
+    assert with_login.images.pull_secret.registry == "registry.example.com:5000"
+    token = with_login.images.pull_secret.password.get_secret_value()
+    assert token == SENTINELS["imagePullPassword"]
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "workloads:dev",
+        "localhost:5000/mlops/workloads:1.2.0",
+        f"ghcr.io/acme/workloads@{DIGEST}",
+        f"ghcr.io/acme/workloads:1.2.0@{DIGEST}",
+        f"registry.example.com:5000/ml/serving@{DIGEST}",
+    ],
+)
+def test_images_accept_tags_and_digests(reference: str) -> None:
+    images = load({"images": {"workloads": reference, "serving": reference}}).images
+    assert (images.workloads, images.serving) == (reference, reference)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        f"ghcr.io/acme/workloads@{DIGEST[:-1]}",
+        f"ghcr.io/acme/workloads@{DIGEST.upper()}",
+        f"ghcr.io/acme/workloads@sha512:{DIGEST[7:]}",
+        "ghcr.io/acme/workloads:1 ",
+    ],
+)
+def test_images_refuse_malformed_digests(reference: str) -> None:
+    assert error_of({"images": {"workloads": reference}}).startswith(
+        f"{P}:images.workloads = {reference!r}: must be an image reference"
+    )
+
+
 def test_secret_stored_in_plain_text_is_rejected() -> None:
     raw, keys = raw_config({})
     with pytest.raises(config.ConfigError) as caught:
@@ -390,6 +506,7 @@ def test_every_secret_key_belongs_to_the_section_that_needs_it() -> None:
         "mlflowAdminPassword": "mlflow",
         "mlflowFlaskSecretKey": "mlflow",
         "grafanaAdminPassword": "monitoring",
+        "imagePullPassword": "images.pullSecret",
     }
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import config, stackfile
+from infra import config, stackfile, versions
 
 
 def write_stack(tmp_path: Path, body: str) -> Path:
@@ -14,9 +14,9 @@ def write_stack(tmp_path: Path, body: str) -> Path:
     return tmp_path
 
 
-def test_fresh_stack_generates_every_secret() -> None:
+def test_fresh_stack_generates_every_secret_it_uses() -> None:
     plan = stackfile.secret_plan(stackfile.read("dev"))
-    assert plan == dict.fromkeys(config.SECRET_KEYS, "generate")
+    assert plan == {**dict.fromkeys(config.SECRET_KEYS, "generate"), "imagePullPassword": "unused"}
 
 
 def test_stored_secrets_are_left_alone(tmp_path: Path) -> None:
@@ -53,6 +53,7 @@ def test_external_credentials_must_be_supplied_but_consumer_logins_are_generated
         "mlflowAdminPassword": "generate",
         "mlflowFlaskSecretKey": "generate",
         "grafanaAdminPassword": "generate",
+        "imagePullPassword": "unused",
     }
 
 
@@ -91,3 +92,70 @@ def test_chart_repositories_are_those_kserve_installs_from(tmp_path: Path) -> No
         "t", write_stack(tmp_path, "  mlops-platform:kserve:\n    install: false\n")
     )
     assert stackfile.chart_repositories(installed) == []
+
+
+def test_a_registry_token_is_always_supplied_never_generated(tmp_path: Path) -> None:
+    stack = stackfile.read(
+        "t",
+        write_stack(
+            tmp_path,
+            "  mlops-platform:images:\n    pullSecret:\n"
+            "      registry: registry.example.com\n      username: robot\n",
+        ),
+    )
+    plan = stackfile.secret_plan(stack)
+    assert plan["imagePullPassword"] == "supply"
+    assert {k: v for k, v in plan.items() if k != "imagePullPassword"} == dict.fromkeys(
+        set(config.SECRET_KEYS) - {"imagePullPassword"}, "generate"
+    )
+    stored = stackfile.read(
+        "t",
+        write_stack(
+            tmp_path,
+            "  mlops-platform:images:\n    pullSecret:\n"
+            "      registry: registry.example.com\n      username: robot\n"
+            "  mlops-platform:imagePullPassword:\n    secure: v1:abc\n",
+        ),
+    )
+    assert stackfile.secret_plan(stored)["imagePullPassword"] == "set"
+
+
+def test_images_are_the_dockerfile_targets_under_the_stacks_names(tmp_path: Path) -> None:
+    assert stackfile.project_images(stackfile.read("t", write_stack(tmp_path, ""))) == {
+        "workloads": versions.WORKLOADS_IMAGE,
+        "serving": versions.SERVING_IMAGE,
+    }
+    digest = "registry.example.com/ml/workloads@sha256:" + "ab" * 32
+    stack = stackfile.read(
+        "t",
+        write_stack(
+            tmp_path,
+            f"  mlops-platform:images:\n    workloads: {digest}\n    serving: serving:kind\n",
+        ),
+    )
+    assert stackfile.project_images(stack) == {"workloads": digest, "serving": "serving:kind"}
+
+
+def test_images_command_prints_one_target_and_reference_per_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_stack(tmp_path, "  mlops-platform:images:\n    workloads: workloads:kind\n")
+    code = stackfile.main(["images", "--stack", "t", "--stacks-dir", str(tmp_path)])
+    assert code == 0
+    assert capsys.readouterr().out == (
+        f"workloads workloads:kind\nserving {versions.SERVING_IMAGE}\n"
+    )
+    # Each target the command names is a stage of the Dockerfile the deploy builds.
+    dockerfile = (Path(__file__).resolve().parents[2] / "workloads" / "Dockerfile").read_text()
+    stages = {line.split(" AS ")[-1] for line in dockerfile.splitlines() if " AS " in line}
+    assert set(stackfile.project_images(stackfile.read("t", tmp_path))) <= stages
+
+
+def test_images_command_refuses_a_bad_reference_with_the_config_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_stack(tmp_path, "  mlops-platform:images:\n    serving: UPPER:1\n")
+    assert stackfile.main(["images", "--stack", "t", "--stacks-dir", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "mlops-platform:images.serving = 'UPPER:1': must be an image reference" in captured.err
