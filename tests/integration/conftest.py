@@ -417,9 +417,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         and HERE in item.path.resolve().parents
         and not hasattr(report, "wasxfail")
     ):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
-        report.longrepr = f"skipped, but MLOPS_REQUIRE_CONTAINERS=1 forbids skips: {reason}"
+        report.longrepr = (
+            "skipped, but MLOPS_REQUIRE_CONTAINERS=1 forbids skips: "
+            + reason.removeprefix("Skipped: ")
+        )
     return report
 
 
