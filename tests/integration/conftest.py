@@ -227,10 +227,10 @@ class Deployment:
         return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """The local control plane and a project copy with the ci stack initialised (not yet up).
-    Torn down at the end of the session: destroy, then the control plane stops."""
+    Torn down after the last integration test: destroy, then the control plane stops."""
     if verify_stack():
         pytest.skip(LIVE_ONLY_CHECKS)
     environment_after("./scripts/toolchain.sh env")
@@ -310,7 +310,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def deployed(deployment: Deployment) -> Deployment:
     """The ci stack after a real `pulumi up`."""
     up = deployment.pulumi("up", "--yes", "--skip-preview", timeout=1800)
@@ -356,7 +356,7 @@ def _live_cluster(stack: str) -> Cluster:
     return cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """The cluster under check: the live stack's (live mode) or the freshly deployed ci stack
     on the local control plane (local mode)."""

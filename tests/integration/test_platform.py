@@ -40,13 +40,13 @@ class Workload:
     kind: str
     name: str
     uid: int
-    # Only with the in-cluster server (not with the section's `external`).
-    server: bool = True
+    # Absent when the section points at an `external` service instead.
+    in_cluster_only: bool = True
 
 
 WORKLOADS = (
     Workload("postgres", "StatefulSet", "postgres", versions.POSTGRES_UID),
-    Workload("postgres", "Job", "postgres-init", versions.POSTGRES_UID, server=False),
+    Workload("postgres", "Job", "postgres-init", versions.POSTGRES_UID, in_cluster_only=False),
     Workload("redis", "StatefulSet", "redis", versions.REDIS_UID),
     Workload("objectStore", "StatefulSet", "seaweedfs", versions.SEAWEEDFS_UID),
     Workload("objectStore", "Job", "seaweedfs-buckets", versions.SEAWEEDFS_UID),
@@ -67,7 +67,7 @@ def expected(config: PlatformConfig) -> list[Workload]:
     found = []
     for workload in WORKLOADS:
         part = section(config, workload.section)
-        if part is not None and not (workload.server and getattr(part, "external", None)):
+        if part is not None and not (workload.in_cluster_only and getattr(part, "external", None)):
             found.append(workload)
     return found
 
@@ -102,7 +102,7 @@ def credentials(cluster: Cluster) -> set[str]:
     return {v for v in values if len(v) >= 8}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def declared(cluster: Cluster) -> render.Rendering:
     """The stack as the program declares it (rendered under mocks, secrets as placeholders)."""
     return render.render_stack(cluster.stack)
@@ -196,8 +196,9 @@ def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _workload_of(pod: dict[str, Any]) -> str:
     """The controller a pod belongs to: a StatefulSet, Job or CronJob name, a Deployment's
-    name for the pods of its ReplicaSets."""
-    owner = pod["metadata"]["ownerReferences"][0]
+    name for the pods of its ReplicaSets; a pod of no controller is its own workload."""
+    owners = pod["metadata"].get("ownerReferences") or [pod["metadata"] | {"kind": "Pod"}]
+    owner = owners[0]
     if owner["kind"] == "ReplicaSet" or re.search(r"-\d+$", owner["name"]):
         return str(owner["name"].rsplit("-", 1)[0])
     return str(owner["name"])
