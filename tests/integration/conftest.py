@@ -104,10 +104,14 @@ class Cluster:
             command += ["--context", self.context]
         return [*command, *args]
 
-    def kubectl(self, *args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
-        """kubectl with these arguments; the result is returned whatever the exit code."""
+    def kubectl(
+        self, *args: str, timeout: int = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """kubectl with these arguments (and `input` on its standard input); the result is
+        returned whatever the exit code."""
         return subprocess.run(
             self._command(*args),
+            input=input,
             env=self.env,
             capture_output=True,
             text=True,
