@@ -77,25 +77,25 @@ def metadata(name: str, namespace: str, component: str, part: str, **extra: Any)
     return {"name": name, "namespace": namespace, "labels": labels(component, part), **extra}
 
 
+def namespace_labels(enforce: str = POD_SECURITY_LEVEL) -> dict[str, str]:
+    """A platform namespace's labels: it enforces a Pod Security Standard (restricted unless
+    told otherwise) and warns and audits against restricted."""
+    return {
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "pod-security.kubernetes.io/enforce": enforce,
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/warn": POD_SECURITY_LEVEL,
+        "pod-security.kubernetes.io/audit": POD_SECURITY_LEVEL,
+    }
+
+
 def namespace(
     name: str, opts: pulumi.ResourceOptions, enforce: str = POD_SECURITY_LEVEL
 ) -> k8s.core.v1.Namespace:
-    """A namespace that enforces a Pod Security Standard (restricted unless told otherwise)
-    and warns and audits against restricted."""
+    """A namespace labelled by `namespace_labels`."""
     return k8s.core.v1.Namespace(
-        name,
-        metadata={
-            "name": name,
-            "labels": {
-                "app.kubernetes.io/part-of": PART_OF,
-                "app.kubernetes.io/managed-by": MANAGED_BY,
-                "pod-security.kubernetes.io/enforce": enforce,
-                "pod-security.kubernetes.io/enforce-version": "latest",
-                "pod-security.kubernetes.io/warn": POD_SECURITY_LEVEL,
-                "pod-security.kubernetes.io/audit": POD_SECURITY_LEVEL,
-            },
-        },
-        opts=opts,
+        name, metadata={"name": name, "labels": namespace_labels(enforce)}, opts=opts
     )
 
 

@@ -32,8 +32,9 @@ if rc != 0 or not isinstance(digest, dict):
         for d in digest.get("diagnostics") or []:
             print(f"  {d.get('severity')}: {d.get('message', '').strip()}", file=sys.stderr)
     sys.exit(2)
+# A URN ends with `<parent types>$<type>::<name>`.
 drifted = [
-    (step["op"], step["urn"].split("::")[-2], step["urn"].split("::")[-1],
+    (step["op"], step["urn"].split("::")[-2].split("$")[-1], step["urn"].split("::")[-1],
      sorted(step.get("diffReasons") or step.get("detailedDiff") or []))
     for step in digest.get("steps") or []
     if step.get("op") not in ("same", "read")

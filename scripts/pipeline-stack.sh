@@ -47,7 +47,8 @@ passphrase="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
 [ -z "${GITHUB_ACTIONS:-}" ] || echo "::add-mask::$passphrase"
 export PULUMI_CONFIG_PASSPHRASE="$passphrase"
 unset PULUMI_CONFIG_PASSPHRASE_FILE
-pulumi login "file://$state" --non-interactive >&2
+# No `pulumi login`: the later steps get the backend from this script's output.
+export PULUMI_BACKEND_URL="file://$state"
 ./scripts/bootstrap-secrets.sh "$stack" >&2
 echo "[pipeline] stack $stack in a throwaway backend, with generated secrets: nothing is deployed" >&2
 echo "backend=file://$state"

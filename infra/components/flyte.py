@@ -70,19 +70,22 @@ RBAC_RULES = [
         "verbs": ["create", "get", "list"],
     },
 ]
-# Written into every project-domain namespace by Flyte's cluster-resource manager. Task images
-# are users' own and often run as root, so these namespaces enforce "baseline" and warn at
-# "restricted".
-NAMESPACE_TEMPLATE = """\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: '{{ namespace }}'
-  labels:
-    app.kubernetes.io/part-of: mlops-platform
-    pod-security.kubernetes.io/enforce: baseline
-    pod-security.kubernetes.io/warn: restricted
-"""
+# Task images are users' own and often run as root, so the project-domain namespaces enforce
+# "baseline" and warn at "restricted". The platform creates them (so `pulumi destroy` removes
+# them with everything Flyte wrote there); Flyte's cluster-resource manager applies the same
+# namespace from its template, which changes nothing.
+PROJECT_POD_SECURITY = "baseline"
+NAMESPACE_TEMPLATE = yaml.safe_dump(
+    {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "{{ namespace }}",
+            "labels": kube.namespace_labels(PROJECT_POD_SECURITY),
+        },
+    },
+    sort_keys=False,
+)
 TASK_STORAGE_TEMPLATE = f"""\
 apiVersion: v1
 kind: Secret
@@ -145,9 +148,14 @@ WORKLOADS_CONFIG = "mlops-workloads"
 WORKLOADS_SECRET_DIR = "/etc/flyte/workloads"
 
 
+def project_namespaces(cfg: FlyteConfig) -> tuple[str, ...]:
+    """The namespace of every project and domain (flyte-binary's `{{ project }}-{{ domain }}`)."""
+    return tuple(f"{p}-{d}" for p in cfg.projects for d in cfg.domains)
+
+
 def training_accounts(cfg: FlyteConfig) -> tuple[tuple[str, str], ...]:
     """The training tasks' ServiceAccount in every project-domain namespace."""
-    return tuple((f"{p}-{d}", TRAINING_ACCOUNT) for p in cfg.projects for d in cfg.domains)
+    return tuple((namespace, TRAINING_ACCOUNT) for namespace in project_namespaces(cfg))
 
 
 def _indented(text: str, spaces: int) -> str:
@@ -368,6 +376,11 @@ class Flyte(pulumi.ComponentResource):
                 opts=child,
             ),
             *self._rbac(ns),
+            # Flyte runs after its project namespaces exist and is deleted before them.
+            *(
+                kube.namespace(name, child, enforce=PROJECT_POD_SECURITY)
+                for name in project_namespaces(args.config)
+            ),
         ]
         if args.tasks:
             needs.append(

@@ -534,8 +534,8 @@ def test_grafana_has_its_datasource_and_dashboards(
 
 @pytest.mark.containers
 def test_flyte_prepares_every_project_domain_namespace(cluster: Cluster) -> None:
-    """Flyte's cluster-resource manager (every minute) creates a namespace per project and
-    domain, enforcing baseline, with the task storage Secret in it."""
+    """The platform creates a namespace per project and domain, enforcing baseline, and
+    Flyte's cluster-resource manager (every minute) writes the task storage Secret there."""
     part = _in_cluster(cluster, "flyte")
     wanted = [f"{p}-{d}" for p in part.projects for d in part.domains]
     deadline = time.monotonic() + 180

@@ -225,3 +225,27 @@ def test_ingress_without_a_login_is_built_when_explicitly_allowed() -> None:
     )
     assert [r.name for r in rendering.of_type("Ingress")] == ["flyte"]
     assert "externalConsole" not in evaluate({}).outputs["flyte"]
+
+
+def test_the_platform_owns_every_project_domain_namespace() -> None:
+    """`pulumi destroy` removes them with what Flyte wrote there (task credentials included);
+    Flyte runs only once they exist, and goes first on destroy."""
+    rendering = evaluate({"flyte": {"projects": ["ml", "fraud"], "domains": ["dev", "prod"]}})
+    expected = {"ml-dev", "ml-prod", "fraud-dev", "fraud-prod"}
+    namespaces = {
+        r.manifest()["metadata"]["name"]: r
+        for r in rendering.of_type("Namespace")
+        if r.manifest()["metadata"]["name"] in expected
+    }
+    assert set(namespaces) == expected
+    deployment = rendering.find("Deployment", "flyte")
+    template = yaml.safe_load(
+        rendering.find("ConfigMap", "flyte-cluster-resource-templates").inputs["data"][
+            "001-namespace.yaml"
+        ]
+    )
+    for namespace in namespaces.values():
+        assert namespace.urn in deployment.depends_on
+        # Flyte applies the same labels from its template: no drift on either side.
+        assert namespace.manifest()["metadata"]["labels"] == template["metadata"]["labels"]
+        assert template["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
