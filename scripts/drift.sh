@@ -32,23 +32,45 @@ if rc != 0 or not isinstance(digest, dict):
         for d in digest.get("diagnostics") or []:
             print(f"  {d.get('severity')}: {d.get('message', '').strip()}", file=sys.stderr)
     sys.exit(2)
+
+
+def change(step):
+    """What a refresh found for one resource: None when the cluster matches its state."""
+    old, new = step.get("oldState") or {}, step.get("newState")
+    if step.get("op") in ("same", "read"):
+        return None
+    if step.get("op") != "refresh":
+        reasons = ", ".join(map(str, step.get("diffReasons") or []))
+        return f"{step['op']} {reasons}".strip()
+    if new is None:
+        return "gone"
+    changed = sorted(
+        key
+        for key in set(old.get("outputs") or {}) | set(new.get("outputs") or {})
+        if (old.get("outputs") or {}).get(key) != (new.get("outputs") or {}).get(key)
+    )
+    return f"changed {', '.join(changed)}" if changed else None
+
+
 # A URN ends with `<parent types>$<type>::<name>`.
 drifted = [
-    (step["op"], step["urn"].split("::")[-2].split("$")[-1], step["urn"].split("::")[-1],
-     sorted(step.get("diffReasons") or step.get("detailedDiff") or []))
+    (found, step["urn"].split("::")[-2].split("$")[-1], step["urn"].split("::")[-1])
     for step in digest.get("steps") or []
-    if step.get("op") not in ("same", "read")
+    if (found := change(step)) is not None
 ]
+unexplained = {k: v for k, v in (digest.get("changeSummary") or {}).items() if k != "same" and v}
+if unexplained and not drifted:
+    drifted = [(f"{n} to {op}", "(pulumi refresh --preview-only)", "") for op, n in unexplained.items()]
 if not drifted:
     print(f"drift: {stack} matches its cluster")
     sys.exit(0)
 lines = [f"drift: {len(drifted)} resource(s) of {stack} differ from their state:"]
-lines += [f"  {op} {kind} {name} {' '.join(map(str, keys))}".rstrip() for op, kind, name, keys in drifted]
+lines += [f"  {kind} {name}: {found}" for found, kind, name in drifted]
 print("\n".join(lines), file=sys.stderr)
 summary = os.environ.get("GITHUB_STEP_SUMMARY")
 if summary:
     with open(summary, "a") as out:
-        out.write(f"### Drift in `{stack}`\n\n| change | type | name |\n|---|---|---|\n")
-        out.writelines(f"| {op} | `{kind}` | `{name}` |\n" for op, kind, name, _ in drifted)
+        out.write(f"### Drift in `{stack}`\n\n| type | name | change |\n|---|---|---|\n")
+        out.writelines(f"| `{kind}` | `{name}` | {found} |\n" for found, kind, name in drifted)
 sys.exit(1)
 PY

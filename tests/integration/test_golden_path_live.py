@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import NO_CONTAINERS, Cluster
 from tests.support.tools import require_module
 
 flytekit = require_module("flytekit", "the workloads dependency group")
@@ -83,6 +83,9 @@ def run_job(cluster: Cluster, name: str, command: list[str], timeout: int = 900)
 
 @pytest.fixture(scope="module")
 def live(cluster: Cluster) -> Cluster:
+    # Module fixtures set up before the per-test `containers` skip: say it here too.
+    if not cluster.containers:
+        pytest.skip(NO_CONTAINERS)
     if cluster.config.flyte is None or cluster.config.kserve is None:
         pytest.skip(f"the {cluster.stack} stack runs without Flyte or KServe")
     return cluster
