@@ -100,15 +100,31 @@ def test_each_deploy_is_verified_before_the_next_environment() -> None:
         assert not any(s.get("continue-on-error") for s in steps), stack
 
 
-def test_every_job_on_a_stack_has_one_concurrency_group_per_stack() -> None:
+def test_each_stack_deploys_in_its_own_concurrency_group_without_cancelling() -> None:
+    groups = {}
     for name, job in jobs("deploy.yml").items():
-        steps = job.get("steps", [])
-        touches_stack = any("pipeline-stack.sh" in s.get("run", "") for s in steps)
-        if not touches_stack:
-            assert "concurrency" not in job, name
-            continue
-        stack = job.get("env", {}).get("STACK") or "${{ matrix.stack }}"
-        assert job["concurrency"] == {"group": f"pulumi-{stack}", "cancel-in-progress": False}, name
+        group = job.get("concurrency", {}).get("group", "")
+        if group.startswith("pulumi-"):
+            groups[name] = job["concurrency"]
+    deploys = deploy_jobs()
+    assert groups == {
+        deploys[stack]["name"]: {"group": f"pulumi-{stack}", "cancel-in-progress": False}
+        for stack in PROMOTION
+    }
+
+
+def test_previews_and_drift_checks_never_share_a_deploys_group() -> None:
+    """GitHub cancels a pending job when another joins its group: a preview or drift check
+    there could cancel a deploy waiting for prod's reviewers."""
+    workflow = jobs("deploy.yml")
+    assert workflow["preview"]["concurrency"] == {
+        "group": "preview-${{ matrix.stack }}-${{ github.event.pull_request.number }}",
+        "cancel-in-progress": True,
+    }
+    assert workflow["drift"]["concurrency"] == {
+        "group": "drift-${{ matrix.stack }}",
+        "cancel-in-progress": False,
+    }
 
 
 def test_preview_matrix_covers_every_stack_file(tmp_path: Path) -> None:
