@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra import kube, profiles, render
+from infra.components import flyte
 from tests.support.rendering import (
     INGRESSES,
     SENTINELS,
@@ -64,14 +65,16 @@ def test_every_container_meets_the_restricted_pod_security_standard(
 
 
 def test_namespaces_enforce_the_restricted_standard(stack: render.Rendering) -> None:
-    """The platform's namespace enforces restricted. KServe's model namespace and the
-    operators' namespaces enforce baseline (their injected and upstream pods need it) and
-    warn and audit against restricted."""
+    """The platform's namespace enforces restricted. KServe's model namespace, the operators'
+    namespaces and Flyte's project-domain namespaces enforce baseline (their injected,
+    upstream and users' task pods need it) and warn and audit against restricted."""
     namespaces = {o["metadata"]["name"]: o for o in stack.objects() if o["kind"] == "Namespace"}
     operators = {"cert-manager", "kserve"} if stack.config.kserve.install else set()
     models = stack.config.kserve.model_namespace
     assert models == f"{stack.config.namespace}-models"
-    assert set(namespaces) == {stack.config.namespace, models, *operators}
+    projects = set(flyte.project_namespaces(stack.config.flyte))
+    assert projects == {"ml-development", "ml-staging", "ml-production"}
+    assert set(namespaces) == {stack.config.namespace, models, *operators, *projects}
     for name, ns in namespaces.items():
         labels = ns["metadata"]["labels"]
         enforce = "restricted" if name == stack.config.namespace else "baseline"
