@@ -7,6 +7,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+from infra import versions
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -96,3 +98,34 @@ def test_pulumi_cli_version_is_the_toolchain_pin() -> None:
     assert result.returncode == 0, result.stderr
     go_mod = (ROOT / "tools" / "pulumi" / "go.mod").read_text()
     assert f"github.com/pulumi/pulumi/pkg/v3 v{result.stdout.strip()} " in go_mod
+
+
+def test_images_builds_each_target_under_its_stack_reference_and_loads_it(tmp_path: Path) -> None:
+    """What up.sh does on a kind context: one build per Dockerfile target, tagged with the
+    reference the stack runs, then `kind load` into that cluster (docker, kind and the go that
+    would build kind are stand-ins recording their calls)."""
+    calls = tmp_path / "calls"
+    path = fake_bin(
+        tmp_path,
+        docker=f'echo "docker $*" >> {calls}',
+        kind=f'echo "kind $*" >> {calls}',
+        go=f'echo "{tmp_path}/bin/kind"',
+    )
+    result = run("images.sh", "load", "dev", "mlops-dev", path=path)
+    assert result.returncode == 0, result.stderr
+    revision = (
+        subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+        or "unknown"
+    )
+    workloads, serving = versions.WORKLOADS_IMAGE, versions.SERVING_IMAGE
+    build = (
+        "docker build --file workloads/Dockerfile --target {} --build-arg REVISION={} --tag {} ."
+    )
+    assert [c for c in calls.read_text().splitlines() if c != "docker info"] == [
+        build.format("workloads", revision, workloads),
+        build.format("serving", revision, serving),
+        f"kind load docker-image {workloads} --name mlops-dev",
+        f"kind load docker-image {serving} --name mlops-dev",
+    ]

@@ -1,0 +1,86 @@
+"""Reads a `pulumi refresh --preview-only --json` report: which resources differ from their state.
+
+    python -m infra.drift <stack> <report.json> <refresh exit status>
+
+scripts/drift.sh runs the refresh and then this. Exit status: 0 nothing drifted, 1 drift (one
+line per resource on standard error, and a table in $GITHUB_STEP_SUMMARY when set), 2 the
+refresh failed (its diagnostics are printed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Drift:
+    type: str
+    name: str
+    change: str
+
+
+def change(step: dict[str, Any]) -> str | None:
+    """What the refresh found for one resource; None when the cluster matches its state."""
+    op = step.get("op")
+    if op in ("same", "read"):
+        return None
+    if op != "refresh":
+        reasons = ", ".join(map(str, step.get("diffReasons") or []))
+        return f"{op} {reasons}".strip()
+    old, new = step.get("oldState") or {}, step.get("newState")
+    if new is None:
+        return "gone"
+    before, after = old.get("outputs") or {}, new.get("outputs") or {}
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    return f"changed {', '.join(changed)}" if changed else None
+
+
+def drifted(digest: dict[str, Any]) -> list[Drift]:
+    """Every resource that differs; the engine's change summary backs up a step list that
+    names none."""
+    found = []
+    for step in digest.get("steps") or []:
+        what = change(step)
+        if what is not None:
+            # A URN ends with `<parent types>$<type>::<name>`.
+            *_, types, name = step["urn"].split("::")
+            found.append(Drift(types.split("$")[-1], name, what))
+    summary = {k: v for k, v in (digest.get("changeSummary") or {}).items() if k != "same" and v}
+    if summary and not found:
+        found = [Drift("(unnamed)", "", f"{n} to {op}") for op, n in summary.items()]
+    return found
+
+
+def main(argv: list[str]) -> int:
+    stack, path, status = argv[0], argv[1], int(argv[2])
+    try:
+        with open(path) as report:
+            digest = json.load(report)
+    except ValueError:
+        digest = None
+    if status != 0 or not isinstance(digest, dict):
+        print(f"drift: the refresh preview of {stack} failed (exit {status})", file=sys.stderr)
+        for d in (digest or {}).get("diagnostics") or []:
+            print(f"  {d.get('severity')}: {d.get('message', '').strip()}", file=sys.stderr)
+        return 2
+    found = drifted(digest)
+    if not found:
+        print(f"drift: {stack} matches its cluster")
+        return 0
+    print(f"drift: {len(found)} resource(s) of {stack} differ from their state:", file=sys.stderr)
+    for d in found:
+        print(f"  {d.type} {d.name}: {d.change}", file=sys.stderr)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a") as out:
+            out.write(f"### Drift in `{stack}`\n\n| type | name | change |\n|---|---|---|\n")
+            out.writelines(f"| `{d.type}` | `{d.name}` | {d.change} |\n" for d in found)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
