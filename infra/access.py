@@ -97,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True)
     args = parser.parse_args(argv)
     try:
-        stack_file = stackfile.read(args.stack)
-        cfg = config.load(stack_file.stack, *stack_file.with_placeholders())
+        cfg = stackfile.read(args.stack).config()
     except config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

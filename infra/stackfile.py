@@ -52,6 +52,10 @@ class StackFile:
                 keys.add(full_key)
         return raw, frozenset(keys)
 
+    def config(self) -> config.PlatformConfig:
+        """The stack's plain config, validated as `pulumi up` would, secrets as placeholders."""
+        return config.load(self.stack, *self.with_placeholders())
+
 
 def read(stack: str, stacks_dir: Path = STACKS_DIR) -> StackFile:
     path = stacks_dir / f"Pulumi.{stack}.yaml"
@@ -72,7 +76,7 @@ def read(stack: str, stacks_dir: Path = STACKS_DIR) -> StackFile:
 
 def secret_plan(stack_file: StackFile) -> dict[str, str]:
     """What each secret key needs; validates the stack's plain config on the way."""
-    cfg = config.load(stack_file.stack, *stack_file.with_placeholders())
+    cfg = stack_file.config()
     plan = {}
     for section_key, key, marker in config.SECRETS:
         section = config.section(cfg, section_key)
@@ -91,7 +95,7 @@ def secret_plan(stack_file: StackFile) -> dict[str, str]:
 def chart_repositories(stack_file: StackFile) -> list[str]:
     """The Helm chart repositories a deploy of the stack pulls from (none when KServe is off
     or already installed)."""
-    kserve = config.load(stack_file.stack, *stack_file.with_placeholders()).kserve
+    kserve = stack_file.config().kserve
     if kserve is None or not kserve.install:
         return []
     return [kserve.cert_manager.chart_repository, kserve.chart_repository]
@@ -100,7 +104,7 @@ def chart_repositories(stack_file: StackFile) -> list[str]:
 def project_images(stack_file: StackFile) -> dict[str, str]:
     """The workloads/Dockerfile target of each project image, and the reference the stack
     runs it under."""
-    images = config.load(stack_file.stack, *stack_file.with_placeholders()).images
+    images = stack_file.config().images
     return {"workloads": images.workloads, "serving": images.serving}
 
 

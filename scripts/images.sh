@@ -25,34 +25,42 @@ references() {
     .venv/bin/python -m infra.stackfile images --stack "$1"
 }
 
+# build LINES: builds each `<target> <reference>` line.
 build() {
-    local lines target reference
+    local target reference
     if ! docker_ready; then
         log "no Docker engine answers (docker info): the images cannot be built here"
         exit 1
     fi
-    lines="$(references "$1")"
     while read -r target reference; do
         log "building $target as $reference"
         docker build --file workloads/Dockerfile --target "$target" \
             --build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
             --tag "$reference" .
-    done <<<"$lines"
+    done <<<"$1"
 }
 
+# load LINES CLUSTER: builds them, then loads each into the kind cluster.
 load() {
-    local lines kind target reference
+    local kind target reference
     build "$1"
     kind="$(kind_cli)"
-    lines="$(references "$1")"
     while read -r target reference; do
         log "loading $reference into kind cluster $2"
         "$kind" load docker-image "$reference" --name "$2"
-    done <<<"$lines"
+    done <<<"$1"
 }
 
 case "${1:-}" in
-build) [ $# -eq 2 ] || usage; build "$2" ;;
-load) [ $# -eq 3 ] || usage; load "$2" "$3" ;;
+build)
+    [ $# -eq 2 ] || usage
+    lines="$(references "$2")"
+    build "$lines"
+    ;;
+load)
+    [ $# -eq 3 ] || usage
+    lines="$(references "$2")"
+    load "$lines" "$3"
+    ;;
 *) usage ;;
 esac

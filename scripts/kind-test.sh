@@ -146,8 +146,7 @@ footprint "after pulumi up"
 log "checks against the live cluster (scripts/verify.sh)"
 MLOPS_KUBE_CONTEXT="$CONTEXT" ./scripts/verify.sh "$STACK"
 
-log "golden path in the cluster"
-./scripts/setup.sh --group workloads
+log "golden path in the cluster (verify.sh has set up its clients)"
 MLOPS_VERIFY_STACK="$STACK" MLOPS_KUBE_CONTEXT="$CONTEXT" MLOPS_REQUIRE_CONTAINERS=1 \
     .venv/bin/python -m pytest tests/integration/test_golden_path_live.py -v -p no:cacheprovider
 footprint "with the model served"

@@ -325,7 +325,7 @@ def deployed(deployment: Deployment) -> Deployment:
 def _stack_config(stack: str) -> platform_config.PlatformConfig:
     """The stack file's config, validated as `pulumi up` would, without the Pulumi CLI."""
     try:
-        return platform_config.load(stack, *stackfile.read(stack).with_placeholders())
+        return stackfile.read(stack).config()
     except platform_config.ConfigError as error:
         pytest.fail(f"MLOPS_VERIFY_STACK={stack}: {error}")
 

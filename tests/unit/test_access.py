@@ -9,17 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from infra import access, config
+from infra import access, config, stackfile
 from tests.support.rendering import secret_data, stack_rendering
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def stack_config(name: str) -> config.PlatformConfig:
-    from infra import stackfile
-
-    stack_file = stackfile.read(name)
-    return config.load(name, *stack_file.with_placeholders())
+    return stackfile.read(name).config()
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
