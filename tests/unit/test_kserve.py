@@ -254,6 +254,10 @@ def test_the_workloads_name_what_the_platform_creates() -> None:
     assert isvc.SERVICE_ACCOUNT == kserve.SERVICE_ACCOUNT
     assert (isvc.FEAST_CONFIG_MAP, isvc.FEAST_SECRET) == (kserve.FEAST_CLIENT,) * 2
     assert isvc.FEAST_SECRET_ENV == kserve.FEAST_CLIENT_KEYS
+    assert (isvc.PREDICTION_LOG_CONFIG_MAP, isvc.STORAGE_SECRET) == (
+        kserve.PREDICTION_LOG,
+        kserve.STORAGE_SECRET,
+    )
     assert isvc.Target().image == versions.WORKLOADS_IMAGE
     assert isvc.Target().namespace == evaluate({}).outputs["kserve"]["modelNamespace"]
     assert kserve.MLFLOW_RUNTIME_PORTS["metrics"] == isvc.PREDICTOR_METRICS_PORT
