@@ -181,9 +181,15 @@ def run_check(
 
 
 def run_retraining(
-    check: DriftCheck, run_at: datetime, cooldown_hours: float, gates: Gates, launcher_name: str
+    check: DriftCheck,
+    run_at: datetime,
+    cooldown_hours: float,
+    gates: Gates,
+    launcher_name: str,
+    training_run_at: datetime | None = None,
 ) -> Retraining:
-    """Launches a retraining if the check found drift and none runs or cools down."""
+    """Launches a retraining if the check found drift and none runs or cools down; it trains
+    on the window before `training_run_at` (the check's time unless given)."""
     import mlflow
 
     client = mlflow.MlflowClient()
@@ -202,7 +208,8 @@ def run_retraining(
     execution = retraining.execution_name(check.model_name, now)
     launched = retraining.State(execution, datetime.now(UTC), launcher.name, retraining.RUNNING)
     _record(client, check.model_name, launched, retraining.RUNNING)
-    execution = launcher.launch(check.model_name, now, gates, execution)
+    train_until = training_run_at or now
+    execution = launcher.launch(check.model_name, train_until, gates, execution)
     state = _record(
         client,
         check.model_name,
@@ -271,7 +278,11 @@ def check_drift(
 
 @task(requests=SMALL, retries=1, pod_template=POD_TEMPLATE)
 def retrain_on_drift(
-    check: DriftCheck, run_at: datetime, cooldown_hours: float | None, gates: Gates
+    check: DriftCheck,
+    run_at: datetime,
+    cooldown_hours: float | None,
+    gates: Gates,
+    training_run_at: datetime | None,
 ) -> Retraining:
     import mlflow
 
@@ -281,6 +292,7 @@ def retrain_on_drift(
         setting(cooldown_hours, COOLDOWN_HOURS),
         gates,
         os.environ.get("MLOPS_RETRAINING_LAUNCHER", "flyte"),
+        training_run_at,
     )
     gateway = _pushgateway()
     if gateway:
@@ -298,8 +310,10 @@ def drift_check(
     min_rows: int | None = None,
     cooldown_hours: float | None = None,
     gates: Gates = DEFAULT_GATES,
+    training_run_at: datetime | None = None,
 ) -> tuple[DriftCheck, Retraining]:
-    """Checks the window before `run_at`, and retrains on drift."""
+    """Checks the window before `run_at`, and retrains on drift: on the window before
+    `training_run_at` when given (labels arrive late), else before `run_at`."""
     checked = check_drift(
         model_name=model_name,
         run_at=run_at,
@@ -308,7 +322,11 @@ def drift_check(
         min_rows=min_rows,
     )
     retrained = retrain_on_drift(
-        check=checked, run_at=run_at, cooldown_hours=cooldown_hours, gates=gates
+        check=checked,
+        run_at=run_at,
+        cooldown_hours=cooldown_hours,
+        gates=gates,
+        training_run_at=training_run_at,
     )
     return checked, retrained
 
