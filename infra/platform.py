@@ -7,6 +7,7 @@ from typing import Any, Protocol, TypeVar
 import pulumi
 
 from infra import kube
+from infra.components import pushgateway
 from infra.components.feast import Feast, FeastArgs
 from infra.components.flyte import Flyte, FlyteArgs, TaskEnvironment, training_accounts
 from infra.components.kserve import Kserve, KserveArgs
@@ -56,6 +57,13 @@ def task_environment(
             "MLOPS_MODEL_NAMESPACE": config.kserve.model_namespace,
             "MLOPS_WORKLOADS_IMAGE": config.images.workloads,
             "FEAST_FS_YAML_FILE_PATH": "/etc/feast/feature_store.yaml",
+            # Monitoring is built last (it watches everything); its Pushgateway's address is
+            # known from the namespace alone.
+            **(
+                {"MLOPS_PUSHGATEWAY_URL": pushgateway.url(config.namespace)}
+                if config.monitoring
+                else {}
+            ),
         },
         feature_store_yaml=feast.store_config,
         secrets={

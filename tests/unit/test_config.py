@@ -505,6 +505,9 @@ def test_every_secret_key_belongs_to_the_section_that_needs_it() -> None:
         "objectStoreSecretKey": "objectStore",
         "mlflowAdminPassword": "mlflow",
         "mlflowFlaskSecretKey": "mlflow",
+        "alertmanagerWebhookUrl": "monitoring.alertmanager.receivers.webhook",
+        "alertmanagerSlackApiUrl": "monitoring.alertmanager.receivers.slack",
+        "alertmanagerSmtpPassword": "monitoring.alertmanager.receivers.email",
         "grafanaAdminPassword": "monitoring",
         "imagePullPassword": "images.pullSecret",
     }
