@@ -82,7 +82,9 @@ BAD_CONFIGS = [
         "replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, feast, kserve, "
         "monitoring, images, postgresPassword, postgresMlflowPassword, postgresFlytePassword, "
         "postgresFeastPassword, redisPassword, objectStoreAccessKey, objectStoreSecretKey, "
-        "mlflowAdminPassword, mlflowFlaskSecretKey, grafanaAdminPassword, imagePullPassword",
+        "mlflowAdminPassword, mlflowFlaskSecretKey, alertmanagerWebhookUrl, "
+        "alertmanagerSlackApiUrl, alertmanagerSmtpPassword, grafanaAdminPassword, "
+        "imagePullPassword",
     ),
     ({"profile": "huge"}, f"{P}:profile = 'huge': must be one of small, standard, ha"),
     ({"replicas": "two"}, f"{P}:replicas = 'two': must be an integer from 1 to 10"),
