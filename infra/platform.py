@@ -7,6 +7,7 @@ from typing import Any, Protocol, TypeVar
 import pulumi
 
 from infra import kube
+from infra.components import pushgateway
 from infra.components.feast import Feast, FeastArgs
 from infra.components.flyte import Flyte, FlyteArgs, TaskEnvironment, training_accounts
 from infra.components.kserve import Kserve, KserveArgs
@@ -63,6 +64,13 @@ def task_environment(
             "MLOPS_DRIFT_WINDOW_HOURS": str(drift.window_hours),
             "MLOPS_DRIFT_MIN_ROWS": str(drift.min_rows),
             "MLOPS_RETRAINING_COOLDOWN_HOURS": str(drift.cooldown_hours),
+            # Monitoring is built last (it watches everything); its Pushgateway's address is
+            # known from the namespace alone.
+            **(
+                {"MLOPS_PUSHGATEWAY_URL": pushgateway.url(config.namespace)}
+                if config.monitoring
+                else {}
+            ),
         },
         feature_store_yaml=feast.store_config,
         secrets={
