@@ -30,8 +30,10 @@ from typing import Any
 
 import yaml
 
+from infra import render
 from infra.components import alertmanager as alertmanager_component
 from tests.support import tools
+from tests.support.rendering import SENTINELS, evaluate, secret_data
 from tests.support.servers import free_port, running_server
 
 
@@ -239,3 +241,51 @@ def running_prometheus(
         ]
         with running_server(command, f"{url}/-/ready", root, timeout=60):
             yield Prometheus(url)
+
+
+# ---- The rendered monitoring configs, moved to loopback ------------------------------------
+# A stack with the webhook receiver on, its URL a secret that tests replace with a receiver's.
+WEBHOOK_STACK = {"monitoring": {"alertmanager": {"receivers": {"webhook": {}}}}}
+WEBHOOK_URL = "https://hooks.example.com/replaced-by-the-test-receiver"
+
+
+def webhook_stack_rendering() -> render.Rendering:
+    """The default stack with a webhook receiver, rendered under mocks."""
+    return evaluate(WEBHOOK_STACK, {**SENTINELS, "alertmanagerWebhookUrl": WEBHOOK_URL})
+
+
+def rendered_config(rendering: render.Rendering, name: str, key: str) -> dict[str, Any]:
+    return yaml.safe_load(rendering.find("ConfigMap", name).inputs["data"][key])  # type: ignore[no-any-return]
+
+
+def loopback_alertmanager_config(rendering: render.Rendering) -> dict[str, Any]:
+    """The rendered alertmanager.yml, grouping timers shrunk to a second."""
+    config = rendered_config(rendering, "alertmanager-config", "alertmanager.yml")
+    config["route"].update({"group_wait": "1s", "group_interval": "1s"})
+    return config
+
+
+def loopback_prometheus_config(
+    rendering: render.Rendering, jobs: dict[str, str], alertmanager_url: str
+) -> dict[str, Any]:
+    """The rendered prometheus.yaml with only `jobs` (name -> loopback host:port) scraped and
+    alerts sent to the local Alertmanager."""
+    config = rendered_config(rendering, "prometheus-config", "prometheus.yaml")
+    kept = []
+    for job in config["scrape_configs"]:
+        if job["job_name"] in jobs:
+            job["static_configs"][0]["targets"] = [jobs[job["job_name"]]]
+            kept.append(job)
+    assert {j["job_name"] for j in kept} == set(jobs)
+    config["scrape_configs"] = kept
+    [target] = config["alerting"]["alertmanagers"][0]["static_configs"]
+    assert target["targets"] == [alertmanager_component.address(rendering.config.namespace)]
+    target["targets"] = [alertmanager_url.removeprefix("http://")]
+    return config
+
+
+def webhook_secret(rendering: render.Rendering, receiver: Receiver) -> dict[str, str]:
+    """The rendered receivers Secret's files, the webhook URL pointed at `receiver`."""
+    files = secret_data(rendering, alertmanager_component.SECRET)
+    assert files == {alertmanager_component.WEBHOOK_URL: WEBHOOK_URL}
+    return {alertmanager_component.WEBHOOK_URL: receiver.url}

@@ -262,3 +262,9 @@ def test_the_workloads_name_what_the_platform_creates() -> None:
     assert isvc.Target().namespace == evaluate({}).outputs["kserve"]["modelNamespace"]
     assert kserve.MLFLOW_RUNTIME_PORTS["metrics"] == isvc.PREDICTOR_METRICS_PORT
     assert isvc.TRANSFORMER_UID == versions.WORKLOADS_UID
+
+
+def test_the_platform_declares_every_series_the_drift_check_pushes() -> None:
+    from workloads.monitoring.metrics import SERIES
+
+    assert kserve.MODEL_MONITORING_METRICS == SERIES

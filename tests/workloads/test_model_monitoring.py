@@ -44,6 +44,7 @@ from tests.support.servers import free_port
 from tests.support.tools import require_module
 
 mlflow = require_module("mlflow", "the workloads dependency group")
+boto3 = require_module("boto3", "the workloads dependency group")
 from workloads.feature_repo.datagen import fraud_events  # noqa: E402
 from workloads.model_inputs import MODEL_NAME  # noqa: E402
 from workloads.monitoring import prediction_log  # noqa: E402
@@ -232,8 +233,15 @@ def test_reference_like_traffic_is_no_drift_and_launches_nothing(loop: Loop) -> 
     rows = transactions()
     start = loop.score(rows)
     loop.wait_logged(len(rows))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=loop.stack.s3.endpoint,
+        aws_access_key_id=loop.stack.s3.access_key,
+        aws_secret_access_key=loop.stack.s3.secret_key,
+        region_name="us-east-1",
+    )
     logged = prediction_log.read_window(
-        loop.log, MODEL_NAME, start, datetime.now(UTC) + timedelta(seconds=1)
+        loop.log, MODEL_NAME, start, datetime.now(UTC) + timedelta(seconds=1), s3
     )
     assert len(logged) == len(rows)
     assert set(logged["model_version"]) == {loop.champion}
