@@ -90,13 +90,13 @@ class Loop:
             time.sleep(0.2)
 
     def check(self, run_at: datetime, *args: str) -> subprocess.Popen[str]:
-        """`pyflyte run` of the drift check at `run_at`, started."""
+        """`pyflyte run` of the drift check at `run_at` (to the second), started."""
         command = [
             str(VENV_BIN / "pyflyte"),
             "run",
             "workloads/monitoring/workflow.py",
             "drift_check",
-            f"--run_at={run_at.astimezone(UTC).replace(tzinfo=None).isoformat()}",
+            f"--run_at={run_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S}",
             *args,
         ]
         return subprocess.Popen(
@@ -107,6 +107,11 @@ class Loop:
             stderr=subprocess.PIPE,
             text=True,
         )
+
+
+def after(moment: datetime) -> datetime:
+    """The next whole second after `moment`: a window ending then holds it."""
+    return (moment + timedelta(seconds=1)).replace(microsecond=0)
 
 
 def score(url: str, rows: list[dict[str, Any]]) -> datetime:
@@ -246,9 +251,10 @@ def test_reference_like_traffic_is_no_drift_and_launches_nothing(loop: Loop) -> 
     assert len(logged) == len(rows)
     assert set(logged["model_version"]) == {loop.champion}
     assert logged["request_id"].str.startswith("req-").all()
-    assert logged[["customer_id", "merchant_id", "amount"]].to_dict("records") == rows
+    fields = ["customer_id", "merchant_id", "amount"]
+    assert logged[fields].to_dict("records") == rows
 
-    end = datetime.now(UTC) + timedelta(seconds=1)
+    end = after(datetime.now(UTC))
     hours = (end - start).total_seconds() / 3600 + 1e-4
     check, retraining = finished(loop.check(end, f"--window_hours={hours}"))
     print(f"reference-like traffic: {check['summary']}")
@@ -278,7 +284,7 @@ def test_drifted_traffic_alerts_through_alertmanager_and_retrains_through_the_ga
     rows = drifted(transactions())
     start = loop.score(rows)
     loop.wait_logged(2 * len(rows))
-    end = datetime.now(UTC) + timedelta(seconds=1)
+    end = after(datetime.now(UTC))
     hours = (end - start).total_seconds() / 3600 + 1e-4
     # Retrained on the window the data has, with gates no challenger passes.
     process = loop.check(

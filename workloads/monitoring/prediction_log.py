@@ -315,4 +315,4 @@ def read_window(
     frame = pd.concat(frames, ignore_index=True)
     frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
     in_window = (frame[TIMESTAMP] >= start) & (frame[TIMESTAMP] < end)
-    return frame[in_window].sort_values(TIMESTAMP).reset_index(drop=True)
+    return frame[in_window].sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
