@@ -36,6 +36,7 @@ from infra.configtypes import (
     Component,
     ConfigError,
     Cron,
+    Deviations,
     DnsLabel,
     Duration,
     EmailAddress,
@@ -327,9 +328,14 @@ class DriftCheckConfig(Model):
 
     known_keys_sorted: ClassVar[bool] = False
     threshold: Share = Field(
-        0.5,
+        0.3,
         description="the share of monitored columns that must drift for a drift verdict, which "
         "launches a retraining",
+    )
+    column_threshold: Deviations = Field(
+        0.5,
+        description="a column drifts when its Wasserstein distance to the training reference "
+        "reaches this many of the reference's standard deviations",
     )
     window_hours: Hours = Field(1, description="the window of logged predictions each check reads")
     min_rows: Rows = Field(

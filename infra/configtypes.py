@@ -96,6 +96,11 @@ Workers = Annotated[int, Strict(), Field(ge=1, le=16), Allowed.integer(1, 16)]
 Share = Annotated[
     float, Field(gt=0, le=1), Allowed("must be a number above 0 and at most 1", "number in (0, 1]")
 ]
+Deviations = Annotated[
+    float,
+    Field(gt=0, le=10),
+    Allowed("must be a number above 0 and at most 10", "number in (0, 10]"),
+]
 Hours = Annotated[int, Strict(), Field(ge=1, le=720), Allowed.integer(1, 720)]
 Rows = Annotated[int, Strict(), Field(ge=1, le=10_000_000), Allowed.integer(1, 10_000_000)]
 

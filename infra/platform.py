@@ -61,6 +61,7 @@ def task_environment(
             "FEAST_FS_YAML_FILE_PATH": "/etc/feast/feature_store.yaml",
             **prediction_log_settings(store),
             "MLOPS_DRIFT_THRESHOLD": str(drift.threshold),
+            "MLOPS_DRIFT_COLUMN_THRESHOLD": str(drift.column_threshold),
             "MLOPS_DRIFT_WINDOW_HOURS": str(drift.window_hours),
             "MLOPS_DRIFT_MIN_ROWS": str(drift.min_rows),
             "MLOPS_RETRAINING_COOLDOWN_HOURS": str(drift.cooldown_hours),

@@ -47,7 +47,8 @@ class Defaults:
 
 
 WINDOW_HOURS = Defaults("MLOPS_DRIFT_WINDOW_HOURS", 1)
-THRESHOLD = Defaults("MLOPS_DRIFT_THRESHOLD", 0.5)
+THRESHOLD = Defaults("MLOPS_DRIFT_THRESHOLD", 0.3)
+COLUMN_THRESHOLD = Defaults("MLOPS_DRIFT_COLUMN_THRESHOLD", 0.5)
 MIN_ROWS = Defaults("MLOPS_DRIFT_MIN_ROWS", 500)
 COOLDOWN_HOURS = Defaults("MLOPS_RETRAINING_COOLDOWN_HOURS", 24)
 INTERVAL_SECONDS = 3600
@@ -101,6 +102,7 @@ def run_check(
     window_hours: float,
     threshold: float,
     min_rows: int,
+    column_threshold: float = COLUMN_THRESHOLD.value,
 ) -> DriftCheck:
     """The check itself, outside Flyte (the task is a thin wrapper)."""
     import mlflow
@@ -131,6 +133,7 @@ def run_check(
         window=(start, end),
         threshold=threshold,
         min_rows=min_rows,
+        column_threshold=column_threshold,
     )
     log.info("drift check of %s: %s", model_name, result.summary())
     with mlflow.start_run(experiment_id=_experiment(client, model_name)) as run:
@@ -146,6 +149,7 @@ def run_check(
                 "window_start": start.isoformat(),
                 "window_end": end.isoformat(),
                 "threshold": threshold,
+                "column_threshold": column_threshold,
                 "min_rows": min_rows,
             }
         )
@@ -247,6 +251,7 @@ def check_drift(
     window_hours: float | None,
     threshold: float | None,
     min_rows: int | None,
+    column_threshold: float | None,
 ) -> DriftCheck:
     """The window before `run_at` against the champion's reference; a failed check is pushed
     as such before it fails the task."""
@@ -258,6 +263,7 @@ def check_drift(
             setting(window_hours, WINDOW_HOURS),
             setting(threshold, THRESHOLD),
             int(setting(min_rows, MIN_ROWS)),
+            setting(column_threshold, COLUMN_THRESHOLD),
         )
     except Exception:
         if gateway:
@@ -308,6 +314,7 @@ def drift_check(
     window_hours: float | None = None,
     threshold: float | None = None,
     min_rows: int | None = None,
+    column_threshold: float | None = None,
     cooldown_hours: float | None = None,
     gates: Gates = DEFAULT_GATES,
     training_run_at: datetime | None = None,
@@ -320,6 +327,7 @@ def drift_check(
         window_hours=window_hours,
         threshold=threshold,
         min_rows=min_rows,
+        column_threshold=column_threshold,
     )
     retrained = retrain_on_drift(
         check=checked,
