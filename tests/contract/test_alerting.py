@@ -28,8 +28,8 @@ from tests.support.monitoring import (
     running_pushgateway,
     webhook_receiver,
 )
-from tests.support.rendering import SENTINELS, evaluate, secret_data
-from tests.support.servers import free_port
+from tests.support.rendering import SENTINELS, declared_metrics, evaluate, secret_data
+from tests.support.servers import exposed_series, free_port
 
 # A webhook receiver as a stack sets it: `receivers.webhook` on, its URL a secret.
 WEBHOOK_STACK = {"monitoring": {"alertmanager": {"receivers": {"webhook": {}}}}}
@@ -145,6 +145,11 @@ def test_a_firing_rule_reaches_the_webhook_and_a_down_component_inhibits_its_sym
             assert not receiver.alerts("FeatureServerErrors")
             downs = {a["labels"]["job"] for a in receiver.alerts("ComponentDown")}
             assert downs == {"feast"}
+            # What the dashboards and rules may read of Alertmanager, it exposes.
+            with urllib.request.urlopen(f"{alertmanager_url}/metrics", timeout=10) as response:
+                exposed = exposed_series(response.read().decode())
+            declared = declared_metrics(rendering, "alertmanager")
+            assert declared <= exposed, declared - exposed
 
 
 def _assert_inhibited(alertmanager_url: str, alertname: str, prometheus: Prometheus) -> None:
@@ -189,6 +194,10 @@ def test_a_pushed_group_is_scraped_with_its_labels_and_gone_once_deleted(
             assert series["value"][1] == "0.42"
             pushed = prometheus.wait_for('push_time_seconds{job="drift_check"}')
             assert pushed[0]["metric"]["feature_view"] == "transactions"
+            with urllib.request.urlopen(f"{gateway}/metrics", timeout=10) as response:
+                exposed = exposed_series(response.read().decode())
+            declared = declared_metrics(rendering, "pushgateway")
+            assert declared <= exposed, declared - exposed
             up = prometheus.query('up{job="pushgateway"}')
             assert up[0]["value"][1] == "1" and up[0]["metric"]["component"] == "pushgateway"
 
