@@ -47,6 +47,7 @@ from infra.configtypes import (
     Host,
     HostPatterns,
     HostPort,
+    Hours,
     Image,
     IngressClassName,
     IngressHosts,
@@ -62,7 +63,9 @@ from infra.configtypes import (
     RegistryUser,
     Replicas,
     RoleName,
+    Rows,
     Secret,
+    Share,
     SlackChannel,
     SmtpUser,
     StorageClassName,
@@ -166,6 +169,7 @@ class Buckets(Model):
     flyte: BucketName = "flyte"
     feast: BucketName = "feast"
     models: BucketName = "models"
+    predictions: BucketName = "predictions"
 
 
 class ObjectStoreConfig(Component):
@@ -317,10 +321,30 @@ class CertManagerConfig(Model):
     image_registry: Registry | None = Field(None, description="a mirror of quay.io")
 
 
+class DriftCheckConfig(Model):
+    """The drift check of the served model (workloads/monitoring/workflow.py): its defaults in
+    every Flyte project namespace."""
+
+    known_keys_sorted: ClassVar[bool] = False
+    threshold: Share = Field(
+        0.5,
+        description="the share of monitored columns that must drift for a drift verdict, which "
+        "launches a retraining",
+    )
+    window_hours: Hours = Field(1, description="the window of logged predictions each check reads")
+    min_rows: Rows = Field(
+        500, description="fewer logged rows in the window give `not enough data`, no verdict"
+    )
+    cooldown_hours: Hours = Field(
+        24, description="after a retraining is launched, none other starts for this long"
+    )
+
+
 class KserveConfig(Component):
     """KServe in Standard mode after cert-manager (needs objectStore)."""
 
     cert_manager: CertManagerConfig = CertManagerConfig()
+    drift_check: DriftCheckConfig = DriftCheckConfig()
     chart_repository: ChartRepository = Field(
         versions.KSERVE_CHART_REPOSITORY, description="where the KServe charts come from"
     )

@@ -93,6 +93,11 @@ Flag = Annotated[bool, Strict(), Allowed("must be true or false", "boolean")]
 Port = Annotated[int, Strict(), Field(ge=1, le=65535), Allowed.integer(1, 65535)]
 Replicas = Annotated[int, Strict(), Field(ge=1, le=10), Allowed.integer(1, 10)]
 Workers = Annotated[int, Strict(), Field(ge=1, le=16), Allowed.integer(1, 16)]
+Share = Annotated[
+    float, Field(gt=0, le=1), Allowed("must be a number above 0 and at most 1", "number in (0, 1]")
+]
+Hours = Annotated[int, Strict(), Field(ge=1, le=720), Allowed.integer(1, 720)]
+Rows = Annotated[int, Strict(), Field(ge=1, le=10_000_000), Allowed.integer(1, 10_000_000)]
 
 _QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 QUANTITY_RULE = "must be a positive Kubernetes quantity such as 500m, 2, 512Mi or 10Gi"

@@ -13,15 +13,12 @@ import json
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from infra import render
-from infra.components import alertmanager
 from tests.support.monitoring import (
     Prometheus,
-    Receiver,
     loopback_alertmanager_config,
     loopback_prometheus_config,
     rules_firing_at_once,
@@ -29,25 +26,17 @@ from tests.support.monitoring import (
     running_prometheus,
     running_pushgateway,
     webhook_receiver,
+    webhook_secret,
+    webhook_stack_rendering,
 )
-from tests.support.rendering import SENTINELS, declared_metrics, evaluate, secret_data
+from tests.support.rendering import declared_metrics
 from tests.support.servers import exposed_series, free_port
-
-# A webhook receiver as a stack sets it: `receivers.webhook` on, its URL a secret.
-WEBHOOK_STACK: dict[str, Any] = {"monitoring": {"alertmanager": {"receivers": {"webhook": {}}}}}
-WEBHOOK_URL = "https://hooks.example.com/replaced-by-the-test-receiver"
 
 
 @pytest.fixture(scope="module")
 def rendering() -> render.Rendering:
-    return evaluate(WEBHOOK_STACK, {**SENTINELS, "alertmanagerWebhookUrl": WEBHOOK_URL})
-
-
-def _webhook_secret(rendering: render.Rendering, receiver: Receiver) -> dict[str, str]:
-    """The rendered Secret's files, the webhook URL pointed at the test's receiver."""
-    files = secret_data(rendering, alertmanager.SECRET)
-    assert files == {alertmanager.WEBHOOK_URL: WEBHOOK_URL}
-    return {alertmanager.WEBHOOK_URL: receiver.url}
+    """A stack with the webhook receiver on: `monitoring.alertmanager.receivers.webhook`."""
+    return webhook_stack_rendering()
 
 
 def test_a_firing_rule_reaches_the_webhook_and_a_down_component_inhibits_its_symptoms(
@@ -69,7 +58,7 @@ def test_a_firing_rule_reaches_the_webhook_and_a_down_component_inhibits_its_sym
         webhook_receiver() as receiver,
         running_pushgateway(work=tmp_path) as gateway,
         running_alertmanager(
-            loopback_alertmanager_config(rendering), _webhook_secret(rendering, receiver), tmp_path
+            loopback_alertmanager_config(rendering), webhook_secret(rendering, receiver), tmp_path
         ) as alertmanager_url,
     ):
         jobs = {"feast": closed, "pushgateway": gateway}

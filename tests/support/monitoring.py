@@ -39,6 +39,7 @@ import yaml
 from infra import render
 from infra.components import alertmanager as alertmanager_component
 from tests.support import tools
+from tests.support.rendering import SENTINELS, evaluate, secret_data
 from tests.support.servers import free_port, running_server
 
 
@@ -248,16 +249,34 @@ def running_prometheus(
             yield Prometheus(url)
 
 
-def _rendered(rendering: render.Rendering, config_map: str, key: str) -> dict[str, Any]:
-    text = rendering.find("ConfigMap", config_map).inputs["data"][key]
-    return yaml.safe_load(text)  # type: ignore[no-any-return]
+# ---- The rendered monitoring configs, moved to loopback ------------------------------------
+# A stack with the webhook receiver on, its URL a secret that tests replace with a receiver's.
+WEBHOOK_STACK: dict[str, Any] = {"monitoring": {"alertmanager": {"receivers": {"webhook": {}}}}}
+WEBHOOK_URL = "https://hooks.example.com/replaced-by-the-test-receiver"
+
+
+def webhook_stack_rendering() -> render.Rendering:
+    """The default stack with a webhook receiver, rendered under mocks."""
+    return evaluate(WEBHOOK_STACK, {**SENTINELS, "alertmanagerWebhookUrl": WEBHOOK_URL})
+
+
+def rendered_config(rendering: render.Rendering, name: str, key: str) -> dict[str, Any]:
+    """A rendered ConfigMap's YAML file, parsed."""
+    return yaml.safe_load(rendering.find("ConfigMap", name).inputs["data"][key])  # type: ignore[no-any-return]
+
+
+def webhook_secret(rendering: render.Rendering, receiver: Receiver) -> dict[str, str]:
+    """The rendered receivers Secret's files, the webhook URL pointed at `receiver`."""
+    files = secret_data(rendering, alertmanager_component.SECRET)
+    assert files == {alertmanager_component.WEBHOOK_URL: WEBHOOK_URL}
+    return {alertmanager_component.WEBHOOK_URL: receiver.url}
 
 
 def loopback_alertmanager_config(
     rendering: render.Rendering, group_wait: str = "1s", group_interval: str = "1s"
 ) -> dict[str, Any]:
     """The rendered alertmanager.yml, its grouping timers shrunk (a second by default)."""
-    config = _rendered(rendering, "alertmanager-config", "alertmanager.yml")
+    config = rendered_config(rendering, "alertmanager-config", "alertmanager.yml")
     config["route"].update({"group_wait": group_wait, "group_interval": group_interval})
     return config
 
@@ -268,7 +287,7 @@ def loopback_prometheus_config(
     """The rendered prometheus.yaml with only `jobs` scraped (scrape job name -> a loopback
     host:port or URL, such as {"pushgateway": gateway}), each as rendered (labels,
     honor_labels, paths); alerts go to `alertmanager_url`, or nowhere without one."""
-    config = _rendered(rendering, "prometheus-config", "prometheus.yaml")
+    config = rendered_config(rendering, "prometheus-config", "prometheus.yaml")
     kept = []
     for job in config["scrape_configs"]:
         if job["job_name"] in jobs:

@@ -144,7 +144,7 @@ BAD_CONFIGS = [
     (
         {"objectStore": {"buckets": {"artifacts": "art"}}},
         f"{P}:objectStore.buckets.artifacts = 'art': unknown key; known keys: mlflow, flyte, "
-        "feast, models",
+        "feast, models, predictions",
     ),
     (
         {"redis": {"enabled": False}},
