@@ -13,95 +13,30 @@ import json
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from infra import render
-from infra.components import alertmanager
 from tests.support.monitoring import (
     Prometheus,
-    Receiver,
+    loopback_alertmanager_config,
+    loopback_prometheus_config,
+    rules_firing_at_once,
     running_alertmanager,
     running_prometheus,
     running_pushgateway,
     webhook_receiver,
+    webhook_secret,
+    webhook_stack_rendering,
 )
-from tests.support.rendering import SENTINELS, evaluate, secret_data
-from tests.support.servers import free_port
-
-# A webhook receiver as a stack sets it: `receivers.webhook` on, its URL a secret.
-WEBHOOK_STACK = {"monitoring": {"alertmanager": {"receivers": {"webhook": {}}}}}
-WEBHOOK_URL = "https://hooks.example.com/replaced-by-the-test-receiver"
+from tests.support.rendering import declared_metrics
+from tests.support.servers import exposed_series, free_port
 
 
 @pytest.fixture(scope="module")
 def rendering() -> render.Rendering:
-    return evaluate(WEBHOOK_STACK, {**SENTINELS, "alertmanagerWebhookUrl": WEBHOOK_URL})
-
-
-def _config(rendering: render.Rendering, name: str, key: str) -> dict[str, Any]:
-    return yaml.safe_load(rendering.find("ConfigMap", name).inputs["data"][key])  # type: ignore[no-any-return]
-
-
-def _alertmanager_config(rendering: render.Rendering) -> dict[str, Any]:
-    """The rendered alertmanager.yml, grouping timers shrunk to a second."""
-    config = _config(rendering, "alertmanager-config", "alertmanager.yml")
-    config["route"].update({"group_wait": "1s", "group_interval": "1s"})
-    return config
-
-
-def _prometheus_config(
-    rendering: render.Rendering, jobs: dict[str, str], alertmanager_url: str
-) -> dict[str, Any]:
-    """The rendered prometheus.yaml with only `jobs` (name -> loopback host:port) scraped and
-    alerts sent to the local Alertmanager."""
-    config = _config(rendering, "prometheus-config", "prometheus.yaml")
-    kept = []
-    for job in config["scrape_configs"]:
-        if job["job_name"] in jobs:
-            job["static_configs"][0]["targets"] = [jobs[job["job_name"]]]
-            kept.append(job)
-    assert {j["job_name"] for j in kept} == set(jobs)
-    config["scrape_configs"] = kept
-    [target] = config["alerting"]["alertmanagers"][0]["static_configs"]
-    assert target["targets"] == [alertmanager.address(rendering.config.namespace)]
-    target["targets"] = [alertmanager_url.removeprefix("http://")]
-    return config
-
-
-def _immediate(rendering: render.Rendering, alerts: dict[str, str | None]) -> dict[str, str]:
-    """The rendered rule files with only `alerts` kept, each firing at its first evaluation:
-    `for: 0s`, and an expression given here replaces a symptom's (None keeps the rule's own).
-    A replaced expression keeps what the real one's `by (namespace)` keeps: the namespace."""
-    files = {}
-    namespace = rendering.config.namespace
-    for name, text in rendering.find("ConfigMap", "prometheus-rules").inputs["data"].items():
-        document = yaml.safe_load(text)
-        for group in document["groups"]:
-            group["rules"] = [r for r in group["rules"] if r["alert"] in alerts]
-            for rule in group["rules"]:
-                rule["for"] = "0s"
-                replacement = alerts[rule["alert"]]
-                if replacement is not None:
-                    rule["expr"] = (
-                        f'label_replace({replacement}, "namespace", "{namespace}", "", "")'
-                    )
-        document["groups"] = [g for g in document["groups"] if g["rules"]]
-        if document["groups"]:
-            files[name] = yaml.safe_dump(document, sort_keys=False)
-    assert {
-        r["alert"] for t in files.values() for g in yaml.safe_load(t)["groups"] for r in g["rules"]
-    } == set(alerts)
-    return files
-
-
-def _webhook_secret(rendering: render.Rendering, receiver: Receiver) -> dict[str, str]:
-    """The rendered Secret's files, the webhook URL pointed at the test's receiver."""
-    files = secret_data(rendering, alertmanager.SECRET)
-    assert files == {alertmanager.WEBHOOK_URL: WEBHOOK_URL}
-    return {alertmanager.WEBHOOK_URL: receiver.url}
+    """A stack with the webhook receiver on: `monitoring.alertmanager.receivers.webhook`."""
+    return webhook_stack_rendering()
 
 
 def test_a_firing_rule_reaches_the_webhook_and_a_down_component_inhibits_its_symptoms(
@@ -123,12 +58,14 @@ def test_a_firing_rule_reaches_the_webhook_and_a_down_component_inhibits_its_sym
         webhook_receiver() as receiver,
         running_pushgateway(work=tmp_path) as gateway,
         running_alertmanager(
-            _alertmanager_config(rendering), _webhook_secret(rendering, receiver), tmp_path
+            loopback_alertmanager_config(rendering), webhook_secret(rendering, receiver), tmp_path
         ) as alertmanager_url,
     ):
-        jobs = {"feast": closed, "pushgateway": gateway.removeprefix("http://")}
-        config = _prometheus_config(rendering, jobs, alertmanager_url)
-        with running_prometheus(config, _immediate(rendering, alerts), work=tmp_path) as prometheus:
+        jobs = {"feast": closed, "pushgateway": gateway}
+        config = loopback_prometheus_config(rendering, jobs, alertmanager_url)
+        with running_prometheus(
+            config, rules_firing_at_once(rendering, alerts), work=tmp_path
+        ) as prometheus:
             down = receiver.wait_for("ComponentDown", timeout=90)
             assert {k: down["labels"][k] for k in ("job", "component", "namespace")} == {
                 "job": "feast",
@@ -145,6 +82,11 @@ def test_a_firing_rule_reaches_the_webhook_and_a_down_component_inhibits_its_sym
             assert not receiver.alerts("FeatureServerErrors")
             downs = {a["labels"]["job"] for a in receiver.alerts("ComponentDown")}
             assert downs == {"feast"}
+            # What the dashboards and rules may read of Alertmanager, it exposes.
+            with urllib.request.urlopen(f"{alertmanager_url}/metrics", timeout=10) as response:
+                exposed = exposed_series(response.read().decode())
+            declared = declared_metrics(rendering, "alertmanager")
+            assert declared <= exposed, declared - exposed
 
 
 def _assert_inhibited(alertmanager_url: str, alertname: str, prometheus: Prometheus) -> None:
@@ -170,11 +112,7 @@ def test_a_pushed_group_is_scraped_with_its_labels_and_gone_once_deleted(
     """The Pushgateway scrape job as rendered (`honor_labels`): the pushed job and grouping
     labels survive the scrape instead of becoming exported_job and the like."""
     with running_pushgateway(work=tmp_path) as gateway:
-        gateway_address = gateway.removeprefix("http://")
-        config = _prometheus_config(
-            rendering, {"pushgateway": gateway_address}, "http://127.0.0.1:9"
-        )
-        config.pop("alerting")
+        config = loopback_prometheus_config(rendering, {"pushgateway": gateway})
         with running_prometheus(config, work=tmp_path) as prometheus:
             group = f"{gateway}/metrics/job/drift_check/feature_view/transactions"
             body = b'mlops_test_drift_share{feature="amount"} 0.42\n'
@@ -189,6 +127,10 @@ def test_a_pushed_group_is_scraped_with_its_labels_and_gone_once_deleted(
             assert series["value"][1] == "0.42"
             pushed = prometheus.wait_for('push_time_seconds{job="drift_check"}')
             assert pushed[0]["metric"]["feature_view"] == "transactions"
+            with urllib.request.urlopen(f"{gateway}/metrics", timeout=10) as response:
+                exposed = exposed_series(response.read().decode())
+            declared = declared_metrics(rendering, "pushgateway")
+            assert declared <= exposed, declared - exposed
             up = prometheus.query('up{job="pushgateway"}')
             assert up[0]["value"][1] == "1" and up[0]["metric"]["component"] == "pushgateway"
 

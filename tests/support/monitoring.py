@@ -7,10 +7,16 @@ Each server gets a free loopback port and a temporary data directory, is waited 
 ready, and is stopped on exit:
 
     with webhook_receiver() as receiver, running_pushgateway() as gateway:
-        with running_alertmanager(am_config(receiver.url)) as alertmanager:
-            with running_prometheus(prom_config(gateway, alertmanager), rules) as prometheus:
-                ...
+        secrets = {alertmanager.WEBHOOK_URL: receiver.url}
+        with running_alertmanager(loopback_alertmanager_config(rendering), secrets) as am:
+            config = loopback_prometheus_config(rendering, {"pushgateway": gateway}, am)
+            rules = rules_firing_at_once(rendering, {"FeatureDriftHigh": None})
+            with running_prometheus(config, rules) as prometheus:
+                ...  # push to the gateway
                 alert = receiver.wait_for("FeatureDriftHigh", timeout=60)
+
+(`rendering` with a webhook receiver set: `monitoring.alertmanager.receivers.webhook: {}`.)
+The loopback_* and rules_* functions turn the rendered configs into what runs on loopback.
 """
 
 from __future__ import annotations
@@ -245,7 +251,7 @@ def running_prometheus(
 
 # ---- The rendered monitoring configs, moved to loopback ------------------------------------
 # A stack with the webhook receiver on, its URL a secret that tests replace with a receiver's.
-WEBHOOK_STACK = {"monitoring": {"alertmanager": {"receivers": {"webhook": {}}}}}
+WEBHOOK_STACK: dict[str, Any] = {"monitoring": {"alertmanager": {"receivers": {"webhook": {}}}}}
 WEBHOOK_URL = "https://hooks.example.com/replaced-by-the-test-receiver"
 
 
@@ -255,33 +261,8 @@ def webhook_stack_rendering() -> render.Rendering:
 
 
 def rendered_config(rendering: render.Rendering, name: str, key: str) -> dict[str, Any]:
+    """A rendered ConfigMap's YAML file, parsed."""
     return yaml.safe_load(rendering.find("ConfigMap", name).inputs["data"][key])  # type: ignore[no-any-return]
-
-
-def loopback_alertmanager_config(rendering: render.Rendering) -> dict[str, Any]:
-    """The rendered alertmanager.yml, grouping timers shrunk to a second."""
-    config = rendered_config(rendering, "alertmanager-config", "alertmanager.yml")
-    config["route"].update({"group_wait": "1s", "group_interval": "1s"})
-    return config
-
-
-def loopback_prometheus_config(
-    rendering: render.Rendering, jobs: dict[str, str], alertmanager_url: str
-) -> dict[str, Any]:
-    """The rendered prometheus.yaml with only `jobs` (name -> loopback host:port) scraped and
-    alerts sent to the local Alertmanager."""
-    config = rendered_config(rendering, "prometheus-config", "prometheus.yaml")
-    kept = []
-    for job in config["scrape_configs"]:
-        if job["job_name"] in jobs:
-            job["static_configs"][0]["targets"] = [jobs[job["job_name"]]]
-            kept.append(job)
-    assert {j["job_name"] for j in kept} == set(jobs)
-    config["scrape_configs"] = kept
-    [target] = config["alerting"]["alertmanagers"][0]["static_configs"]
-    assert target["targets"] == [alertmanager_component.address(rendering.config.namespace)]
-    target["targets"] = [alertmanager_url.removeprefix("http://")]
-    return config
 
 
 def webhook_secret(rendering: render.Rendering, receiver: Receiver) -> dict[str, str]:
@@ -289,3 +270,67 @@ def webhook_secret(rendering: render.Rendering, receiver: Receiver) -> dict[str,
     files = secret_data(rendering, alertmanager_component.SECRET)
     assert files == {alertmanager_component.WEBHOOK_URL: WEBHOOK_URL}
     return {alertmanager_component.WEBHOOK_URL: receiver.url}
+
+
+def loopback_alertmanager_config(
+    rendering: render.Rendering, group_wait: str = "1s", group_interval: str = "1s"
+) -> dict[str, Any]:
+    """The rendered alertmanager.yml, its grouping timers shrunk (a second by default)."""
+    config = rendered_config(rendering, "alertmanager-config", "alertmanager.yml")
+    config["route"].update({"group_wait": group_wait, "group_interval": group_interval})
+    return config
+
+
+def loopback_prometheus_config(
+    rendering: render.Rendering, jobs: Mapping[str, str], alertmanager_url: str | None = None
+) -> dict[str, Any]:
+    """The rendered prometheus.yaml with only `jobs` scraped (scrape job name -> a loopback
+    host:port or URL, such as {"pushgateway": gateway}), each as rendered (labels,
+    honor_labels, paths); alerts go to `alertmanager_url`, or nowhere without one."""
+    config = rendered_config(rendering, "prometheus-config", "prometheus.yaml")
+    kept = []
+    for job in config["scrape_configs"]:
+        if job["job_name"] in jobs:
+            address = jobs[job["job_name"]].removeprefix("http://")
+            job["static_configs"][0]["targets"] = [address]
+            kept.append(job)
+    missing = set(jobs) - {j["job_name"] for j in kept}
+    assert not missing, f"no rendered scrape job {sorted(missing)}"
+    config["scrape_configs"] = kept
+    [target] = config["alerting"]["alertmanagers"][0]["static_configs"]
+    assert target["targets"] == [alertmanager_component.address(rendering.config.namespace)]
+    if alertmanager_url is None:
+        del config["alerting"]
+    else:
+        target["targets"] = [alertmanager_url.removeprefix("http://")]
+    return config
+
+
+def rules_firing_at_once(
+    rendering: render.Rendering, alerts: Mapping[str, str | None]
+) -> dict[str, str]:
+    """The rendered rule files with only `alerts` kept (alertname -> None to keep its
+    expression, or one to replace it), every hold (`for:`) zero so they fire at the first
+    evaluation that finds them true. A replaced expression gets the stack's namespace label,
+    as the real ones' `by (namespace)` keeps it."""
+    files = {}
+    namespace = rendering.config.namespace
+    for name, text in rendering.find("ConfigMap", "prometheus-rules").inputs["data"].items():
+        document = yaml.safe_load(text)
+        for group in document["groups"]:
+            group["rules"] = [r for r in group["rules"] if r["alert"] in alerts]
+            for rule in group["rules"]:
+                rule["for"] = "0s"
+                replacement = alerts[rule["alert"]]
+                if replacement is not None:
+                    rule["expr"] = (
+                        f'label_replace({replacement}, "namespace", "{namespace}", "", "")'
+                    )
+        document["groups"] = [g for g in document["groups"] if g["rules"]]
+        if document["groups"]:
+            files[name] = yaml.safe_dump(document, sort_keys=False)
+    found = {
+        r["alert"] for t in files.values() for g in yaml.safe_load(t)["groups"] for r in g["rules"]
+    }
+    assert found == set(alerts), f"no rendered rule {sorted(set(alerts) - found)}"
+    return files
