@@ -68,10 +68,15 @@ install_objects() {
     mkdir -p "$upstream"
     # The release's CRDs are large: server-side apply keeps them out of an annotation.
     kubectl apply --server-side --force-conflicts -f "$SHARE/crd" >/dev/null
-    kubectl wait --for=condition=Established --timeout=60s -f "$SHARE/crd" >/dev/null
+    local deadline=$((SECONDS + 60))
+    # A CRD has no conditions at all for a moment after it is created: wait would fail on that.
+    until kubectl wait --for=condition=Established --timeout=10s -f "$SHARE/crd" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || die "KServe's CRDs are not Established after 60s"
+        sleep 1
+    done
     kubectl create namespace "$NAMESPACE" --dry-run=client -o json | kubectl apply -f - >/dev/null
-    kubectl create --dry-run=client -o json -f "$SHARE/inferenceservice-config.yaml" >"$upstream/config.json"
-    kubectl create --dry-run=client -o json -f "$SHARE/webhooks.yaml" >"$upstream/webhooks.json"
+    kubectl create --dry-run=client --validate=false -o json -f "$SHARE/inferenceservice-config.yaml" >"$upstream/config.json"
+    kubectl create --dry-run=client --validate=false -o json -f "$SHARE/webhooks.yaml" >"$upstream/webhooks.json"
     python3 "$SCRIPT_DIR/lib/kserve_objects.py" config "$upstream/config.json" "$NAMESPACE" |
         kubectl apply -f - >/dev/null
     python3 "$SCRIPT_DIR/lib/kserve_objects.py" webhooks "$upstream/webhooks.json" \

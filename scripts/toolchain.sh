@@ -175,7 +175,7 @@ build_kserve() {
     src="$(tool_source kserve github.com/kserve/kserve)"
     mkdir -p "$1/share/kserve/crd"
     install -m 0644 "$src"/config/crd/full/serving.kserve.io_*.yaml "$1/share/kserve/crd/"
-    install -m 0644 "$src"/config/crd/full/clusterstoragecontainer/*.yaml "$1/share/kserve/crd/"
+    install -m 0644 "$src"/config/crd/full/clusterstoragecontainer/serving.kserve.io_*.yaml "$1/share/kserve/crd/"
     install -m 0644 "$src"/config/webhook/manifests.yaml "$1/share/kserve/webhooks.yaml"
     install -m 0644 "$src"/config/configmap/inferenceservice.yaml "$1/share/kserve/inferenceservice-config.yaml"
 }

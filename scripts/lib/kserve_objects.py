@@ -1,7 +1,7 @@
 """The objects scripts/kserve-controller.sh applies beside the KServe controller it runs as a
 local process: its `inferenceservice-config` for Standard mode and its admission webhooks, both
 derived from the pinned release's own manifests (as `kubectl create --dry-run -o json` prints
-them). Standard library only: the script runs it with any python3.
+them: one JSON document per object). Standard library only: the script runs it with any python3.
 
     kserve_objects.py config UPSTREAM_JSON NAMESPACE    the ConfigMap, as JSON
     kserve_objects.py webhooks UPSTREAM_JSON URL CA     the webhook configurations, as a List
@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# A script has the repository root on its path only when put there.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from infra import versions  # noqa: E402  (the repository root is not on the path of a script)
+from infra import versions
 
 # Each key of the ConfigMap that names an image, and the pin it gets.
 IMAGES = {
@@ -31,13 +32,21 @@ IMAGES = {
 }
 
 
-def _items(upstream: dict[str, Any]) -> list[dict[str, Any]]:
-    return upstream["items"] if upstream.get("kind") == "List" else [upstream]
+def read_objects(text: str) -> list[dict[str, Any]]:
+    """The objects of `kubectl create -o json` output: one JSON document per object, or a List."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        if text[at].isspace():
+            at += 1
+            continue
+        document, at = decoder.raw_decode(text, at)
+        found += document["items"] if document.get("kind") == "List" else [document]
+    return found
 
 
-def inferenceservice_config(upstream: dict[str, Any], namespace: str) -> dict[str, Any]:
+def inferenceservice_config(upstream: list[dict[str, Any]], namespace: str) -> dict[str, Any]:
     """The release's `inferenceservice-config`, pinned images, Standard mode, no ingress."""
-    (config_map,) = [o for o in _items(upstream) if o["kind"] == "ConfigMap"]
+    (config_map,) = [o for o in upstream if o["kind"] == "ConfigMap"]
     data = {k: json.loads(v) for k, v in config_map["data"].items() if not k.startswith("_")}
     for key, image in IMAGES.items():
         data[key]["image"] = image
@@ -53,12 +62,14 @@ def inferenceservice_config(upstream: dict[str, Any], namespace: str) -> dict[st
     }
 
 
-def webhook_configurations(upstream: dict[str, Any], url: str, ca_pem: bytes) -> dict[str, Any]:
+def webhook_configurations(
+    upstream: list[dict[str, Any]], url: str, ca_pem: bytes
+) -> dict[str, Any]:
     """The release's webhook configurations, each calling `url` + its path with `ca_pem` as the
     trusted CA: the controller runs outside the cluster, so no Service fronts it."""
     ca_bundle = base64.b64encode(ca_pem).decode()
     out = []
-    for configuration in _items(upstream):
+    for configuration in upstream:
         if not configuration["kind"].endswith("WebhookConfiguration"):
             continue
         hooks = []
@@ -76,10 +87,10 @@ def webhook_configurations(upstream: dict[str, Any], url: str, ca_pem: bytes) ->
 
 def main(argv: list[str]) -> None:
     if len(argv) == 3 and argv[0] == "config":
-        upstream = json.loads(Path(argv[1]).read_text())
+        upstream = read_objects(Path(argv[1]).read_text())
         print(json.dumps(inferenceservice_config(upstream, argv[2])))
     elif len(argv) == 4 and argv[0] == "webhooks":
-        upstream = json.loads(Path(argv[1]).read_text())
+        upstream = read_objects(Path(argv[1]).read_text())
         print(json.dumps(webhook_configurations(upstream, argv[2], Path(argv[3]).read_bytes())))
     else:
         raise SystemExit(__doc__)

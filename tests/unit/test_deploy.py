@@ -87,7 +87,9 @@ def test_ready_only_when_the_ready_condition_is_true() -> None:
 
 def test_waiting_returns_once_ready() -> None:
     answers = iter([STARTING, STARTING, READY])
-    found = kube.wait_until_ready("fraud", "models", timeout=60, poll=0, fetch=lambda: next(answers))
+    found = kube.wait_until_ready(
+        "fraud", "models", timeout=60, poll=0, fetch=lambda: next(answers)
+    )
     assert found is READY
 
 
