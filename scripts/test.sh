@@ -11,7 +11,8 @@
 #   unit         promtool (prometheus.sh: about 5 minutes the first time)
 #   contract     the local servers (services.sh) and Prometheus
 #   workloads    the local servers and .venv-serving (setup.sh --serving: the model server)
-#   integration  the control-plane toolchain (toolchain.sh: about 20 minutes the first time)
+#   integration  the control-plane toolchain with the KServe controller (toolchain.sh: about 30
+#                minutes the first time)
 # It installs no system package: when one is missing it stops and names the command that does.
 set -euo pipefail
 cd "$(dirname "$0")/.."

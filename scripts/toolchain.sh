@@ -23,8 +23,9 @@
 # engine loads the plugin version the SDK asks for).
 #
 # MLOPS_TOOLCHAIN_CACHE overrides the cache root (default ~/.cache/mlops-platform/toolchain).
-# Exit status is non-zero only when something `pulumi up` needs is missing afterwards: the
-# Pulumi CLI, the language host, the kubernetes plugin, kube-apiserver or etcd.
+# Exit status is non-zero only when something the integration tier needs is missing afterwards:
+# the Pulumi CLI, the language host, the kubernetes plugin, kube-apiserver, etcd or the KServe
+# controller.
 # shellcheck disable=SC2317 # the build functions run through `step`, which shellcheck cannot see
 set -euo pipefail
 # shellcheck source=lib/go-tools.sh
@@ -47,8 +48,9 @@ BIN_DIR="$TOOLCHAIN_DIR/bin"
 PULUMI_HOME_DIR="$TOOLCHAIN_DIR/pulumi-home"
 LOG_DIR="$TOOLCHAIN_DIR/logs"
 BUILD_CACHE="$CACHE_ROOT/go/toolchain-build" # this script's own: `trim` empties it
-# What `pulumi up` needs (and the kubernetes plugin in PULUMI_HOME).
-ESSENTIAL=(pulumi pulumi-language-python pulumi-language-python-exec kube-apiserver etcd)
+# What `pulumi up` needs (and the kubernetes plugin in PULUMI_HOME), and the KServe controller
+# the integration tier reconciles with.
+ESSENTIAL=(pulumi pulumi-language-python pulumi-language-python-exec kube-apiserver etcd kserve-controller)
 PLUGIN="$PULUMI_HOME_DIR/plugins/resource-kubernetes-v$PULUMI_KUBERNETES_VERSION/pulumi-resource-kubernetes"
 
 print_env() {
@@ -305,7 +307,7 @@ build_all() {
     local missing
     missing="$(missing_essentials | paste -sd, -)"
     if [[ -n "$missing" ]]; then
-        echo "missing for pulumi up: $missing" >&2
+        echo "missing for the integration tier: $missing" >&2
         exit 1
     fi
 }
