@@ -4,19 +4,23 @@ the predictor alone, the model in process and the Feast lookup alone.
     .venv/bin/python benchmarks/inference.py [--customers 1000 --merchants 100 --days 35]
         [--requests 300 --seed 7]
 
-Needs the local test Redis (./scripts/services.sh) and .venv-serving (./scripts/setup.sh
---serving). It generates the reference data, applies and materializes a copy of the feature
-repo into Redis database 3 (as benchmarks/feast_online.py does), trains the model as the
-training task does (workloads.training), saves it as MLflow writes it, and starts the
-predictor (the platform's ServingRuntime, infra/components/kserve.py, in .venv-serving) and
-the transformer (the InferenceService's container) as processes on loopback. Per batch size
-(1 and 100 transactions), the same seeded batches are timed five ways:
+Needs the local test Redis and S3 server (./scripts/services.sh) and .venv-serving
+(./scripts/setup.sh --serving). It generates the reference data, applies and materializes a
+copy of the feature repo into Redis database 3 (as benchmarks/feast_online.py does), trains the
+model as the training task does (workloads.training), saves it as MLflow writes it, and starts
+the predictor (the platform's ServingRuntime, infra/components/kserve.py, in .venv-serving) and
+the transformer (the InferenceService's container) as processes on loopback, twice: without
+the prediction log, and logging every scored instance to the local S3 server (bucket
+`predictions-bench`; flushed every 1,000 rows or 30 s, as deployed). Per batch size (1 and 100
+transactions), the same seeded batches are timed these ways:
 
   served     POST /v1/models/<name>:predict to the transformer: features, then predictor
+  logged     the same, to the transformer that also logs each prediction
   predictor  POST /v2/models/<name>/infer to MLServer, with the features already fetched
   feast      FeatureStore.get_online_features(...) of the feature service, in process
   model      predict_proba of the same model, in process, on the same feature rows
-and reports p50/p99 in milliseconds and the ratio of served to the model in process.
+and reports p50/p99 in milliseconds, the ratio of served to the model in process, and of
+logged to served.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from benchmarks.feast_online import (
 from infra import versions
 from infra.components import kserve
 from tests.support.kserve import predictor_command, transformer_command
-from tests.support.servers import running_server
+from tests.support.servers import local_s3, running_server
 from workloads.feature_repo.datagen import fraud_events
 from workloads.model_inputs import FEATURE_SERVICE, FEATURES, MODEL_NAME, model_frame
 from workloads.serving.inference_service import inference_service
@@ -64,6 +68,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 SERVING_BIN = ROOT / ".venv-serving" / "bin"
 BATCHES = (1, 100)
+LOG_BUCKET = "predictions-bench"
 
 
 def post(connection: http.client.HTTPConnection, path: str, body: Any) -> Any:
@@ -106,6 +111,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     started = time.monotonic()
+    log_env = prediction_log_env()
     server = redis_server()
     server.client().flushdb()
     dataset = fraud_events.generate(
@@ -149,10 +155,43 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}/v1/models/{MODEL_NAME}"
             # The store config is the copy's, where the pod would mount /etc/feast.
             tenv = {**tenv, **env, "PYTHONPATH": str(ROOT)}
-            with running_server(command, url, work / "transformer", tenv):
-                rows = measure(store, fitted, ports["http"], port, dataset, args)
+            logged_port = free_port()
+            logged_command, _ = transformer_command(
+                isvc, f"127.0.0.1:{ports['http']}", logged_port, VENV_BIN / "python"
+            )
+            logged_url = f"http://127.0.0.1:{logged_port}/v1/models/{MODEL_NAME}"
+            (work / "logged").mkdir()
+            with (
+                running_server(command, url, work / "transformer", tenv),
+                running_server(logged_command, logged_url, work / "logged", {**tenv, **log_env}),
+            ):
+                rows = measure(store, fitted, ports["http"], (port, logged_port), dataset, args)
     server.client().flushdb()
     report(rows, prepared, args, len(dataset.transactions))
+
+
+def prediction_log_env() -> dict[str, str]:
+    """The logging transformer's settings: the local S3 server's bucket for the benchmark."""
+    import boto3
+
+    s3 = local_s3()
+    credentials = {
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_ENDPOINT_URL": s3.endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+        region_name="us-east-1",
+    )
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if LOG_BUCKET not in existing:
+        client.create_bucket(Bucket=LOG_BUCKET)
+    return {**credentials, "MLOPS_PREDICTION_LOG_URI": f"s3://{LOG_BUCKET}/log"}
 
 
 def save(fitted: Any, frame: Any, model_dir: Path) -> None:
@@ -171,10 +210,16 @@ def save(fitted: Any, frame: Any, model_dir: Path) -> None:
 
 
 def measure(
-    store: Any, fitted: Any, predictor_port: int, transformer_port: int, dataset: Any, args: Any
+    store: Any,
+    fitted: Any,
+    predictor_port: int,
+    transformer_ports: tuple[int, int],
+    dataset: Any,
+    args: Any,
 ) -> list[tuple[int, dict[str, np.ndarray]]]:
     service = store.get_feature_service(FEATURE_SERVICE)
-    served = http.client.HTTPConnection("127.0.0.1", transformer_port)
+    served = http.client.HTTPConnection("127.0.0.1", transformer_ports[0])
+    logged = http.client.HTTPConnection("127.0.0.1", transformer_ports[1])
     predictor = http.client.HTTPConnection("127.0.0.1", predictor_port)
     rng = np.random.default_rng(args.seed)
     results = []
@@ -194,6 +239,12 @@ def measure(
                     "served": timed(
                         lambda rows: post(
                             served, f"/v1/models/{MODEL_NAME}:predict", {"instances": rows}
+                        ),
+                        batches,
+                    ),
+                    "logged": timed(
+                        lambda rows: post(
+                            logged, f"/v1/models/{MODEL_NAME}:predict", {"instances": rows}
                         ),
                         batches,
                     ),
@@ -239,17 +290,20 @@ def report(
     )
     print(f"setup (data, apply, materialize, training frame, fit): {prepared:.1f} s")
     print(f"calibration: sum(range(10**6)) takes {calibration():.1f} ms here (median of 20)")
-    names = ("served", "predictor", "feast", "model")
+    names = ("served", "logged", "predictor", "feast", "model")
     print(
-        "batch | " + " | ".join(f"{n:>9} p50     p99" for n in names) + " | served/model p50   p99"
+        "batch | "
+        + " | ".join(f"{n:>9} p50     p99" for n in names)
+        + " | served/model p50   p99 | logged/served p50   p99"
     )
     for size, times in rows:
-        cells = [quantiles(times[n]) for n in names]
-        ratio = (cells[0][0] / cells[3][0], cells[0][1] / cells[3][1])
+        cells = dict(zip(names, (quantiles(times[n]) for n in names), strict=True))
+        served, logged, in_process = cells["served"], cells["logged"], cells["model"]
         print(
             f"{size:5d} | "
-            + " | ".join(f"{p50:13.2f} {p99:7.2f}" for p50, p99 in cells)
-            + f" | {ratio[0]:12.1f}x {ratio[1]:4.1f}x"
+            + " | ".join(f"{p50:13.2f} {p99:7.2f}" for p50, p99 in cells.values())
+            + f" | {served[0] / in_process[0]:12.1f}x {served[1] / in_process[1]:4.1f}x"
+            + f" | {logged[0] / served[0]:13.2f}x {logged[1] / served[1]:5.2f}x"
         )
     print("latency in milliseconds")
 

@@ -38,12 +38,16 @@ from infra.configtypes import (
     Cron,
     DnsLabel,
     Duration,
+    EmailAddress,
+    EmailAddresses,
     Endpoint,
     FeastProject,
     Flag,
     GeneratedSecret,
     Host,
     HostPatterns,
+    HostPort,
+    Hours,
     Image,
     IngressClassName,
     IngressHosts,
@@ -59,9 +63,14 @@ from infra.configtypes import (
     RegistryUser,
     Replicas,
     RoleName,
+    Rows,
     Secret,
+    Share,
+    SlackChannel,
+    SmtpUser,
     StorageClassName,
     SuppliedSecret,
+    SuppliedSecretUrl,
     Workers,
     describe,
     line,
@@ -160,6 +169,7 @@ class Buckets(Model):
     flyte: BucketName = "flyte"
     feast: BucketName = "feast"
     models: BucketName = "models"
+    predictions: BucketName = "predictions"
 
 
 class ObjectStoreConfig(Component):
@@ -311,10 +321,30 @@ class CertManagerConfig(Model):
     image_registry: Registry | None = Field(None, description="a mirror of quay.io")
 
 
+class DriftCheckConfig(Model):
+    """The drift check of the served model (workloads/monitoring/workflow.py): its defaults in
+    every Flyte project namespace."""
+
+    known_keys_sorted: ClassVar[bool] = False
+    threshold: Share = Field(
+        0.5,
+        description="the share of monitored columns that must drift for a drift verdict, which "
+        "launches a retraining",
+    )
+    window_hours: Hours = Field(1, description="the window of logged predictions each check reads")
+    min_rows: Rows = Field(
+        500, description="fewer logged rows in the window give `not enough data`, no verdict"
+    )
+    cooldown_hours: Hours = Field(
+        24, description="after a retraining is launched, none other starts for this long"
+    )
+
+
 class KserveConfig(Component):
     """KServe in Standard mode after cert-manager (needs objectStore)."""
 
     cert_manager: CertManagerConfig = CertManagerConfig()
+    drift_check: DriftCheckConfig = DriftCheckConfig()
     chart_repository: ChartRepository = Field(
         versions.KSERVE_CHART_REPOSITORY, description="where the KServe charts come from"
     )
@@ -342,10 +372,72 @@ class GrafanaConfig(Model):
     resources: Resources
 
 
-class MonitoringConfig(Component):
-    """Prometheus 3 and Grafana 13."""
+class WebhookReceiver(Model):
+    """Alerts posted as JSON to a URL, the secret key `alertmanagerWebhookUrl`."""
 
+    send_resolved: Flag = Field(True, description="also post when an alert resolves")
+    url: SuppliedSecretUrl = Field(alias="alertmanagerWebhookUrl")
+
+
+class SlackReceiver(Model):
+    """Alerts posted to a Slack channel through an incoming webhook, whose URL is the secret key
+    `alertmanagerSlackApiUrl`."""
+
+    channel: SlackChannel = Field(description="the channel to post to, such as #alerts")
+    send_resolved: Flag = Field(True, description="also post when an alert resolves")
+    api_url: SuppliedSecretUrl = Field(alias="alertmanagerSlackApiUrl")
+
+
+class EmailReceiver(Model):
+    """Alerts mailed through an SMTP server that takes a login; its password is the secret key
+    `alertmanagerSmtpPassword`."""
+
+    known_keys_sorted: ClassVar[bool] = False
+    to: EmailAddresses = Field(description="who gets the mail")
+    from_: EmailAddress = Field(alias="from", description="the sender address")
+    smarthost: HostPort = Field(description="the SMTP server, such as smtp.example.com:587")
+    username: SmtpUser = Field(description="the SMTP login")
+    require_tls: Flag = Field(True, description="refuse to send without STARTTLS")
+    send_resolved: Flag = Field(False, description="also mail when an alert resolves")
+    password: SuppliedSecret = Field(alias="alertmanagerSmtpPassword")
+
+
+class Receivers(Model):
+    """Where alerts go; every receiver set gets every alert. None set: alerts are still routed,
+    grouped and inhibited, and then dropped (the `null` receiver)."""
+
+    webhook: WebhookReceiver | None = None
+    slack: SlackReceiver | None = None
+    email: EmailReceiver | None = None
+
+
+class AlertmanagerConfig(Model):
+    """One Alertmanager that Prometheus sends its alerts to."""
+
+    group_interval: Duration = Field(
+        "5m", description="how long before a group's new alerts are sent"
+    )
+    group_wait: Duration = Field("30s", description="how long a new group waits for more alerts")
+    receivers: Receivers = Receivers()
+    repeat_interval: Duration = Field(
+        "4h", description="how long before a still-firing alert is sent again"
+    )
+    resources: Resources
+    storage_size: Quantity = Field("1Gi", description="its volume (silences, notification log)")
+
+
+class PushgatewayConfig(Model):
+    """The Pushgateway batch jobs (the drift workflow) push their metrics to."""
+
+    resources: Resources
+
+
+class MonitoringConfig(Component):
+    """Prometheus 3, Alertmanager, the Pushgateway and Grafana 13."""
+
+    alertmanager: AlertmanagerConfig
     grafana: GrafanaConfig
+    pushgateway: PushgatewayConfig
     prometheus_ingress: NoLoginIngress = Field(
         None,
         description="an Ingress to Prometheus, which has no login: it needs an auth annotation "

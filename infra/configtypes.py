@@ -93,6 +93,11 @@ Flag = Annotated[bool, Strict(), Allowed("must be true or false", "boolean")]
 Port = Annotated[int, Strict(), Field(ge=1, le=65535), Allowed.integer(1, 65535)]
 Replicas = Annotated[int, Strict(), Field(ge=1, le=10), Allowed.integer(1, 10)]
 Workers = Annotated[int, Strict(), Field(ge=1, le=16), Allowed.integer(1, 16)]
+Share = Annotated[
+    float, Field(gt=0, le=1), Allowed("must be a number above 0 and at most 1", "number in (0, 1]")
+]
+Hours = Annotated[int, Strict(), Field(ge=1, le=720), Allowed.integer(1, 720)]
+Rows = Annotated[int, Strict(), Field(ge=1, le=10_000_000), Allowed.integer(1, 10_000_000)]
 
 _QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 QUANTITY_RULE = "must be a positive Kubernetes quantity such as 500m, 2, 512Mi or 10Gi"
@@ -319,6 +324,64 @@ GeneratedSecret = Annotated[
 SuppliedSecret = Annotated[SecretStr, BeforeValidator(_secret), SecretKey(generated=False)]
 
 
+_SECRET_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$")
+SECRET_URL_RULE = "must be an http(s) URL such as https://hooks.example.com/... " + (
+    "of 12 to 256 printable characters without spaces, quotes or backslashes"
+)
+
+
+def _secret_url(value: Any) -> SecretStr:
+    secret = _secret(value)
+    if not _SECRET_URL.match(secret.get_secret_value()):
+        raise PydanticCustomError("secret_value", SECRET_URL_RULE)
+    return secret
+
+
+# A URL that carries its own credential (a webhook or Slack incoming-webhook URL).
+SuppliedSecretUrl = Annotated[SecretStr, BeforeValidator(_secret_url), SecretKey(generated=False)]
+
+_EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+EmailAddress = Annotated[
+    str,
+    StringConstraints(pattern=f"^{_EMAIL}$"),
+    Allowed("must be an email address such as alerts@example.com", "email address"),
+]
+_EMAILS_RULE = "must be a non-empty list of distinct email addresses such as oncall@example.com"
+EmailAddresses = Annotated[
+    tuple[str, ...],
+    checked(
+        lambda v: (
+            tuple(v)
+            if isinstance(v, list)
+            and v
+            and len(set(v)) == len(v)
+            and all(isinstance(a, str) and re.fullmatch(_EMAIL, a) for a in v)
+            else None
+        ),
+        _EMAILS_RULE,
+    ),
+    Allowed(_EMAILS_RULE, "list of email addresses"),
+]
+HostPort = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?:[0-9]{1,5}$"),
+    Allowed("must be host:port such as smtp.example.com:587", "host:port"),
+]
+SlackChannel = Annotated[
+    str,
+    StringConstraints(pattern=r"^[#@]?[a-z0-9][a-z0-9._-]{0,79}$"),
+    Allowed("must be a Slack channel such as #alerts (a-z, 0-9, '.', '_', '-')", "Slack channel"),
+]
+SmtpUser = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}$"),
+    Allowed(
+        "must be an SMTP login (up to 255 of A-Z, a-z, 0-9, '.', '_', '@', '+', '-')",
+        "SMTP login",
+    ),
+]
+
+
 def refuse(key: str, value: Any, allowed: str) -> PydanticCustomError:
     """What a model's own check raises about one of its keys: `describe` names that key."""
     return PydanticCustomError("key_rule", allowed, {"key": key, "value": value})
@@ -447,7 +510,9 @@ def _describe(e: Any, root: type[Model], stack: str, secret_names: list[str]) ->
                 f"{PROJECT}:{name} is stored in plain text: it must be a secret; "
                 f"run: pulumi config set --secret {name} <value> --stack {stack}"
             )
-        return f"{PROJECT}:{name} = [secret]: {SECRET_RULE}"
+        # The rule's own message (never the value), or the common one for a wrong type.
+        rule = e["msg"] if kind == "secret_value" else SECRET_RULE
+        return f"{PROJECT}:{name} = [secret]: {rule}"
     if kind == "extra_forbidden":
         known = known_keys(parent) + (secret_names if parent is root else [])
         return line(key, e["input"], f"unknown key; known keys: {', '.join(known)}")

@@ -83,6 +83,8 @@ class ScrapeTarget:
     address: str
     path: str = "/metrics"
     basic_auth: BasicAuth | None = None
+    # A gateway that relays others' series (the Pushgateway): their job and instance labels win.
+    honor_labels: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,19 @@ def _rules(rule_file: str) -> dict[str, str]:
 
 def alert_names(rule_file: str) -> frozenset[str]:
     return frozenset(_rules(rule_file))
+
+
+@cache
+def component_alerts(rule_file: str) -> dict[str, str]:
+    """The alerts whose rule sets a `component` label (a component's own symptoms, such as its
+    latency and error alerts), and that component."""
+    document = yaml.safe_load((ALERTS_DIR / rule_file).read_text())
+    return {
+        r["alert"]: r["labels"]["component"]
+        for g in document["groups"]
+        for r in g["rules"]
+        if "alert" in r and "component" in r.get("labels", {})
+    }
 
 
 _COMPARED = re.compile(r"(?:>=|<=|==|!=|>|<)\s*(?:bool\s+)?([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)")

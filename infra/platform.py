@@ -7,12 +7,13 @@ from typing import Any, Protocol, TypeVar
 import pulumi
 
 from infra import kube
+from infra.components import pushgateway
 from infra.components.feast import Feast, FeastArgs
 from infra.components.flyte import Flyte, FlyteArgs, TaskEnvironment, training_accounts
 from infra.components.kserve import Kserve, KserveArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
-from infra.components.object_store import ObjectStore, ObjectStoreArgs
+from infra.components.object_store import ObjectStore, ObjectStoreArgs, S3Endpoint
 from infra.components.postgres import Postgres, PostgresArgs
 from infra.components.redis import Redis, RedisArgs
 from infra.config import NEEDS, PlatformConfig
@@ -42,12 +43,14 @@ def _provided(provider: T | None, service: str) -> T:
 
 
 def task_environment(
-    config: PlatformConfig, mlflow: Mlflow | None, feast: Feast | None
+    config: PlatformConfig, mlflow: Mlflow | None, feast: Feast | None, store: S3Endpoint
 ) -> TaskEnvironment | None:
-    """What the reference training tasks need in Flyte's project namespaces: MLflow, the
-    feature store and where to deploy; None unless all three are enabled."""
+    """What the reference training and drift-check tasks need in Flyte's project namespaces:
+    MLflow, the feature store, where to deploy, the prediction log (with S3 credentials) and
+    the drift check's settings; None unless MLflow, Feast and KServe are enabled."""
     if mlflow is None or feast is None or config.mlflow is None or config.kserve is None:
         return None
+    drift = config.kserve.drift_check
     return TaskEnvironment(
         settings={
             "MLFLOW_TRACKING_URI": mlflow.tracking_uri,
@@ -56,13 +59,37 @@ def task_environment(
             "MLOPS_MODEL_NAMESPACE": config.kserve.model_namespace,
             "MLOPS_WORKLOADS_IMAGE": config.images.workloads,
             "FEAST_FS_YAML_FILE_PATH": "/etc/feast/feature_store.yaml",
+            **prediction_log_settings(store),
+            "MLOPS_DRIFT_THRESHOLD": str(drift.threshold),
+            "MLOPS_DRIFT_WINDOW_HOURS": str(drift.window_hours),
+            "MLOPS_DRIFT_MIN_ROWS": str(drift.min_rows),
+            "MLOPS_RETRAINING_COOLDOWN_HOURS": str(drift.cooldown_hours),
+            # Monitoring is built last (it watches everything); its Pushgateway's address is
+            # known from the namespace alone.
+            **(
+                {"MLOPS_PUSHGATEWAY_URL": pushgateway.url(config.namespace)}
+                if config.monitoring
+                else {}
+            ),
         },
         feature_store_yaml=feast.store_config,
         secrets={
             "MLFLOW_TRACKING_PASSWORD": reveal(config.mlflow.admin_password),
+            "AWS_ACCESS_KEY_ID": store.access_key,
+            "AWS_SECRET_ACCESS_KEY": store.secret_key,
             **feast.client.secrets,
         },
     )
+
+
+def prediction_log_settings(store: S3Endpoint) -> dict[str, str]:
+    """Where served predictions are logged (workloads/monitoring/prediction_log.py), for the
+    transformer that writes them and the drift check that reads them."""
+    return {
+        "MLOPS_PREDICTION_LOG_URI": f"s3://{store.buckets['predictions']}/log",
+        "AWS_ENDPOINT_URL": store.url,
+        "AWS_DEFAULT_REGION": store.region,
+    }
 
 
 def image_pull(config: PlatformConfig) -> kube.ImagePull | None:
@@ -125,7 +152,7 @@ class Platform(pulumi.ComponentResource):
         if config.flyte:
             database = _provided(postgres, "flyte").databases["flyte"]
             s3 = _provided(store, "flyte").endpoint
-            tasks = task_environment(config, mlflow, feast)
+            tasks = task_environment(config, mlflow, feast, s3)
             flyte_args = FlyteArgs(config.flyte, ns, database, s3, tasks, image_pull=pull)
             self._add(Flyte("flyte", flyte_args, child))
         if config.kserve:
@@ -137,6 +164,7 @@ class Platform(pulumi.ComponentResource):
                 feature_store=feast.client if feast else None,
                 deployers=training_accounts(config.flyte) if config.flyte else (),
                 image_pull=pull,
+                prediction_log=prediction_log_settings(s3),
             )
             self._add(Kserve("kserve", kserve_args, pulumi.ResourceOptions(parent=self)))
         if config.monitoring:

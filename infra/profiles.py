@@ -36,6 +36,8 @@ def _profiles() -> dict[ProfileName, dict[str, Any]]:
                 **size("5Gi", "100m", "256Mi", "1", "1Gi"),
                 "retention": "3d",
                 "grafana": {"resources": sized("50m", "128Mi", "500m", "512Mi")},
+                "alertmanager": {"resources": sized("10m", "32Mi", "200m", "128Mi")},
+                "pushgateway": {"resources": sized("10m", "32Mi", "200m", "128Mi")},
             },
         },
         "standard": {
@@ -51,6 +53,8 @@ def _profiles() -> dict[ProfileName, dict[str, Any]]:
                 **size("20Gi", "250m", "1Gi", "2", "4Gi"),
                 "retention": "15d",
                 "grafana": {"resources": sized("100m", "256Mi", "1", "1Gi")},
+                "alertmanager": {"resources": sized("50m", "64Mi", "500m", "256Mi")},
+                "pushgateway": {"resources": sized("20m", "64Mi", "500m", "256Mi")},
             },
         },
         "ha": {
@@ -66,6 +70,8 @@ def _profiles() -> dict[ProfileName, dict[str, Any]]:
                 **size("100Gi", "500m", "2Gi", "4", "8Gi"),
                 "retention": "30d",
                 "grafana": {"resources": sized("100m", "256Mi", "1", "1Gi")},
+                "alertmanager": {"resources": sized("100m", "128Mi", "1", "512Mi")},
+                "pushgateway": {"resources": sized("50m", "64Mi", "500m", "256Mi")},
             },
         },
     }

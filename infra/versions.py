@@ -90,3 +90,17 @@ PROMETHEUS_UID = 65534
 GRAFANA_VERSION = "13.2.0"
 GRAFANA_IMAGE = f"docker.io/grafana/grafana:{GRAFANA_VERSION}"
 GRAFANA_UID = 472
+
+# prometheus/alertmanager 0.35.0 (VERSION; Dockerfile: USER nobody, EXPOSE 9093, data under
+# --storage.path). scripts/prometheus.sh builds this version's alertmanager and amtool
+# (tools/alertmanager/go.mod).
+ALERTMANAGER_VERSION = "0.35.0"
+ALERTMANAGER_IMAGE = f"quay.io/prometheus/alertmanager:v{ALERTMANAGER_VERSION}"
+ALERTMANAGER_UID = 65534
+
+# prometheus/pushgateway 1.11.3 (VERSION; Dockerfile: USER 65534, EXPOSE 9091). The newest
+# release the Go module proxy here serves (1.11.4 is not); scripts/prometheus.sh builds it
+# (tools/pushgateway/go.mod).
+PUSHGATEWAY_VERSION = "1.11.3"
+PUSHGATEWAY_IMAGE = f"quay.io/prometheus/pushgateway:v{PUSHGATEWAY_VERSION}"
+PUSHGATEWAY_UID = 65534

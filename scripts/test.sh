@@ -8,9 +8,10 @@
 # Every run: .venv from uv.lock (setup.sh, with the workloads group) and the lints
 # (scripts/lint.sh; MLOPS_LINT=0 skips them, as the CI tier jobs do: their lint job runs them).
 # Then, for the tiers the pytest arguments select (tests/<tier>/):
-#   unit         promtool (prometheus.sh: about 5 minutes the first time)
-#   contract     the local servers (services.sh) and Prometheus
-#   workloads    the local servers and .venv-serving (setup.sh --serving: the model server)
+#   unit         promtool and amtool (prometheus.sh: about 10 minutes the first time)
+#   contract     the local servers (services.sh), Prometheus, Alertmanager and the Pushgateway
+#   workloads    the local servers, .venv-serving (setup.sh --serving: the model server) and the
+#                monitoring servers (the drift test)
 #   integration  the control-plane toolchain with the KServe controller (toolchain.sh: about 30
 #                minutes the first time)
 # It installs no system package: when one is missing it stops and names the command that does.
@@ -43,13 +44,17 @@ if [ "${MLOPS_LINT:-1}" != 0 ]; then
 fi
 
 # promtool checks the rendered config, the alert rules and their tests and the dashboards'
-# queries; the server runs the rendered config in the contract tier.
-if selected unit || selected contract; then
-    log "prometheus"
+# queries, amtool the rendered Alertmanager config; the servers run the rendered configs in the
+# contract tier and carry the drift metrics and alerts in the workloads tier.
+if selected unit || selected contract || selected workloads; then
+    log "prometheus, alertmanager, pushgateway"
     ./scripts/prometheus.sh
     MLOPS_PROMTOOL="$(./scripts/prometheus.sh path promtool)"
     MLOPS_PROMETHEUS="$(./scripts/prometheus.sh path prometheus)"
-    export MLOPS_PROMTOOL MLOPS_PROMETHEUS
+    MLOPS_ALERTMANAGER="$(./scripts/prometheus.sh path alertmanager)"
+    MLOPS_AMTOOL="$(./scripts/prometheus.sh path amtool)"
+    MLOPS_PUSHGATEWAY="$(./scripts/prometheus.sh path pushgateway)"
+    export MLOPS_PROMTOOL MLOPS_PROMETHEUS MLOPS_ALERTMANAGER MLOPS_AMTOOL MLOPS_PUSHGATEWAY
 fi
 if selected workloads; then
     log "serving environment"

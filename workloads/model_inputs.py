@@ -37,6 +37,10 @@ FILL_VALUES: dict[str, float] = {
     "amount_to_mean_7d": 1.0,
 }
 FEATURES: tuple[str, ...] = tuple(FILL_VALUES)
+# What the drift check compares between served traffic and training: the request's amount,
+# which no feature carries online, and the model's inputs. Training logs a sample of these
+# columns with each model as its reference.
+MONITORED: tuple[str, ...] = ("amount", *FEATURES)
 
 
 def model_frame(features: pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:

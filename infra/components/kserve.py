@@ -72,7 +72,32 @@ INFERENCE_METRICS = (
         "model_infer_request_success_total",
         "model_infer_request_failure_total",
     }
+    # The transformer's prediction log (workloads/monitoring/prediction_log.py).
+    | {"prediction_log_records_total", "prediction_log_dropped_records_total"}
+    | histogram("prediction_log_write_duration_seconds")
 )
+# What the drift check pushes through the Pushgateway (workloads/monitoring/metrics.py).
+MODEL_MONITORING_METRICS = frozenset(
+    {
+        "model_feature_drift_score",
+        "model_feature_drifted",
+        "model_drifted_features_share",
+        "model_drift_threshold",
+        "model_drift_window_rows",
+        "model_drift_enough_data",
+        "model_prediction_quantile",
+        "model_prediction_positive_share",
+        "model_drift_check_last_run_timestamp_seconds",
+        "model_drift_check_last_success_timestamp_seconds",
+        "model_drift_check_failed",
+        "model_drift_check_interval_seconds",
+        "model_retraining_last_launch_timestamp_seconds",
+        "model_retraining_last_outcome",
+    }
+)
+# workloads/serving/inference_service.py reads the prediction log's settings from this
+# ConfigMap in the model namespace.
+PREDICTION_LOG = "prediction-log"
 # The platform's runtime for MLflow 3 models (KServe's own MLServer runtime matches formats 1 and
 # 2 only): MLServer's MLflow runtime on this project's serving image, whose model libraries are
 # training's (uv.lock). workloads/serving/inference_service.py names it.
@@ -117,6 +142,9 @@ class KserveArgs:
     deployers: tuple[tuple[str, str], ...] = ()
     # The registry login for the project images (None: they are public or on the nodes).
     image_pull: kube.ImagePull | None = None
+    # Where transformers log predictions: MLOPS_PREDICTION_LOG_URI and the S3 endpoint
+    # variables (None: not logged). The credentials are the storage Secret's.
+    prediction_log: dict[str, str] | None = None
 
 
 def mirrored(image: str, registry: str | None) -> str:
@@ -278,8 +306,8 @@ class Kserve(pulumi.ComponentResource):
                     INFERENCE_JOB, self.model_namespace, INFERENCE_SERVICE_LABEL, "inferenceservice"
                 ),
             ),
-            metrics=frozenset(INFERENCE_METRICS),
-            rules=("serving.yaml",),
+            metrics=frozenset(INFERENCE_METRICS | MODEL_MONITORING_METRICS),
+            rules=("serving.yaml", "model_monitoring.yaml"),
         )
         self.outputs = {
             "kserve": {
@@ -404,6 +432,13 @@ class Kserve(pulumi.ComponentResource):
         )
         if args.feature_store is not None:
             self._feature_store_client(ns, args.feature_store, after)
+        if args.prediction_log is not None:
+            k8s.core.v1.ConfigMap(
+                PREDICTION_LOG,
+                metadata=kube.metadata(PREDICTION_LOG, ns, COMPONENT, "prediction-log"),
+                data=args.prediction_log,
+                opts=after,
+            )
         if args.deployers:
             self._deployers(ns, args.deployers, after)
 

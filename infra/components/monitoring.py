@@ -1,5 +1,6 @@
-"""Monitoring: Prometheus (`prometheus.py`) and Grafana (`grafana.py`), configured from what
-every component declares about itself (`infra/observability.py`)."""
+"""Monitoring: Prometheus (`prometheus.py`), Alertmanager (`alertmanager.py`), the Pushgateway
+(`pushgateway.py`) and Grafana (`grafana.py`), configured from what every component declares
+about itself (`infra/observability.py`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pulumi
 
 from infra import kube
-from infra.components import grafana, prometheus
+from infra.components import alertmanager, grafana, prometheus, pushgateway
 from infra.config import MonitoringConfig
 from infra.observability import Telemetry
 
@@ -19,7 +20,7 @@ from infra.observability import Telemetry
 class MonitoringArgs:
     config: MonitoringConfig
     namespace: str
-    # Prometheus's data volume.
+    # Prometheus's and Alertmanager's data volumes.
     storage: kube.Storage
     # The other components' declarations.
     telemetry: Sequence[Telemetry]
@@ -28,7 +29,10 @@ class MonitoringArgs:
 class Monitoring(pulumi.ComponentResource):
     prometheus_url: str
     grafana_url: str
-    # Its own declarations: Prometheus, Grafana and the kubelet series Prometheus collects.
+    alertmanager_url: str
+    # Where batch jobs push their metrics (the drift workflow's tasks).
+    pushgateway_url: str
+    # Its own declarations: its servers and the kubelet series Prometheus collects.
     telemetry: tuple[Telemetry, ...]
     # The stack outputs, under the key "monitoring".
     outputs: dict[str, Any]
@@ -38,11 +42,21 @@ class Monitoring(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlops:components:Monitoring", name, None, opts)
         cfg, ns = args.config, args.namespace
-        self.telemetry = (*prometheus.telemetry(ns, cfg), *grafana.telemetry(ns, cfg))
+        self.telemetry = (
+            *prometheus.telemetry(ns, cfg),
+            *alertmanager.telemetry(ns, cfg.alertmanager),
+            *pushgateway.telemetry(ns, cfg.pushgateway),
+            *grafana.telemetry(ns, cfg),
+        )
         everything = (*args.telemetry, *self.telemetry)
         self.prometheus_url = prometheus.url(ns)
         self.grafana_url = grafana.url(ns)
-        prometheus.build(cfg, ns, args.storage, everything, self)
+        self.alertmanager_url = alertmanager.url(ns)
+        self.pushgateway_url = pushgateway.url(ns)
+        rule_files = prometheus.rule_files(everything)
+        prometheus.build(cfg, ns, args.storage, everything, alertmanager.address(ns), self)
+        alertmanager.build(cfg.alertmanager, ns, args.storage, rule_files, self)
+        pushgateway.build(cfg.pushgateway, ns, self)
         grafana.build(cfg, ns, self.prometheus_url, everything, self)
         external = {
             key: ingress.urls[0]
@@ -56,6 +70,8 @@ class Monitoring(pulumi.ComponentResource):
             "monitoring": {
                 "prometheusUrl": self.prometheus_url,
                 "grafanaUrl": self.grafana_url,
+                "alertmanagerUrl": self.alertmanager_url,
+                "pushgatewayUrl": self.pushgateway_url,
                 **external,
             }
         }

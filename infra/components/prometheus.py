@@ -5,7 +5,8 @@ from a component's Secret where one is needed), every declared pod discovery (po
 namespace that opt in with `prometheus.io/scrape: "true"`, port and path from
 `prometheus.io/port` and `prometheus.io/path`) and the kubelets (volume usage and cAdvisor
 container usage, through the API server). It loads the rule files of `infra/alerts/` that the
-components name. The `Monitoring` component builds it beside Grafana.
+components name and sends the alerts to Alertmanager. The `Monitoring` component builds it beside
+Alertmanager, the Pushgateway and Grafana.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def _static_job(component: str, namespace: str, target: ScrapeTarget) -> dict[st
             }
         ],
     }
+    if target.honor_labels:
+        job["honor_labels"] = True
     if target.basic_auth is not None:
         auth = target.basic_auth
         job["basic_auth"] = {
@@ -167,7 +170,10 @@ def discoveries(telemetry: Sequence[Telemetry]) -> list[PodDiscovery]:
     return [d for t in telemetry for d in t.discovery]
 
 
-def prometheus_config(namespace: str, telemetry: Sequence[Telemetry]) -> dict[str, Any]:
+def prometheus_config(
+    namespace: str, telemetry: Sequence[Telemetry], alertmanager: str
+) -> dict[str, Any]:
+    """The scrape jobs and rule files of `telemetry`; alerts go to `alertmanager` (host:port)."""
     jobs = [_static_job(t.component, namespace, target) for t in telemetry for target in t.targets]
     jobs.append(_kubelet_job("kubelet", "/metrics", KUBELET_METRICS))
     jobs.append(_kubelet_job("cadvisor", "/metrics/cadvisor", CADVISOR_METRICS))
@@ -178,6 +184,7 @@ def prometheus_config(namespace: str, telemetry: Sequence[Telemetry]) -> dict[st
             "evaluation_interval": SCRAPE_INTERVAL,
             "external_labels": {"platform": namespace},
         },
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "rule_files": [f"{RULES_DIR}/{name}" for name in rule_files(telemetry)],
         "scrape_configs": jobs,
     }
@@ -229,11 +236,14 @@ def build(
     namespace: str,
     storage: kube.Storage,
     telemetry: Sequence[Telemetry],
+    alertmanager: str,
     parent: pulumi.Resource,
 ) -> None:
-    """The Prometheus server of `telemetry` (every component's, its own included)."""
+    """The Prometheus server of `telemetry` (every component's, its own included), sending its
+    alerts to `alertmanager` (host:port)."""
     child = pulumi.ResourceOptions(parent=parent)
-    config_text = yaml.safe_dump(prometheus_config(namespace, telemetry), sort_keys=False)
+    config = prometheus_config(namespace, telemetry, alertmanager)
+    config_text = yaml.safe_dump(config, sort_keys=False)
     rules = {name: (ALERTS_DIR / name).read_text() for name in rule_files(telemetry)}
     needs = [
         k8s.core.v1.ConfigMap(

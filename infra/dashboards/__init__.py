@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from infra.dashboards import feature_store, overview, serving, training
+from infra.dashboards import feature_store, model_monitoring, overview, serving, training
 from infra.dashboards.panels import DashboardContext
 
 __all__ = ["DashboardContext", "build_all", "expressions"]
@@ -21,6 +21,7 @@ def build_all(context: DashboardContext) -> dict[str, dict[str, Any]]:
     boards = {"platform-overview.json": overview.build(context)}
     if context.component("kserve") is not None:
         boards["model-serving.json"] = serving.build(context)
+        boards["model-monitoring.json"] = model_monitoring.build(context)
     if context.component("feast") is not None:
         boards["feature-store.json"] = feature_store.build(context)
     if context.component("flyte") is not None:

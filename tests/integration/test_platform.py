@@ -58,6 +58,8 @@ WORKLOADS = (
     Workload("feast", "CronJob", "feast-materialize", versions.WORKLOADS_UID),
     Workload("monitoring", "StatefulSet", "prometheus", versions.PROMETHEUS_UID),
     Workload("monitoring", "Deployment", "grafana", versions.GRAFANA_UID),
+    Workload("monitoring", "StatefulSet", "alertmanager", versions.ALERTMANAGER_UID),
+    Workload("monitoring", "Deployment", "pushgateway", versions.PUSHGATEWAY_UID),
 )
 SERVERS = [w.name for w in WORKLOADS if w.kind in ("Deployment", "StatefulSet")]
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 
-def _prometheus_binary(name: str, variable: str) -> str:
+def _monitoring_binary(name: str, variable: str) -> str:
     override = os.environ.get(variable)
     if override:
         return override
@@ -34,12 +34,27 @@ def _prometheus_binary(name: str, variable: str) -> str:
 def promtool() -> str:
     """The promtool of the pinned Prometheus (scripts/prometheus.sh builds it); skipped
     without it, unless the test command requires it."""
-    return _prometheus_binary("promtool", "MLOPS_PROMTOOL")
+    return _monitoring_binary("promtool", "MLOPS_PROMTOOL")
 
 
 def prometheus_server() -> str:
     """The Prometheus server of the pinned version, built like promtool."""
-    return _prometheus_binary("prometheus", "MLOPS_PROMETHEUS")
+    return _monitoring_binary("prometheus", "MLOPS_PROMETHEUS")
+
+
+def alertmanager() -> str:
+    """The Alertmanager server of the pinned version (scripts/prometheus.sh builds it)."""
+    return _monitoring_binary("alertmanager", "MLOPS_ALERTMANAGER")
+
+
+def amtool() -> str:
+    """amtool of the pinned Alertmanager, which checks its config files."""
+    return _monitoring_binary("amtool", "MLOPS_AMTOOL")
+
+
+def pushgateway() -> str:
+    """The Pushgateway of the pinned version (scripts/prometheus.sh builds it)."""
+    return _monitoring_binary("pushgateway", "MLOPS_PUSHGATEWAY")
 
 
 def require_module(name: str, why: str) -> Any:

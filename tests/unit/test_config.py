@@ -82,7 +82,9 @@ BAD_CONFIGS = [
         "replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, feast, kserve, "
         "monitoring, images, postgresPassword, postgresMlflowPassword, postgresFlytePassword, "
         "postgresFeastPassword, redisPassword, objectStoreAccessKey, objectStoreSecretKey, "
-        "mlflowAdminPassword, mlflowFlaskSecretKey, grafanaAdminPassword, imagePullPassword",
+        "mlflowAdminPassword, mlflowFlaskSecretKey, alertmanagerWebhookUrl, "
+        "alertmanagerSlackApiUrl, alertmanagerSmtpPassword, grafanaAdminPassword, "
+        "imagePullPassword",
     ),
     ({"profile": "huge"}, f"{P}:profile = 'huge': must be one of small, standard, ha"),
     ({"replicas": "two"}, f"{P}:replicas = 'two': must be an integer from 1 to 10"),
@@ -142,7 +144,7 @@ BAD_CONFIGS = [
     (
         {"objectStore": {"buckets": {"artifacts": "art"}}},
         f"{P}:objectStore.buckets.artifacts = 'art': unknown key; known keys: mlflow, flyte, "
-        "feast, models",
+        "feast, models, predictions",
     ),
     (
         {"redis": {"enabled": False}},
@@ -505,6 +507,9 @@ def test_every_secret_key_belongs_to_the_section_that_needs_it() -> None:
         "objectStoreSecretKey": "objectStore",
         "mlflowAdminPassword": "mlflow",
         "mlflowFlaskSecretKey": "mlflow",
+        "alertmanagerWebhookUrl": "monitoring.alertmanager.receivers.webhook",
+        "alertmanagerSlackApiUrl": "monitoring.alertmanager.receivers.slack",
+        "alertmanagerSmtpPassword": "monitoring.alertmanager.receivers.email",
         "grafanaAdminPassword": "monitoring",
         "imagePullPassword": "images.pullSecret",
     }

@@ -24,6 +24,7 @@ from tests.support.tools import promtool
 UIDS = {
     "platform-overview.json": "mlops-overview",
     "model-serving.json": "mlops-serving",
+    "model-monitoring.json": "mlops-model-monitoring",
     "feature-store.json": "mlops-feature-store",
     "training.json": "mlops-training",
 }
@@ -113,8 +114,9 @@ def test_no_panels_overlap(case: str) -> None:
 
 def test_dashboards_follow_the_enabled_components() -> None:
     assert set(_dashboards("dev")) == set(UIDS)
-    assert set(_dashboards("no-serving")) == set(UIDS) - {"model-serving.json"}
-    assert set(_dashboards("no-feast-no-flyte")) == {"platform-overview.json", "model-serving.json"}
+    serving = {"model-serving.json", "model-monitoring.json"}
+    assert set(_dashboards("no-serving")) == set(UIDS) - serving
+    assert set(_dashboards("no-feast-no-flyte")) == {"platform-overview.json", *serving}
 
 
 def test_uids_are_the_same_in_every_stack() -> None:
@@ -329,3 +331,12 @@ def test_freshness_panel_marks_the_staleness_threshold() -> None:
     steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert {"color": "red", "value": 3600} in steps
     assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
+
+
+def test_model_monitoring_shows_every_retraining_outcome_the_check_pushes() -> None:
+    from infra.dashboards import model_monitoring
+    from workloads.monitoring.metrics import OUTCOMES
+
+    assert set(model_monitoring.OUTCOME_CODES) == set(OUTCOMES)
+    codes = {str(code) for code in model_monitoring.OUTCOME_CODES.values()}
+    assert codes | {"0"} == set(model_monitoring.OUTCOMES)

@@ -37,7 +37,13 @@ def test_grafana_provisions_prometheus_and_the_dashboards() -> None:
     assert provider["options"]["path"] == grafana.DASHBOARDS_DIR
     boards = rendering.find("ConfigMap", "grafana-dashboards").inputs["data"]
     uids = {json.loads(text)["uid"] for text in boards.values()}
-    assert uids == {"mlops-overview", "mlops-serving", "mlops-feature-store", "mlops-training"}
+    assert uids == {
+        "mlops-overview",
+        "mlops-serving",
+        "mlops-model-monitoring",
+        "mlops-feature-store",
+        "mlops-training",
+    }
 
 
 def test_no_public_address_without_an_ingress() -> None:

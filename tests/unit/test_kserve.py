@@ -254,7 +254,17 @@ def test_the_workloads_name_what_the_platform_creates() -> None:
     assert isvc.SERVICE_ACCOUNT == kserve.SERVICE_ACCOUNT
     assert (isvc.FEAST_CONFIG_MAP, isvc.FEAST_SECRET) == (kserve.FEAST_CLIENT,) * 2
     assert isvc.FEAST_SECRET_ENV == kserve.FEAST_CLIENT_KEYS
+    assert (isvc.PREDICTION_LOG_CONFIG_MAP, isvc.STORAGE_SECRET) == (
+        kserve.PREDICTION_LOG,
+        kserve.STORAGE_SECRET,
+    )
     assert isvc.Target().image == versions.WORKLOADS_IMAGE
     assert isvc.Target().namespace == evaluate({}).outputs["kserve"]["modelNamespace"]
     assert kserve.MLFLOW_RUNTIME_PORTS["metrics"] == isvc.PREDICTOR_METRICS_PORT
     assert isvc.TRANSFORMER_UID == versions.WORKLOADS_UID
+
+
+def test_the_platform_declares_every_series_the_drift_check_pushes() -> None:
+    from workloads.monitoring.metrics import SERIES
+
+    assert kserve.MODEL_MONITORING_METRICS == SERIES

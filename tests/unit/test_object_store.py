@@ -47,7 +47,7 @@ def test_bucket_job_creates_the_configured_buckets_after_the_server() -> None:
     rendering = evaluate({"objectStore": {"buckets": {"models": "serving-models"}}})
     job = rendering.find("Job", "seaweedfs-buckets")
     env = env_of(job.manifest()["spec"]["template"]["spec"]["containers"][0])
-    assert env["BUCKETS"] == "feast flyte mlflow serving-models"
+    assert env["BUCKETS"] == "feast flyte mlflow predictions serving-models"
     assert env["MASTER"] == f"seaweedfs.mlops.svc.cluster.local:{object_store.MASTER_PORT}"
     assert rendering.find("StatefulSet", "seaweedfs").urn in job.depends_on
     assert rendering.outputs["objectStore"]["buckets"]["models"] == "serving-models"
@@ -75,6 +75,7 @@ def test_external_object_store_creates_no_server() -> None:
         "flyte": "flyte",
         "feast": "feast",
         "models": "models",
+        "predictions": "predictions",
     }
     assert out["accessKey"] == out["secretKey"] == "[redacted]"
 

@@ -8,6 +8,9 @@ import pytest
 
 from infra import config, stackfile, versions
 
+# Alert receivers' credentials: needed only once their receiver is set, and never generated.
+RECEIVER_SECRETS = ("alertmanagerWebhookUrl", "alertmanagerSlackApiUrl", "alertmanagerSmtpPassword")
+
 
 def write_stack(tmp_path: Path, body: str) -> Path:
     (tmp_path / "Pulumi.t.yaml").write_text("config:\n" + body)
@@ -16,7 +19,11 @@ def write_stack(tmp_path: Path, body: str) -> Path:
 
 def test_fresh_stack_generates_every_secret_it_uses() -> None:
     plan = stackfile.secret_plan(stackfile.read("dev"))
-    assert plan == {**dict.fromkeys(config.SECRET_KEYS, "generate"), "imagePullPassword": "unused"}
+    assert plan == {
+        **dict.fromkeys(config.SECRET_KEYS, "generate"),
+        **dict.fromkeys(RECEIVER_SECRETS, "unused"),
+        "imagePullPassword": "unused",
+    }
 
 
 def test_stored_secrets_are_left_alone(tmp_path: Path) -> None:
@@ -53,6 +60,7 @@ def test_external_credentials_must_be_supplied_but_consumer_logins_are_generated
         "mlflowAdminPassword": "generate",
         "mlflowFlaskSecretKey": "generate",
         "grafanaAdminPassword": "generate",
+        **dict.fromkeys(RECEIVER_SECRETS, "unused"),
         "imagePullPassword": "unused",
     }
 
@@ -105,9 +113,10 @@ def test_a_registry_token_is_always_supplied_never_generated(tmp_path: Path) -> 
     )
     plan = stackfile.secret_plan(stack)
     assert plan["imagePullPassword"] == "supply"
-    assert {k: v for k, v in plan.items() if k != "imagePullPassword"} == dict.fromkeys(
-        set(config.SECRET_KEYS) - {"imagePullPassword"}, "generate"
-    )
+    assert {k: v for k, v in plan.items() if k != "imagePullPassword"} == {
+        **dict.fromkeys(set(config.SECRET_KEYS) - {"imagePullPassword"}, "generate"),
+        **dict.fromkeys(RECEIVER_SECRETS, "unused"),
+    }
     stored = stackfile.read(
         "t",
         write_stack(
@@ -159,3 +168,22 @@ def test_images_command_refuses_a_bad_reference_with_the_config_message(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "mlops-platform:images.serving = 'UPPER:1': must be an image reference" in captured.err
+
+
+def test_alert_receivers_credentials_are_supplied_once_their_receiver_is_set(
+    tmp_path: Path,
+) -> None:
+    stack = stackfile.read(
+        "t",
+        write_stack(
+            tmp_path,
+            "  mlops-platform:monitoring:\n    alertmanager:\n      receivers:\n"
+            "        webhook: {}\n        slack:\n          channel: '#alerts'\n",
+        ),
+    )
+    plan = stackfile.secret_plan(stack)
+    assert {key: plan[key] for key in RECEIVER_SECRETS} == {
+        "alertmanagerWebhookUrl": "supply",
+        "alertmanagerSlackApiUrl": "supply",
+        "alertmanagerSmtpPassword": "unused",
+    }

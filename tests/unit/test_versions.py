@@ -39,6 +39,18 @@ def test_promtool_and_the_prometheus_image_are_the_same_release() -> None:
     assert (module_minor, patch) == (major * 100 + minor, image_patch)
 
 
+def test_amtool_and_the_alertmanager_image_are_the_same_release() -> None:
+    module = go_requirement("alertmanager", "github.com/prometheus/alertmanager")
+    assert module == f"v{versions.ALERTMANAGER_VERSION}"
+    assert versions.ALERTMANAGER_IMAGE.endswith(f":{module}")
+
+
+def test_the_pushgateway_binary_and_image_are_the_same_release() -> None:
+    module = go_requirement("pushgateway", "github.com/prometheus/pushgateway")
+    assert module == f"v{versions.PUSHGATEWAY_VERSION}"
+    assert versions.PUSHGATEWAY_IMAGE.endswith(f":{module}")
+
+
 def test_the_control_plane_is_the_newest_kubernetes_the_schemas_are_checked_against() -> None:
     major, minor, _ = semver(go_requirement("kubernetes", "k8s.io/kubernetes"))
     assert f"{major}.{minor}" == versions.KUBERNETES_VERSIONS[-1]

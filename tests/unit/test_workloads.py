@@ -116,4 +116,14 @@ def test_the_inference_service_follows_the_kserve_crd() -> None:
     secret_env = [
         e for e in manifest["spec"]["transformer"]["containers"][0]["env"] if "valueFrom" in e
     ]
-    assert {e["name"] for e in secret_env} == set(isvc.FEAST_SECRET_ENV)
+    assert {e["name"] for e in secret_env} == {
+        *isvc.FEAST_SECRET_ENV,
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    }
+    # Without the platform's prediction log, the transformer still starts.
+    log_env = [e for e in secret_env if e["name"].startswith("AWS_")]
+    assert all(e["valueFrom"]["secretKeyRef"]["optional"] for e in log_env)
+    assert manifest["spec"]["transformer"]["containers"][0]["envFrom"] == [
+        {"configMapRef": {"name": isvc.PREDICTION_LOG_CONFIG_MAP, "optional": True}}
+    ]

@@ -13,15 +13,13 @@ from infra import versions
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_training_workflow_and_weekly_plan_serialize_with_the_workload_image(
-    tmp_path: Path,
-) -> None:
-    out = tmp_path / "flyte-package.tgz"
+def _package(package: str, out: Path) -> tuple[list[str], bytes]:
+    """`pyflyte package` of a package: the archive's file names and its files' bytes."""
     done = subprocess.run(
         [
             str(Path(sys.executable).parent / "pyflyte"),
             "--pkgs",
-            "workloads.training",
+            package,
             "package",
             "--image",
             versions.WORKLOADS_IMAGE,
@@ -43,7 +41,22 @@ def test_training_workflow_and_weekly_plan_serialize_with_the_workload_image(
             for m in archive.getmembers()
             if m.isfile()
         )
+    return names, blobs
+
+
+def test_training_workflow_and_weekly_plan_serialize_with_the_workload_image(
+    tmp_path: Path,
+) -> None:
+    names, blobs = _package("workloads.training", tmp_path / "flyte-package.tgz")
     assert any(n.endswith("workloads.training.workflow.training_2.pb") for n in names), names
     assert any("training_weekly" in n for n in names), names
     assert versions.WORKLOADS_IMAGE.encode() in blobs
     assert b"0 3 * * 1" in blobs
+
+
+def test_drift_check_and_hourly_plan_serialize_with_the_workload_image(tmp_path: Path) -> None:
+    names, blobs = _package("workloads.monitoring", tmp_path / "flyte-package.tgz")
+    assert any(n.endswith("workloads.monitoring.workflow.drift_check_2.pb") for n in names), names
+    assert any("drift_hourly" in n for n in names), names
+    assert versions.WORKLOADS_IMAGE.encode() in blobs
+    assert b"0 * * * *" in blobs

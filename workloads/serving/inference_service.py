@@ -31,6 +31,10 @@ FEAST_SECRET_ENV = {
     "FEAST_POSTGRES_PASSWORD": "postgres-password",
     "FEAST_REDIS_PASSWORD": "redis-password",
 }
+# The prediction log's location (MLOPS_PREDICTION_LOG_URI, AWS_ENDPOINT_URL, ...), and the
+# storage Secret whose keys are the standard AWS credential variables.
+PREDICTION_LOG_CONFIG_MAP = "prediction-log"
+STORAGE_SECRET = "kserve-s3"
 TRANSFORMER_PORT = 8080
 PREDICTOR_METRICS_PORT = 8082
 TRANSFORMER_UID = 1001
@@ -97,6 +101,16 @@ def transformer_container(name: str, image: str, resources: dict[str, Any]) -> d
         {"name": variable, "valueFrom": {"secretKeyRef": {"name": FEAST_SECRET, "key": key}}}
         for variable, key in FEAST_SECRET_ENV.items()
     ]
+    # Optional: without the platform's prediction log the transformer serves, unlogged.
+    env += [
+        {
+            "name": variable,
+            "valueFrom": {
+                "secretKeyRef": {"name": STORAGE_SECRET, "key": variable, "optional": True}
+            },
+        }
+        for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    ]
     return {
         "name": "kserve-container",
         "image": image,
@@ -104,6 +118,7 @@ def transformer_container(name: str, image: str, resources: dict[str, Any]) -> d
         # KServe adds --model_name, --predictor_host and --http_port.
         "args": [f"--feature_service={FEATURE_SERVICE}"],
         "env": env,
+        "envFrom": [{"configMapRef": {"name": PREDICTION_LOG_CONFIG_MAP, "optional": True}}],
         "ports": [{"name": "http", "containerPort": TRANSFORMER_PORT, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": f"/v1/models/{name}", "port": TRANSFORMER_PORT},

@@ -12,14 +12,23 @@ field; a feature-store or predictor failure is a 500 that says which, never a sc
 
 Request, feature-fetch and predictor latency are Prometheus histograms with a `status` label,
 served on the HTTP port's /metrics with KServe's own.
+
+With MLOPS_PREDICTION_LOG_URI set, every scored instance is also logged, with the features it
+was scored on (workloads.monitoring.prediction_log): off the request path, never failing it.
+A caller's `x-request-id` header becomes the records' request id (one is generated without).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -29,6 +38,10 @@ from kserve.errors import InferenceError, InvalidInput
 from prometheus_client import Histogram
 
 from workloads.model_inputs import FEATURE_SERVICE, FEATURES, REQUEST_FIELDS, model_frame
+from workloads.monitoring import prediction_log
+from workloads.monitoring.prediction_log import LogSettings, PredictionLogger
+
+log = logging.getLogger(__name__)
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 REQUEST_SECONDS = Histogram(
@@ -56,6 +69,19 @@ OK, BAD_REQUEST, FEATURE_STORE_ERROR, PREDICTOR_ERROR = (
     "feature_store_error",
     "predictor_error",
 )
+
+
+@dataclass
+class Scored:
+    """What one request's stages learn about it, for its log records."""
+
+    request_id: str
+    requests: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    inputs: Any = None
+
+
+# The request being answered: each request runs in its own task, and its stages share it.
+SCORED: ContextVar[Scored | None] = ContextVar("scored", default=None)
 
 
 class FeatureStoreError(InferenceError):
@@ -106,11 +132,19 @@ def parse_instances(body: Any) -> list[dict[str, Any]]:
 
 
 class FraudTransformer(Model):
-    def __init__(self, name: str, predictor_host: str, feature_service: str, timeout: float):
+    def __init__(
+        self,
+        name: str,
+        predictor_host: str,
+        feature_service: str,
+        timeout: float,
+        prediction_log: PredictionLogger | None = None,
+    ):
         super().__init__(name)
         self.predictor_url = f"http://{predictor_host}/v2/models/{name}/infer"
         self.feature_service_name = feature_service
         self.timeout = timeout
+        self.prediction_log = prediction_log
         self.store: Any = None
         self.client: httpx.AsyncClient | None = None
 
@@ -125,6 +159,8 @@ class FraudTransformer(Model):
     async def __call__(self, body: Any, headers: Any = None, verb: Any = None) -> Any:
         start = time.perf_counter()
         status = "error"
+        request_id = (headers or {}).get("x-request-id") or uuid.uuid4().hex
+        token = SCORED.set(Scored(request_id))
         try:
             if verb is None:
                 result = await super().__call__(body, headers)
@@ -142,6 +178,7 @@ class FraudTransformer(Model):
             status = PREDICTOR_ERROR
             raise
         finally:
+            SCORED.reset(token)
             REQUEST_SECONDS.labels(self.name, status).observe(time.perf_counter() - start)
 
     async def preprocess(self, payload: Any, headers: Any = None) -> dict[str, Any]:
@@ -156,6 +193,9 @@ class FraudTransformer(Model):
             except Exception as error:
                 raise FeatureStoreError(f"the online feature store failed: {error}") from error
         frame = model_frame(features)
+        scored = SCORED.get()
+        if scored is not None:
+            scored.requests, scored.inputs = rows, frame
         return {
             "inputs": [
                 {
@@ -194,11 +234,35 @@ class FraudTransformer(Model):
         width = shape[1] if len(shape) == 2 else 1
         probabilities = data[width - 1 :: width]
         version = result.get("model_version")
+        self.log_predictions(probabilities, version)
         return {
             "predictions": [
                 {"fraud_probability": float(p), "model_version": version} for p in probabilities
             ]
         }
+
+    def log_predictions(self, probabilities: list[float], version: Any) -> None:
+        """Queues the request's records; a record that cannot be built is counted, never
+        raised."""
+        scored = SCORED.get()
+        if self.prediction_log is None or scored is None:
+            return
+        try:
+            records = prediction_log.records(
+                request_id=scored.request_id,
+                model_name=self.name,
+                model_version=version,
+                requests=scored.requests,
+                inputs=scored.inputs,
+                predictions=probabilities,
+            )
+        except Exception as error:
+            prediction_log.RECORDS_DROPPED.labels(self.name, prediction_log.RECORD_ERROR).inc(
+                len(probabilities)
+            )
+            log.warning("prediction log: cannot build the records: %s", error)
+            return
+        self.prediction_log.log(records)
 
 
 def main() -> None:
@@ -207,14 +271,22 @@ def main() -> None:
     args, _ = parser.parse_known_args()
     if not args.predictor_host:
         parser.error("--predictor_host is required (KServe passes it to a transformer)")
+    settings = LogSettings.from_env()
+    if settings is None:
+        log.warning("MLOPS_PREDICTION_LOG_URI is not set: predictions are not logged")
     model = FraudTransformer(
         args.model_name,
         args.predictor_host,
         args.feature_service,
         float(args.predictor_request_timeout_seconds),
+        PredictionLogger(args.model_name, settings) if settings else None,
     )
     model.load()
-    ModelServer().start([model])
+    try:
+        ModelServer().start([model])
+    finally:
+        if model.prediction_log is not None:
+            model.prediction_log.close()
 
 
 if __name__ == "__main__":

@@ -62,8 +62,8 @@ def transactions(store: FeatureStore, start: datetime, end: datetime) -> pd.Data
 
 
 def labelled_features(store: FeatureStore, start: datetime, end: datetime) -> pd.DataFrame:
-    """Transaction id, label and the model's features (still with their nulls), one row per
-    transaction in the window, by transaction id."""
+    """Transaction id, label, amount and the model's features (still with their nulls), one
+    row per transaction in the window, by transaction id."""
     events = transactions(store, start, end)
     if events.empty:
         raise ValueError(f"no transactions between {start.isoformat()} and {end.isoformat()}")
@@ -72,4 +72,4 @@ def labelled_features(store: FeatureStore, start: datetime, end: datetime) -> pd
         entity_df=entities, features=store.get_feature_service(FEATURE_SERVICE)
     ).to_df()
     joined = joined.sort_values("transaction_id").reset_index(drop=True)
-    return joined[["transaction_id", LABEL, *FEATURES]]
+    return joined[["transaction_id", LABEL, "amount", *FEATURES]]

@@ -31,7 +31,13 @@ from kubernetes.client import (
     V1VolumeMount,
 )
 
-from workloads.model_inputs import FEATURE_SERVICE, FEATURES, LABEL, MODEL_NAME, model_frame
+from workloads.model_inputs import (
+    FEATURE_SERVICE,
+    LABEL,
+    MODEL_NAME,
+    MONITORED,
+    model_frame,
+)
 from workloads.training import data, model, registry
 from workloads.training.model import HyperParameters, Scores
 from workloads.training.registry import Gates
@@ -136,7 +142,7 @@ def train(frame: pd.DataFrame, window: Window, hyper: HyperParameters) -> Traine
     if existing is not None:
         return Trained(existing, registry.model_uri(client, existing), fingerprint, True)
     fitted = model.train(frame, hyper)
-    inputs = frame[list(FEATURES)]
+    reference = frame[list(MONITORED)]
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.set_tags(
             {
@@ -182,9 +188,9 @@ def train(frame: pd.DataFrame, window: Window, hyper: HyperParameters) -> Traine
         )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(registry.REFERENCE_SAMPLE).name
-            inputs.sample(min(REFERENCE_ROWS, len(inputs)), random_state=hyper.seed).to_parquet(
-                path
-            )
+            reference.sample(
+                min(REFERENCE_ROWS, len(reference)), random_state=hyper.seed
+            ).to_parquet(path)
             mlflow.log_artifact(str(path), str(Path(registry.REFERENCE_SAMPLE).parent))
     return Trained(run.info.run_id, registry.model_uri(client, run.info.run_id), fingerprint, False)
 
