@@ -64,6 +64,12 @@ WORKLOADS_UID = 1001
 # kserve-runtime-configs charts from the OCI registry; the chart was `kserve` up to v0.16.
 KSERVE_VERSION = "v0.20.0"
 KSERVE_CHART_REPOSITORY = "oci://ghcr.io/kserve/charts"
+# What the controller injects (kserve-resources' storage, agent and router images: the chart's
+# tag defaults to its version). tools/kserve/go.mod builds this version's controller manager for
+# the control-plane tier; a unit test keeps the two pins equal.
+KSERVE_STORAGE_INITIALIZER_IMAGE = f"docker.io/kserve/storage-initializer:{KSERVE_VERSION}"
+KSERVE_AGENT_IMAGE = f"docker.io/kserve/agent:{KSERVE_VERSION}"
+KSERVE_ROUTER_IMAGE = f"docker.io/kserve/router:{KSERVE_VERSION}"
 # kserve-resources' default kube-rbac-proxy (a full reference; the chart has no tag key for it).
 KSERVE_RBAC_PROXY_IMAGE = "quay.io/brancz/kube-rbac-proxy:v0.18.0"
 # kserve-runtime-configs' MLServer runtime (seldonio/mlserver, not versioned with KServe).

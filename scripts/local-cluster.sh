@@ -14,6 +14,8 @@
 #                                    Succeeded; then their namespace is deleted and finalized
 #   scripts/local-cluster.sh down    stop everything and remove the state directory
 #
+# scripts/kserve-controller.sh adds the KServe controller to a cluster that is up.
+#
 # State (kwokctl's work directory: certificates, kubeconfig, pids, logs, etcd data) lives outside
 # the repository in MLOPS_LOCAL_CLUSTER_DIR (default
 # ${XDG_STATE_HOME:-~/.local/state}/mlops-platform/local-cluster). kwokctl picks free loopback
@@ -192,6 +194,8 @@ cmd_status() {
 
 cmd_down() {
     local name pid pids=() n
+    # The KServe controller (scripts/kserve-controller.sh) keeps its state in ours.
+    "$SCRIPT_DIR/kserve-controller.sh" down
     for name in "${COMPONENTS[@]}"; do pid="$(pid_of "$name")" && pids+=("$pid"); done
     if [[ -d "$CLUSTER_DIR" ]]; then
         kwokctl delete cluster >/dev/null 2>&1 || log "kwokctl could not delete the cluster; removing its state"

@@ -12,7 +12,8 @@
 #   contract     the local servers (services.sh), Prometheus, Alertmanager and the Pushgateway
 #   workloads    the local servers, .venv-serving (setup.sh --serving: the model server) and the
 #                monitoring servers (the drift test)
-#   integration  the control-plane toolchain (toolchain.sh: about 20 minutes the first time)
+#   integration  the control-plane toolchain with the KServe controller (toolchain.sh: about 30
+#                minutes the first time)
 # It installs no system package: when one is missing it stops and names the command that does.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the toolchain of the control-plane tier from source, through the Go module proxy only:
 # the Pulumi CLI, our Python language host, the kubernetes provider, etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, kwok and kwokctl. About 30 minutes on 2 cores
-# the first time; after that a run only checks that everything is there.
+# kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl and the KServe controller manager.
+# About 40 minutes on 2 cores the first time; after that a run only checks that everything is there.
 #
 #   scripts/toolchain.sh [build]   build what is missing; print per-build wall times and a summary
 #   scripts/toolchain.sh env       print shell exports: eval "$(scripts/toolchain.sh env)"
@@ -15,7 +15,7 @@
 #                                  go/mod, stays: the other scripts share it)
 #
 # Versions: each tool's go.mod under tools/ pins it (tools/pulumi, pulumi-language-python,
-# pulumi-resource-kubernetes, etcd, kubernetes, kwok). Each tool is built into its own directory
+# pulumi-resource-kubernetes, etcd, kubernetes, kwok, kserve). Each tool is built into its own directory
 # keyed by a hash of its go.mod, go.sum and sources, so a pin change rebuilds that tool only; the
 # toolchain directory links them and holds the PULUMI_HOME with the provider plugin.
 # The Python SDKs in uv.lock must agree: the language host's sdk/v3 is the pulumi SDK's version,
@@ -23,8 +23,9 @@
 # engine loads the plugin version the SDK asks for).
 #
 # MLOPS_TOOLCHAIN_CACHE overrides the cache root (default ~/.cache/mlops-platform/toolchain).
-# Exit status is non-zero only when something `pulumi up` needs is missing afterwards: the
-# Pulumi CLI, the language host, the kubernetes plugin, kube-apiserver or etcd.
+# Exit status is non-zero only when something the integration tier needs is missing afterwards:
+# the Pulumi CLI, the language host, the kubernetes plugin, kube-apiserver, etcd or the KServe
+# controller.
 # shellcheck disable=SC2317 # the build functions run through `step`, which shellcheck cannot see
 set -euo pipefail
 # shellcheck source=lib/go-tools.sh
@@ -41,14 +42,15 @@ print(versions.get(sys.argv[2]) or sys.exit(f"toolchain: uv.lock locks no {sys.a
 PULUMI_SDK_VERSION="$(locked_version pulumi)"
 PULUMI_KUBERNETES_VERSION="$(locked_version pulumi-kubernetes)"
 
-TOOLS=(pulumi pulumi-language-python pulumi-resource-kubernetes etcd kubernetes kwok)
+TOOLS=(pulumi pulumi-language-python pulumi-resource-kubernetes etcd kubernetes kwok kserve)
 TOOLCHAIN_DIR="$CACHE_ROOT/toolchain-$(tool_key "${TOOLS[@]}" -- "$PULUMI_KUBERNETES_VERSION")"
 BIN_DIR="$TOOLCHAIN_DIR/bin"
 PULUMI_HOME_DIR="$TOOLCHAIN_DIR/pulumi-home"
 LOG_DIR="$TOOLCHAIN_DIR/logs"
 BUILD_CACHE="$CACHE_ROOT/go/toolchain-build" # this script's own: `trim` empties it
-# What `pulumi up` needs (and the kubernetes plugin in PULUMI_HOME).
-ESSENTIAL=(pulumi pulumi-language-python pulumi-language-python-exec kube-apiserver etcd)
+# What `pulumi up` needs (and the kubernetes plugin in PULUMI_HOME), and the KServe controller
+# the integration tier reconciles with.
+ESSENTIAL=(pulumi pulumi-language-python pulumi-language-python-exec kube-apiserver etcd kserve-controller)
 PLUGIN="$PULUMI_HOME_DIR/plugins/resource-kubernetes-v$PULUMI_KUBERNETES_VERSION/pulumi-resource-kubernetes"
 
 print_env() {
@@ -79,7 +81,8 @@ check_pins() {
         "$(tool_version pulumi-resource-kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4)" \
         "stamped $PULUMI_KUBERNETES_VERSION,"
     echo "      etcd $(tool_version etcd go.etcd.io/etcd/server/v3), kubernetes" \
-        "$(tool_version kubernetes k8s.io/kubernetes), kwok $(tool_version kwok sigs.k8s.io/kwok); $(go env GOVERSION)"
+        "$(tool_version kubernetes k8s.io/kubernetes), kwok $(tool_version kwok sigs.k8s.io/kwok)," \
+        "kserve $(tool_version kserve github.com/kserve/kserve); $(go env GOVERSION)"
 }
 
 # ---- Builds: each writes its binaries into the directory $1 -------------------------------------
@@ -163,6 +166,22 @@ build_kwok() {
     install -m 0644 "$stages"/volume/fast/storage-class.yaml "$1/share/kwok/"
 }
 
+build_kserve() {
+    local src
+    # The release's manager is named "manager"; kserve-controller says what it is on PATH.
+    go -C "$TOOLS_DIR/kserve" build -trimpath -o "$1/kserve-controller" -ldflags "-s -w" \
+        github.com/kserve/kserve/cmd/manager
+    "$1/kserve-controller" --help 2>&1 | grep -q -- -webhook-port
+    # The release's own generated CRDs (controller-gen output, trimmed by its Makefile to what an
+    # apiserver accepts) and default config, as the module proxy serves them.
+    src="$(tool_source kserve github.com/kserve/kserve)"
+    mkdir -p "$1/share/kserve/crd"
+    install -m 0644 "$src"/config/crd/full/serving.kserve.io_*.yaml "$1/share/kserve/crd/"
+    install -m 0644 "$src"/config/crd/full/clusterstoragecontainer/serving.kserve.io_*.yaml "$1/share/kserve/crd/"
+    install -m 0644 "$src"/config/webhook/manifests.yaml "$1/share/kserve/webhooks.yaml"
+    install -m 0644 "$src"/config/configmap/inferenceservice.yaml "$1/share/kserve/inferenceservice-config.yaml"
+}
+
 # The provider goes into PULUMI_HOME only: a pulumi-resource-kubernetes on PATH would take
 # precedence over the installed plugin (with a warning on every run).
 install_provider_plugin() {
@@ -226,7 +245,7 @@ step() {
 link_toolchain() {
     local tool dir file
     mkdir -p "$BIN_DIR" "$TOOLCHAIN_DIR/share"
-    for tool in pulumi pulumi-language-python etcd kubernetes kwok; do
+    for tool in pulumi pulumi-language-python etcd kubernetes kwok kserve; do
         dir="$(tool_dir "$tool")"
         [[ -d "$dir" ]] || continue
         for file in "$dir"/*; do
@@ -235,6 +254,8 @@ link_toolchain() {
     done
     dir="$(tool_dir kwok)/share/kwok"
     [[ -d "$dir" ]] && ln -sfn "$dir" "$TOOLCHAIN_DIR/share/kwok"
+    dir="$(tool_dir kserve)/share/kserve"
+    [[ -d "$dir" ]] && ln -sfn "$dir" "$TOOLCHAIN_DIR/share/kserve"
     return 0
 }
 
@@ -261,6 +282,7 @@ build_all() {
     step etcd "$(tool_dir etcd)" build_etcd
     step kubernetes "$(tool_dir kubernetes)" build_kubernetes
     step kwok "$(tool_dir kwok)" build_kwok
+    step kserve "$(tool_dir kserve)" build_kserve
     link_toolchain
     install_provider_plugin "$provider"
 
@@ -285,7 +307,7 @@ build_all() {
     local missing
     missing="$(missing_essentials | paste -sd, -)"
     if [[ -n "$missing" ]]; then
-        echo "missing for pulumi up: $missing" >&2
+        echo "missing for the integration tier: $missing" >&2
         exit 1
     fi
 }

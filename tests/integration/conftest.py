@@ -2,8 +2,9 @@
 
 Local mode (the default, under ./scripts/test.sh): a real `pulumi up` of the ci stack onto the
 local control plane (scripts/local-cluster.sh: kube-apiserver and kwok, which fakes pods Ready
-and runs no container), then the platform checks, then the lifecycle tests
-(test_pulumi_up.py), destroy last.
+and runs no container) with KServe's controller reconciling (scripts/kserve-controller.sh),
+then the platform checks, then the lifecycle tests (test_kserve_controller.py,
+test_pulumi_up.py), destroy last.
 
 Live mode (`MLOPS_VERIFY_STACK=<stack>`, as scripts/verify.sh sets it): nothing is deployed or
 destroyed; the checks run against the stack already deployed in the current kube context
@@ -37,7 +38,6 @@ from testinfra.host import Host
 
 from infra import config as platform_config
 from infra import stackfile
-from tests.support.kserve import module_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -247,28 +247,17 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     )
     assert cluster.returncode == 0, cluster.stderr[-3000:]
     tools = environment_after("./scripts/local-cluster.sh env")
-    # The ci stack finds KServe already installed: its serving CRDs are there, as on a cluster
-    # with KServe (from the kserve Go module of the pinned version).
-    crds = module_dir() / "config" / "crd" / "full"
-    for name in (
-        "serving.kserve.io_servingruntimes.yaml",
-        "serving.kserve.io_inferenceservices.yaml",
-    ):
-        applied = subprocess.run(
-            [
-                f"{tools['MLOPS_TOOLCHAIN_DIR']}/bin/kubectl",
-                "apply",
-                "--server-side",
-                "-f",
-                str(crds / name),
-            ],
-            env={**os.environ, **tools},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert applied.returncode == 0, applied.stderr[-3000:]
+    # KServe's CRDs, config and webhooks, and its controller reconciling (the pinned release,
+    # built by scripts/toolchain.sh): the ci stack finds KServe installed, as on a cluster
+    # with its charts, and its ServingRuntime passes KServe's admission for real.
+    controller = subprocess.run(
+        [str(ROOT / "scripts/kserve-controller.sh"), "up"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert controller.returncode == 0, controller.stderr[-3000:]
 
     # A copy of the project, so stack init and secrets do not touch the repository's files;
     # its own .venv holds only the Pulumi program's dependencies.

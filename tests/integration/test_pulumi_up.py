@@ -101,6 +101,12 @@ def test_destroy_leaves_nothing_of_ours(deployed: Deployment) -> None:
                 "pods",
                 "secrets",
                 "configmaps",
+                "deployments",
+                "services",
+                # KServe's: the platform's runtime, and what the deploy step and the
+                # controller created for a model (the model's labels reach its objects).
+                "servingruntimes",
+                "inferenceservices",
             )
             for item in deployed.get(kind, "-A", "-l", selector)["items"]
         ]

@@ -64,3 +64,15 @@ def test_the_language_host_speaks_the_python_sdks_protocol_version() -> None:
 def test_the_pulumi_cli_is_not_older_than_the_python_sdk() -> None:
     cli = semver(go_requirement("pulumi", "github.com/pulumi/pulumi/pkg/v3"))
     assert cli >= locked("pulumi")
+
+
+def test_the_kserve_controller_is_the_release_the_platform_installs() -> None:
+    # The control-plane tier reconciles with this controller what the charts install elsewhere,
+    # and the images it injects carry the same release's tag.
+    assert go_requirement("kserve", "github.com/kserve/kserve") == versions.KSERVE_VERSION
+    for image in (
+        versions.KSERVE_STORAGE_INITIALIZER_IMAGE,
+        versions.KSERVE_AGENT_IMAGE,
+        versions.KSERVE_ROUTER_IMAGE,
+    ):
+        assert image.endswith(f":{versions.KSERVE_VERSION}"), image

@@ -257,7 +257,8 @@ def register_and_promote(
 @task(requests=SMALL, retries=2, pod_template=POD_TEMPLATE)
 def deploy(outcome: Outcome, model_name: str, apply: bool) -> dict:  # type: ignore[type-arg]
     """The champion's InferenceService, created or updated in the model namespace when
-    `apply` (a local run leaves the cluster alone)."""
+    `apply` (a local run leaves the cluster alone), once KServe reports it Ready; a refusal,
+    a spec the controller rejects or a deadline passed fails the task with KServe's message."""
     import mlflow
 
     from workloads.serving import inference_service as isvc
@@ -270,7 +271,7 @@ def deploy(outcome: Outcome, model_name: str, apply: bool) -> dict:  # type: ign
     uri = registry.storage_uri(client, champion.source, os.environ["MLOPS_MLFLOW_ARTIFACTS"])
     manifest = isvc.inference_service(model_name, champion.version, uri, isvc.Target.from_env())
     if apply:
-        kube.apply_inference_service(manifest)
+        kube.deploy_inference_service(manifest)
     return manifest
 
 
