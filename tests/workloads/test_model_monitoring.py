@@ -314,7 +314,7 @@ def test_drifted_traffic_alerts_through_alertmanager_and_retrains_through_the_ga
     } - versions_before
     rejected = client.get_model_version(MODEL_NAME, challenger)
     assert rejected.tags["decision"] == "not promoted"
-    assert "improvement" in rejected.tags["decision_reason"], rejected.tags
+    assert "does not beat champion" in rejected.tags["decision_reason"], rejected.tags
     tags = client.get_registered_model(MODEL_NAME).tags
     assert tags["retraining.outcome"] == "not_promoted"
     assert tags["retraining.execution"] == retraining["execution"]
@@ -329,11 +329,12 @@ def test_drifted_traffic_alerts_through_alertmanager_and_retrains_through_the_ga
     assert check["verdict"] == "drift"
     assert not again["launched"] and again["reason"].startswith("cool-down"), again
 
-    # After the cool-down, a challenger that passes the gates becomes the champion.
+    # An hour later, without a cool-down, a challenger that passes the gates becomes the
+    # champion.
     check, passed = finished(
         loop.check(
-            end,
-            f"--window_hours={hours}",
+            end + timedelta(hours=1),
+            f"--window_hours={hours + 1}",
             "--cooldown_hours=0",
             f"--training_run_at={(RUN_AT - timedelta(days=2)).isoformat()}",
             f"--gates={json.dumps(LENIENT)}",

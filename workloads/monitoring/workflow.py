@@ -210,7 +210,8 @@ def run_retraining(
     if not decision.launch:
         return Retraining(False, decision.reason, state.execution, state.outcome)
     execution = retraining.execution_name(check.model_name, now)
-    launched = retraining.State(execution, datetime.now(UTC), launcher.name, retraining.RUNNING)
+    # The check's time, not the clock's: the cool-down counts in the schedule's time.
+    launched = retraining.State(execution, now, launcher.name, retraining.RUNNING)
     _record(client, check.model_name, launched, retraining.RUNNING)
     train_until = training_run_at or now
     execution = launcher.launch(check.model_name, train_until, gates, execution)
