@@ -64,7 +64,7 @@ def write(frame: pd.DataFrame, location: prediction_log.LogLocation, model: str)
     )
     started = time.perf_counter()
     for start in range(0, len(records), BATCH_ROWS):
-        sink.write(model, records.iloc[start : start + BATCH_ROWS].to_dict(orient="records"))
+        sink.write(model, records.iloc[start : start + BATCH_ROWS])
     return time.perf_counter() - started
 
 

@@ -15,7 +15,8 @@ the prediction log, and logging every scored instance to the local S3 server (bu
 transactions), the same seeded batches are timed these ways:
 
   served     POST /v1/models/<name>:predict to the transformer: features, then predictor
-  logged     the same, to the transformer that also logs each prediction
+  logged     the same, to the transformer that also logs each prediction (the two take turns
+             on each batch, so the machine's busy moments fall on both)
   predictor  POST /v2/models/<name>/infer to MLServer, with the features already fetched
   feast      FeatureStore.get_online_features(...) of the feature service, in process
   model      predict_proba of the same model, in process, on the same feature rows
@@ -33,6 +34,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.feast_online import (
     REDIS_DB,
+    WARMUP,
     Row,
     entity_batches,
     feast_cli,
@@ -236,16 +239,13 @@ def measure(
             (
                 size,
                 {
-                    "served": timed(
-                        lambda rows: post(
-                            served, f"/v1/models/{MODEL_NAME}:predict", {"instances": rows}
-                        ),
-                        batches,
-                    ),
-                    "logged": timed(
-                        lambda rows: post(
-                            logged, f"/v1/models/{MODEL_NAME}:predict", {"instances": rows}
-                        ),
+                    **timed_alternately(
+                        {
+                            name: lambda rows, c=connection: post(
+                                c, f"/v1/models/{MODEL_NAME}:predict", {"instances": rows}
+                            )
+                            for name, connection in (("served", served), ("logged", logged))
+                        },
                         batches,
                     ),
                     "predictor": timed(
@@ -265,6 +265,23 @@ def measure(
             )
         )
     return results
+
+
+def timed_alternately(
+    calls: dict[str, Callable[[list[Row]], object]], batches: list[list[Row]]
+) -> dict[str, np.ndarray]:
+    """Milliseconds per call of each, after WARMUP untimed rounds, the calls taking turns on
+    each batch: a busy moment of the machine falls on all of them alike."""
+    for rows in batches[:WARMUP]:
+        for call in calls.values():
+            call(rows)
+    out = {name: np.empty(len(batches) - WARMUP) for name in calls}
+    for i, rows in enumerate(batches[WARMUP:]):
+        for name, call in calls.items():
+            started = time.perf_counter_ns()
+            call(rows)
+            out[name][i] = (time.perf_counter_ns() - started) / 1e6
+    return out
 
 
 def calibration() -> float:

@@ -30,9 +30,9 @@ class BlockedSink:
         self.release = threading.Event()
         self.rows: list[dict[str, Any]] = []
 
-    def write(self, model_name: str, rows: list[dict[str, Any]]) -> str:
+    def write(self, model_name: str, frame: pd.DataFrame) -> str:
         self.release.wait(30)
-        self.rows.extend(rows)
+        self.rows.extend(frame.to_dict("records"))
         return "written"
 
 
@@ -64,10 +64,10 @@ class FailingSink:
         self.fail = True
         self.rows: list[dict[str, Any]] = []
 
-    def write(self, model_name: str, rows: list[dict[str, Any]]) -> str:
+    def write(self, model_name: str, frame: pd.DataFrame) -> str:
         if self.fail:
             raise ConnectionError("the store is down")
-        self.rows.extend(rows)
+        self.rows.extend(frame.to_dict("records"))
         return "written"
 
 
@@ -110,20 +110,14 @@ def test_partitions_cover_every_hour_of_a_window() -> None:
 
 
 def test_records_carry_request_features_prediction_and_version() -> None:
-    inputs = pd.DataFrame({f: [1.0, 2.0] for f in FEATURES})
+    inputs = pd.DataFrame({f: [1.0, 2.0] for f in FEATURES}, index=[7, 9])
     requests = [
         {"customer_id": 1, "merchant_id": 5, "amount": 10.0},
         {"customer_id": 2, "merchant_id": 6, "amount": 20.0},
     ]
-    rows = prediction_log.records(
-        request_id="r1",
-        model_name="m",
-        model_version="3",
-        requests=requests,
-        inputs=inputs,
-        predictions=[0.1, 0.9],
-        now=NOW,
-    )
+    scored = prediction_log.ScoredRequest("r1", "m", "3", NOW, requests, inputs, [0.1, 0.9])
+    rows = scored.frame().to_dict("records")
+    assert len(rows) == 2
     assert rows[1] == {
         "request_id": "r1",
         "timestamp": NOW,
@@ -133,15 +127,20 @@ def test_records_carry_request_features_prediction_and_version() -> None:
         **dict.fromkeys(FEATURES, 2.0),
         "fraud_probability": 0.9,
     }
-    with pytest.raises(ValueError, match="2 instances, 2 input rows and 1 predictions"):
-        prediction_log.records(
-            request_id="r",
-            model_name="m",
-            model_version="3",
-            requests=requests,
-            inputs=inputs,
-            predictions=[0.1],
-        )
+
+
+def test_a_request_whose_parts_disagree_is_counted_not_raised() -> None:
+    sink = FailingSink()
+    sink.fail = False
+    logger = PredictionLogger("mismatch", LogSettings("s3://b/p", flush_seconds=0.05), sink)
+    before = _counter(prediction_log.RECORDS_DROPPED, "mismatch", "error")
+    inputs = pd.DataFrame({f: [1.0, 2.0] for f in FEATURES})
+    logger.log_request("r", "3", [{"amount": 1.0}, {"amount": 2.0}], inputs, [0.1])
+    logger.log_request("r", "3", [{"amount": 1.0}, {"amount": 2.0}], inputs, [0.1, 0.2])
+    assert logger.flush(10)
+    logger.close()
+    assert _counter(prediction_log.RECORDS_DROPPED, "mismatch", "error") - before == 1
+    assert [r["fraud_probability"] for r in sink.rows] == [0.1, 0.2]
 
 
 def _traffic(seed: int, rows: int, amount_scale: float = 1.0) -> pd.DataFrame:

@@ -12,11 +12,12 @@ Why the object store and not Postgres: the log is append-only and read in bulk, 
 time, which is what Parquet is for; and the serving path then never writes to the database
 that MLflow, Flyte and the Feast registry depend on.
 
-Logging never blocks or fails a prediction. `PredictionLogger.log` only puts rows on a bounded
-queue (a full queue drops them); a background thread writes a batch when it holds
-`batch_rows` rows or `flush_seconds` have passed. A write that fails drops its batch. Memory
-stays bounded by the queue plus one batch; every dropped row is counted in
-`prediction_log_dropped_records_total` by reason.
+Logging never blocks or fails a prediction. `PredictionLogger.log_request` only queues the
+request as it is (the records are built by the writer, off the request path); a request that
+would take the queue past `queue_rows` rows is dropped. A background thread writes a batch when
+`batch_rows` rows are queued or `flush_seconds` after the first arrived. A write that fails
+drops its batch. Memory stays bounded by the queue plus one batch; every dropped row is
+counted in `prediction_log_dropped_records_total` by reason.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from __future__ import annotations
 import io
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -120,9 +121,8 @@ class S3Sink:
         self.location = location
         self.client = client if client is not None else s3_client()
 
-    def write(self, model_name: str, rows: Sequence[Mapping[str, Any]]) -> str:
-        frame = pd.DataFrame(list(rows))
-        frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
+    def write(self, model_name: str, frame: pd.DataFrame) -> str:
+        frame = frame.assign(**{TIMESTAMP: pd.to_datetime(frame[TIMESTAMP], utc=True)})
         first = frame[TIMESTAMP].min().to_pydatetime()
         key = (
             f"{self.location.hour_prefix(model_name, first)}"
@@ -171,127 +171,185 @@ class LogSettings:
         return cls(uri, **values)
 
 
+@dataclass(frozen=True)
+class ScoredRequest:
+    """One scored request, queued as it is: its records are built off the request path."""
+
+    request_id: str
+    model_name: str
+    model_version: str
+    timestamp: datetime
+    requests: Sequence[Mapping[str, Any]]
+    inputs: pd.DataFrame
+    predictions: Sequence[float]
+
+    @property
+    def rows(self) -> int:
+        return len(self.requests)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per instance: request id, time, model, version, the request's fields, the
+        model's inputs and the fraud probability."""
+        n = self.rows
+        head = pd.DataFrame(
+            {
+                REQUEST_ID: [self.request_id] * n,
+                TIMESTAMP: [self.timestamp] * n,
+                MODEL_NAME: [self.model_name] * n,
+                MODEL_VERSION: [self.model_version] * n,
+                **{key: [r[key] for r in self.requests] for key in self.requests[0]},
+            }
+        )
+        tail = pd.DataFrame({PREDICTION: [float(p) for p in self.predictions]})
+        return pd.concat([head, self.inputs.reset_index(drop=True), tail], axis=1)
+
+
+@dataclass(frozen=True)
+class Records:
+    """Records already built, one dict each."""
+
+    records: Sequence[Mapping[str, Any]]
+
+    @property
+    def rows(self) -> int:
+        return len(self.records)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.records))
+
+
+Chunk = ScoredRequest | Records
+
+
 class PredictionLogger:
-    """A bounded queue in front of a sink, drained by one background thread."""
+    """A queue bounded in rows in front of a sink, drained by one background thread."""
 
     def __init__(self, model_name: str, settings: LogSettings, sink: Any = None) -> None:
         self.model_name = model_name
         self.settings = settings
         self.sink = sink if sink is not None else S3Sink(LogLocation.parse(settings.uri))
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=settings.queue_rows)
-        self._stop = threading.Event()
-        self._idle = threading.Condition()
-        self._pending = 0
+        self._chunks: deque[Chunk] = deque()
+        self._queued = 0  # rows in _chunks
+        self._pending = 0  # rows queued or being written
+        self._stop = False
+        self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def log(self, records: Sequence[dict[str, Any]]) -> None:
-        """Queues the records; never blocks, never raises."""
-        dropped = 0
-        with self._idle:
-            for record in records:
-                try:
-                    self._queue.put_nowait(record)
-                    self._pending += 1
-                except queue.Full:
-                    dropped += 1
-        if dropped:
-            RECORDS_DROPPED.labels(self.model_name, QUEUE_FULL).inc(dropped)
+    def log_request(
+        self,
+        request_id: str,
+        model_version: Any,
+        requests: Sequence[Mapping[str, Any]],
+        inputs: pd.DataFrame,
+        predictions: Sequence[float],
+    ) -> None:
+        """Queues a scored request's records; never blocks, never raises."""
+        if not requests or not (len(requests) == len(inputs) == len(predictions)):
+            RECORDS_DROPPED.labels(self.model_name, RECORD_ERROR).inc(len(predictions))
+            log.warning(
+                "prediction log: %d instances, %d input rows and %d predictions: not logged",
+                len(requests),
+                len(inputs),
+                len(predictions),
+            )
+            return
+        version = "" if model_version is None else str(model_version)
+        self._put(
+            ScoredRequest(
+                request_id,
+                self.model_name,
+                version,
+                datetime.now(UTC),
+                requests,
+                inputs,
+                predictions,
+            )
+        )
+
+    def log(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Queues records already built; never blocks, never raises."""
+        if records:
+            self._put(Records(records))
+
+    def _put(self, chunk: Chunk) -> None:
+        with self._changed:
+            if self._queued + chunk.rows > self.settings.queue_rows:
+                RECORDS_DROPPED.labels(self.model_name, QUEUE_FULL).inc(chunk.rows)
+                return
+            self._chunks.append(chunk)
+            self._queued += chunk.rows
+            self._pending += chunk.rows
+            self._changed.notify_all()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Waits until every queued record is written or dropped; False on timeout."""
         deadline = time.monotonic() + timeout
-        with self._idle:
+        with self._changed:
             while self._pending:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._idle.wait(left)
+                self._changed.wait(left)
         return True
 
     def close(self, timeout: float = 30.0) -> None:
         """Writes what is queued, then stops the thread."""
-        self._stop.set()
+        with self._changed:
+            self._stop = True
+            self._changed.notify_all()
         self._thread.join(timeout)
 
-    def _batch(self) -> list[dict[str, Any]]:
-        """The next batch: up to batch_rows rows, collected for at most flush_seconds after
-        the first; empty when stopping with nothing queued."""
-        batch: list[dict[str, Any]] = []
-        deadline = None
-        while len(batch) < self.settings.batch_rows:
-            if deadline is None:
-                wait = 0.2
-            else:
-                wait = deadline - time.monotonic()
-                if wait <= 0:
+    def _batch(self) -> list[Chunk]:
+        """The next batch: chunks of at least batch_rows rows, or those queued flush_seconds
+        after the first arrived (all of them when stopping); empty only when stopping."""
+        with self._changed:
+            while not self._chunks and not self._stop:
+                self._changed.wait()
+            deadline = time.monotonic() + self.settings.flush_seconds
+            while self._queued < self.settings.batch_rows and not self._stop:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     break
-            try:
-                batch.append(self._queue.get(timeout=min(wait, 0.2)))
-            except queue.Empty:
-                if self._stop.is_set() and (batch or self._queue.empty()):
-                    break
-                continue
-            if deadline is None:
-                deadline = time.monotonic() + self.settings.flush_seconds
-        return batch
+                self._changed.wait(left)
+            batch: list[Chunk] = []
+            rows = 0
+            while self._chunks and rows < self.settings.batch_rows:
+                chunk = self._chunks.popleft()
+                batch.append(chunk)
+                rows += chunk.rows
+            self._queued -= rows
+            return batch
 
     def _run(self) -> None:
         while True:
             batch = self._batch()
             if not batch:
-                if self._stop.is_set():
-                    return
-                continue
+                return
             self._write(batch)
-            with self._idle:
-                self._pending -= len(batch)
-                self._idle.notify_all()
+            with self._changed:
+                self._pending -= sum(chunk.rows for chunk in batch)
+                self._changed.notify_all()
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
+    def _write(self, batch: list[Chunk]) -> None:
+        rows = sum(chunk.rows for chunk in batch)
+        try:
+            frame = pd.concat([chunk.frame() for chunk in batch], ignore_index=True)
+        except Exception as error:
+            RECORDS_DROPPED.labels(self.model_name, RECORD_ERROR).inc(rows)
+            log.warning("prediction log: cannot build %d records: %s", rows, error)
+            return
         start = time.perf_counter()
         status = "ok"
         try:
-            self.sink.write(self.model_name, batch)
-            RECORDS_WRITTEN.labels(self.model_name).inc(len(batch))
+            self.sink.write(self.model_name, frame)
+            RECORDS_WRITTEN.labels(self.model_name).inc(rows)
         except Exception as error:
             status = "error"
-            RECORDS_DROPPED.labels(self.model_name, SINK_ERROR).inc(len(batch))
-            log.warning("prediction log: dropped %d records: %s", len(batch), error)
+            RECORDS_DROPPED.labels(self.model_name, SINK_ERROR).inc(rows)
+            log.warning("prediction log: dropped %d records: %s", rows, error)
         finally:
             WRITE_SECONDS.labels(self.model_name, status).observe(time.perf_counter() - start)
-
-
-def records(
-    *,
-    request_id: str,
-    model_name: str,
-    model_version: str,
-    requests: Sequence[Mapping[str, Any]],
-    inputs: pd.DataFrame,
-    predictions: Sequence[float],
-    now: datetime | None = None,
-) -> list[dict[str, Any]]:
-    """The log records of one scored request: one per instance."""
-    if not (len(requests) == len(inputs) == len(predictions)):
-        raise ValueError(
-            f"{len(requests)} instances, {len(inputs)} input rows and {len(predictions)} "
-            "predictions: they must be as many"
-        )
-    timestamp = now or datetime.now(UTC)
-    features = inputs.to_dict(orient="records")
-    return [
-        {
-            REQUEST_ID: request_id,
-            TIMESTAMP: timestamp,
-            MODEL_NAME: model_name,
-            MODEL_VERSION: "" if model_version is None else str(model_version),
-            **request,
-            **row,
-            PREDICTION: float(prediction),
-        }
-        for request, row, prediction in zip(requests, features, predictions, strict=True)
-    ]
 
 
 def read_window(

@@ -38,7 +38,6 @@ from kserve.errors import InferenceError, InvalidInput
 from prometheus_client import Histogram
 
 from workloads.model_inputs import FEATURE_SERVICE, FEATURES, REQUEST_FIELDS, model_frame
-from workloads.monitoring import prediction_log
 from workloads.monitoring.prediction_log import LogSettings, PredictionLogger
 
 log = logging.getLogger(__name__)
@@ -242,27 +241,13 @@ class FraudTransformer(Model):
         }
 
     def log_predictions(self, probabilities: list[float], version: Any) -> None:
-        """Queues the request's records; a record that cannot be built is counted, never
-        raised."""
+        """Queues the request for the prediction log (which never blocks nor raises)."""
         scored = SCORED.get()
-        if self.prediction_log is None or scored is None:
+        if self.prediction_log is None or scored is None or scored.inputs is None:
             return
-        try:
-            records = prediction_log.records(
-                request_id=scored.request_id,
-                model_name=self.name,
-                model_version=version,
-                requests=scored.requests,
-                inputs=scored.inputs,
-                predictions=probabilities,
-            )
-        except Exception as error:
-            prediction_log.RECORDS_DROPPED.labels(self.name, prediction_log.RECORD_ERROR).inc(
-                len(probabilities)
-            )
-            log.warning("prediction log: cannot build the records: %s", error)
-            return
-        self.prediction_log.log(records)
+        self.prediction_log.log_request(
+            scored.request_id, version, scored.requests, scored.inputs, probabilities
+        )
 
 
 def main() -> None:
