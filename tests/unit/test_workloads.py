@@ -127,3 +127,12 @@ def test_the_inference_service_follows_the_kserve_crd() -> None:
     assert manifest["spec"]["transformer"]["containers"][0]["envFrom"] == [
         {"configMapRef": {"name": isvc.PREDICTION_LOG_CONFIG_MAP, "optional": True}}
     ]
+
+
+def test_each_inference_service_owns_its_model_format() -> None:
+    """Changing one manifest (as a caller may) leaves the next one, and the constant, alone."""
+    first = isvc.inference_service("fraud-detector", "3", "s3://mlflow/1/models/m-1/artifacts")
+    first["spec"]["predictor"]["model"]["modelFormat"]["version"] = "2"
+    second = isvc.inference_service("fraud-detector", "4", "s3://mlflow/1/models/m-2/artifacts")
+    assert second["spec"]["predictor"]["model"]["modelFormat"] == {"name": "mlflow", "version": "3"}
+    assert isvc.MODEL_FORMAT == {"name": "mlflow", "version": "3"}

@@ -162,7 +162,7 @@ def inference_service(
                 "annotations": _scrape(PREDICTOR_METRICS_PORT),
                 "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                 "model": {
-                    "modelFormat": MODEL_FORMAT,
+                    "modelFormat": dict(MODEL_FORMAT),
                     "runtime": RUNTIME,
                     "protocolVersion": "v2",
                     "storageUri": storage_uri,
