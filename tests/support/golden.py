@@ -5,7 +5,6 @@ MLflow server, and the training workflow through `pyflyte run`."""
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from tests.support.tools import require_module
 mlflow = require_module("mlflow", "the workloads dependency group")
 redis_client = require_module("redis", "the workloads dependency group")
 from workloads.feature_repo.datagen import fraud_events  # noqa: E402
+from workloads.monitoring.retraining import printed_outputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -123,21 +123,11 @@ class Stack:
 
 
 def parse_outputs(stdout: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The outputs `pyflyte run` prints last: `DefaultNamedTupleOutput(o0=Outcome(...),
-    o1={...})`, read as literals."""
-    line = next(
-        (x for x in reversed(stdout.splitlines()) if x.startswith("DefaultNamedTupleOutput(")),
-        None,
-    )
-    assert line is not None, stdout[-3000:]
-    call = ast.parse(line, mode="eval").body
-    assert isinstance(call, ast.Call)
-    values = {k.arg: k.value for k in call.keywords}
-    outcome = values["o0"]
-    assert isinstance(outcome, ast.Call)
-    return {k.arg: ast.literal_eval(k.value) for k in outcome.keywords if k.arg}, (
-        ast.literal_eval(values["o1"])
-    )
+    """The training workflow's outputs as `pyflyte run` prints them: the Outcome's fields and
+    the InferenceService manifest."""
+    outputs = printed_outputs(stdout)
+    assert outputs, stdout[-3000:]
+    return outputs["o0"], outputs["o1"]
 
 
 @contextmanager

@@ -240,3 +240,16 @@ def test_a_check_repeated_in_the_same_hour_launches_the_same_execution() -> None
 def test_an_unknown_launcher_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="MLOPS_RETRAINING_LAUNCHER is 'cron': it must be one of"):
         retraining.launcher("cron")
+
+
+def test_the_outputs_pyflyte_prints_are_read_by_name() -> None:
+    stdout = (
+        "Running Execution on local.\n"
+        "DefaultNamedTupleOutput(o0=Outcome(version='2', promoted=False, reason='r'), "
+        "o1={'kind': 'InferenceService'})\n"
+    )
+    assert retraining.printed_outputs(stdout) == {
+        "o0": {"version": "2", "promoted": False, "reason": "r"},
+        "o1": {"kind": "InferenceService"},
+    }
+    assert retraining.printed_outputs("a failed run prints no outputs\n") == {}

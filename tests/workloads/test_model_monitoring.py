@@ -11,7 +11,6 @@ and grouping intervals, and the local launcher (`pyflyte run`) in place of Flyte
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import time
@@ -47,7 +46,7 @@ mlflow = require_module("mlflow", "the workloads dependency group")
 boto3 = require_module("boto3", "the workloads dependency group")
 from workloads.feature_repo.datagen import fraud_events  # noqa: E402
 from workloads.model_inputs import MODEL_NAME  # noqa: E402
-from workloads.monitoring import prediction_log  # noqa: E402
+from workloads.monitoring import prediction_log, retraining  # noqa: E402
 from workloads.training import registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,13 +74,7 @@ class Loop:
 
     def logged(self) -> float:
         """Records written to the log so far, from the transformer's /metrics."""
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
-            text = response.read().decode()
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("prediction_log_records_total{")
-        )
+        return counted(self.url, "prediction_log_records_total")
 
     def wait_logged(self, count: float, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -132,19 +125,9 @@ def finished(process: subprocess.Popen[str]) -> tuple[dict[str, Any], dict[str, 
     """The drift check's outputs (the DriftCheck and the Retraining) once it succeeded."""
     stdout, stderr = process.communicate(timeout=900)
     assert process.returncode == 0, stdout[-3000:] + stderr[-5000:]
-    line = next(
-        (x for x in reversed(stdout.splitlines()) if x.startswith("DefaultNamedTupleOutput(")),
-        None,
-    )
-    assert line is not None, stdout[-3000:]
-    call = ast.parse(line, mode="eval").body
-    assert isinstance(call, ast.Call)
-    outputs = []
-    for keyword in call.keywords:
-        value = keyword.value
-        assert isinstance(value, ast.Call)
-        outputs.append({k.arg: ast.literal_eval(k.value) for k in value.keywords if k.arg})
-    return outputs[0], outputs[1]
+    outputs = retraining.printed_outputs(stdout)
+    assert outputs, stdout[-3000:]
+    return outputs["o0"], outputs["o1"]
 
 
 def transactions() -> list[dict[str, Any]]:
@@ -381,18 +364,21 @@ def test_an_unreachable_log_store_never_fails_a_prediction(
     with serving(stack, manifest, model_dir, tmp_path, unreachable) as url:
         score(url, rows)
         deadline = time.monotonic() + 120
-        while (dropped := _dropped(url)) < len(rows):
+        while (
+            dropped := counted(url, "prediction_log_dropped_records_total", 'reason="sink_error"')
+        ) < len(rows):
             assert time.monotonic() < deadline, f"{dropped} of {len(rows)} drops counted"
             time.sleep(0.5)
     assert dropped == len(rows)
 
 
-def _dropped(url: str) -> float:
+def counted(url: str, counter: str, having: str = "") -> float:
+    """The sum of a counter's series on the transformer's /metrics (those whose labels
+    contain `having`)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
         text = response.read().decode()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("prediction_log_dropped_records_total{")
-        and 'reason="sink_error"' in line
+        if line.startswith(f"{counter}{{") and having in line
     )

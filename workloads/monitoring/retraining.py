@@ -122,10 +122,12 @@ class FlyteLauncher:
         return str(started.id.name)
 
     def outcome(self, execution: str) -> str:
+        from flytekit.models.core.execution import WorkflowExecutionPhase
+
         run = self.remote.sync_execution(self.remote.fetch_execution(name=execution))
         if not run.is_done:
             return RUNNING
-        if run.error is not None or run.closure.phase != 4:  # 4: WorkflowExecutionPhase.SUCCEEDED
+        if run.error is not None or run.closure.phase != WorkflowExecutionPhase.SUCCEEDED:
             return FAILED
         outcome = run.outputs.get("o0", as_type=dict) if run.outputs else None
         return _promoted(outcome and outcome.get("promoted"))
@@ -161,27 +163,29 @@ class LocalLauncher:
             print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
             self.outcomes[execution] = FAILED
         else:
-            self.outcomes[execution] = _promoted(_printed_outcome(done.stdout).get("promoted"))
+            outcome = printed_outputs(done.stdout).get("o0") or {}
+            self.outcomes[execution] = _promoted(outcome.get("promoted"))
         return execution
 
     def outcome(self, execution: str) -> str:
         return self.outcomes.get(execution, FAILED)
 
 
-def _printed_outcome(stdout: str) -> dict[str, Any]:
-    """The Outcome `pyflyte run` prints last (`DefaultNamedTupleOutput(o0=Outcome(...), ...)`)."""
+def printed_outputs(stdout: str) -> dict[str, Any]:
+    """The outputs `pyflyte run` prints last (`DefaultNamedTupleOutput(o0=Outcome(...),
+    o1={...})`) by name, a dataclass as a dict of its fields; empty when none is printed."""
     for line in reversed(stdout.splitlines()):
         if line.startswith("DefaultNamedTupleOutput("):
             call = ast.parse(line, mode="eval").body
             if isinstance(call, ast.Call):
-                for keyword in call.keywords:
-                    if keyword.arg == "o0" and isinstance(keyword.value, ast.Call):
-                        return {
-                            k.arg: ast.literal_eval(k.value)
-                            for k in keyword.value.keywords
-                            if k.arg
-                        }
+                return {k.arg: _literal(k.value) for k in call.keywords if k.arg}
     return {}
+
+
+def _literal(node: ast.expr) -> Any:
+    if isinstance(node, ast.Call):
+        return {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+    return ast.literal_eval(node)
 
 
 def launcher(name: str) -> Launcher:

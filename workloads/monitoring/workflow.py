@@ -23,7 +23,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -201,7 +201,9 @@ def run_retraining(
     state = retraining.State.from_tags(tags)
     launcher = retraining.launcher(launcher_name)
     if state.outcome == retraining.RUNNING and state.launcher == launcher.name:
-        state = _record(client, check.model_name, state, launcher.outcome(state.execution))
+        state = _record(
+            client, check.model_name, replace(state, outcome=launcher.outcome(state.execution))
+        )
     now = run_at if run_at.tzinfo else run_at.replace(tzinfo=UTC)
     decision = retraining.decide(
         check.verdict == drift.DRIFT, state, now, timedelta(hours=cooldown_hours)
@@ -212,35 +214,31 @@ def run_retraining(
     execution = retraining.execution_name(check.model_name, now)
     # The check's time, not the clock's: the cool-down counts in the schedule's time.
     launched = retraining.State(execution, now, launcher.name, retraining.RUNNING)
-    _record(client, check.model_name, launched, retraining.RUNNING)
+    _record(client, check.model_name, launched)
     train_until = training_run_at or now
     execution = launcher.launch(check.model_name, train_until, gates, execution)
     state = _record(
         client,
         check.model_name,
-        retraining.State(execution, launched.launched_at, launcher.name, ""),
-        launcher.outcome(execution),
+        replace(launched, execution=execution, outcome=launcher.outcome(execution)),
     )
     return Retraining(True, decision.reason, execution, state.outcome)
 
 
-def _record(
-    client: object, model_name: str, state: retraining.State, outcome: str
-) -> retraining.State:
+def _record(client: object, model_name: str, state: retraining.State) -> retraining.State:
     """Writes the retraining's state to the registered model and pushes its outcome."""
-    state = retraining.State(state.execution, state.launched_at, state.launcher, outcome)
     assert state.launched_at is not None
     for key, value in (
         (retraining.EXECUTION, state.execution),
         (retraining.LAUNCHED_AT, state.launched_at.isoformat()),
         (retraining.LAUNCHER, state.launcher),
-        (retraining.OUTCOME, outcome),
+        (retraining.OUTCOME, state.outcome),
     ):
         client.set_registered_model_tag(model_name, key, value)  # type: ignore[attr-defined]
     gateway = _pushgateway()
     if gateway:
         metrics.push_retraining(
-            gateway, model_name, outcome=outcome, launched_at=state.launched_at.timestamp()
+            gateway, model_name, outcome=state.outcome, launched_at=state.launched_at.timestamp()
         )
     return state
 
@@ -256,7 +254,7 @@ def check_drift(
 ) -> DriftCheck:
     """The window before `run_at` against the champion's reference; a failed check is pushed
     as such before it fails the task."""
-    gateway = _pushgateway()
+    succeeded = False
     try:
         result = run_check(
             model_name,
@@ -266,21 +264,18 @@ def check_drift(
             int(setting(min_rows, MIN_ROWS)),
             setting(column_threshold, COLUMN_THRESHOLD),
         )
-    except Exception:
+        succeeded = True
+        return result
+    finally:
+        gateway = _pushgateway()
         if gateway:
             metrics.push_check_status(
                 gateway,
                 model_name,
-                succeeded=False,
+                succeeded=succeeded,
                 at=time.time(),
                 interval_seconds=INTERVAL_SECONDS,
             )
-        raise
-    if gateway:
-        metrics.push_check_status(
-            gateway, model_name, succeeded=True, at=time.time(), interval_seconds=INTERVAL_SECONDS
-        )
-    return result
 
 
 @task(requests=SMALL, retries=1, pod_template=POD_TEMPLATE)
