@@ -80,11 +80,22 @@ from infra.configtypes import (
     secret_fields,
 )
 from infra.kube import CLUSTER_ISSUER_ANNOTATION, ISSUER_ANNOTATION, Resources
+from infra.observability import quantity
 from infra.profiles import PROFILE_DEFAULTS, PROFILES, ProfileName
 
 __all__ = ["PROJECT", "ConfigError", "PlatformConfig", "load"]
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+EvictionPolicy = Literal[
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+]
 POSTGRES_CONSUMERS = ("mlflow", "flyte", "feast")
 # What each service stands on: config refuses the service without them.
 NEEDS: Mapping[str, tuple[str, ...]] = {
@@ -154,7 +165,29 @@ class RedisConfig(Component):
     external: ExternalRedis | None = None
     resources: Resources
     storage_size: Quantity = Field(description="the append-only file's volume")
+    max_memory: Quantity = Field(
+        description="Redis's `maxmemory`: below the memory limit, which also holds the fork "
+        "that rewrites the append-only file"
+    )
+    eviction_policy: EvictionPolicy = Field(
+        "volatile-lru",
+        description="`maxmemory-policy`: the default evicts only keys written with an expiry "
+        "(Feast's `key_ttl_seconds`) and otherwise refuses writes, so features are never "
+        "dropped silently",
+    )
     password: Secret = Field(alias="redisPassword")
+
+    @model_validator(mode="after")
+    def _memory_below_limit(self) -> RedisConfig:
+        if self.external is None and quantity(self.max_memory) >= quantity(
+            self.resources.limits.memory
+        ):
+            raise refuse(
+                "maxMemory",
+                self.max_memory,
+                f"must be below resources.limits.memory ({self.resources.limits.memory})",
+            )
+        return self
 
 
 class ExternalObjectStore(Model):

@@ -22,12 +22,14 @@ def _profiles() -> dict[ProfileName, dict[str, Any]]:
     def sized(*resources: str) -> dict[str, Any]:
         return Resources.of(*resources).model_dump()
 
+    # Redis's maxmemory is about 60% of its memory limit: the rest holds the copy-on-write pages
+    # of the fork that rewrites the append-only file, and the client buffers.
     return {
         "small": {
             "replicas": 1,
             "dataProtection": False,
             "postgres": size("5Gi", "100m", "256Mi", "1", "1Gi"),
-            "redis": size("1Gi", "50m", "64Mi", "500m", "256Mi"),
+            "redis": {**size("1Gi", "50m", "64Mi", "500m", "256Mi"), "maxMemory": "160Mi"},
             "objectStore": size("10Gi", "100m", "256Mi", "1", "1Gi"),
             "mlflow": {"resources": sized("100m", "512Mi", "1", "1Gi")},
             "flyte": {"resources": sized("100m", "512Mi", "1", "1Gi")},
@@ -44,7 +46,7 @@ def _profiles() -> dict[ProfileName, dict[str, Any]]:
             "replicas": 1,
             "dataProtection": True,
             "postgres": size("20Gi", "250m", "512Mi", "2", "2Gi"),
-            "redis": size("5Gi", "100m", "256Mi", "1", "1Gi"),
+            "redis": {**size("5Gi", "100m", "256Mi", "1", "1Gi"), "maxMemory": "640Mi"},
             "objectStore": size("50Gi", "250m", "512Mi", "2", "2Gi"),
             "mlflow": {"resources": sized("250m", "1Gi", "2", "2Gi")},
             "flyte": {"resources": sized("500m", "1Gi", "2", "2Gi")},
@@ -61,7 +63,7 @@ def _profiles() -> dict[ProfileName, dict[str, Any]]:
             "replicas": 2,
             "dataProtection": True,
             "postgres": size("100Gi", "1", "2Gi", "4", "8Gi"),
-            "redis": size("20Gi", "250m", "1Gi", "2", "4Gi"),
+            "redis": {**size("20Gi", "250m", "1Gi", "2", "4Gi"), "maxMemory": "2560Mi"},
             "objectStore": size("500Gi", "500m", "2Gi", "4", "8Gi"),
             "mlflow": {"resources": sized("500m", "1Gi", "2", "4Gi")},
             "flyte": {"resources": sized("1", "2Gi", "4", "4Gi")},

@@ -1,4 +1,5 @@
-"""Redis: the Feast online store. Password auth always on, AOF persistence on a volume.
+"""Redis: the Feast online store. Password auth always on, AOF persistence on a volume, memory
+bounded by `maxMemory` with an eviction policy (docs/operations.md).
 
 With `redis.external` set, no server is created: the component only publishes the endpoint
 and the password Secret that consumers mount.
@@ -15,7 +16,7 @@ import pulumi_kubernetes as k8s
 from infra import kube, versions
 from infra.config import RedisConfig
 from infra.configtypes import reveal
-from infra.observability import ScrapeTarget, Telemetry, Workload, statefulset_pods
+from infra.observability import ScrapeTarget, Telemetry, Workload, quantity, statefulset_pods
 
 COMPONENT = "redis"
 PORT = 6379
@@ -24,7 +25,7 @@ SECRET_NAME = "redis"
 
 # The password is written at start into a private file on a memory volume and included by the
 # config, so it is never on a command line, in the pod spec or in a ConfigMap.
-REDIS_CONF = """\
+SERVER_CONF = """\
 bind * -::*
 port 6379
 protected-mode no
@@ -39,6 +40,16 @@ START = (
 )
 # `-e` makes redis-cli exit non-zero on an error reply such as NOAUTH.
 PING = ["redis-cli", "-e", "-h", "127.0.0.1", "-p", "6379", "ping"]
+
+
+def redis_conf(cfg: RedisConfig) -> str:
+    """The server's config: SERVER_CONF and the memory limit with its eviction policy (bytes,
+    since Redis reads `1m` as 10^6 where Kubernetes reads `1Mi` as 2^20)."""
+    return (
+        SERVER_CONF
+        + f"maxmemory {int(quantity(cfg.max_memory))}\n"
+        + f"maxmemory-policy {cfg.eviction_policy}\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -114,10 +125,11 @@ class Redis(pulumi.ComponentResource):
     def _server(self, args: RedisArgs, secret: k8s.core.v1.Secret) -> None:
         cfg, ns = args.config, args.namespace
         child = pulumi.ResourceOptions(parent=self)
+        server_conf = redis_conf(cfg)
         conf = k8s.core.v1.ConfigMap(
             "redis-config",
             metadata=kube.metadata("redis-config", ns, COMPONENT, "cache"),
-            data={"redis.conf": REDIS_CONF},
+            data={"redis.conf": server_conf},
             opts=child,
         )
         redis = kube.container(
@@ -165,5 +177,5 @@ class Redis(pulumi.ComponentResource):
             storage=args.storage,
             needs=[secret, conf],
             parent=self,
-            config_digest=kube.checksum(REDIS_CONF, START),
+            config_digest=kube.checksum(server_conf, START),
         )

@@ -87,5 +87,65 @@ def test_a_config_change_rolls_the_pod(monkeypatch: pytest.MonkeyPatch) -> None:
         return template["metadata"]["annotations"]["checksum/config"]  # type: ignore[no-any-return]
 
     before = annotation()
-    monkeypatch.setattr(redis, "REDIS_CONF", redis.REDIS_CONF + "maxclients 100\n")
+    monkeypatch.setattr(redis, "SERVER_CONF", redis.SERVER_CONF + "maxclients 100\n")
     assert annotation() != before
+
+
+def _conf(values: dict[str, object], stack: str = "test") -> list[str]:
+    rendering = evaluate(values, stack=stack)
+    return rendering.find("ConfigMap", "redis-config").inputs["data"]["redis.conf"].splitlines()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("profile", "limit", "max_bytes"),
+    [
+        ("small", "256Mi", 160 * 2**20),
+        ("standard", "1Gi", 640 * 2**20),
+        ("ha", "4Gi", 2560 * 2**20),
+    ],
+)
+def test_the_profile_bounds_memory_below_the_limit(
+    profile: str, limit: str, max_bytes: int
+) -> None:
+    conf = _conf({"profile": profile})
+    assert f"maxmemory {max_bytes}" in conf
+    assert "maxmemory-policy volatile-lru" in conf
+    server = evaluate({"profile": profile}).find("StatefulSet", "redis").manifest()
+    container = server["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["memory"] == limit
+
+
+def test_memory_and_eviction_policy_can_be_set() -> None:
+    conf = _conf({"redis": {"maxMemory": "100M", "evictionPolicy": "allkeys-lfu"}})
+    assert conf[-2:] == ["maxmemory 100000000", "maxmemory-policy allkeys-lfu"]
+
+
+def test_a_memory_change_rolls_the_pod() -> None:
+    def digest(values: dict[str, object]) -> str:
+        template = evaluate(values).find("StatefulSet", "redis").manifest()["spec"]["template"]
+        return template["metadata"]["annotations"]["checksum/config"]  # type: ignore[no-any-return]
+
+    assert digest({"redis": {"maxMemory": "100Mi"}}) != digest({"redis": {"maxMemory": "120Mi"}})
+
+
+def test_memory_at_or_above_the_limit_is_refused() -> None:
+    raw, keys = raw_config({"redis": {"maxMemory": "256Mi"}})
+    with pytest.raises(config.ConfigError) as caught:
+        config.load("dev", raw, keys)
+    assert str(caught.value).endswith(
+        "mlops-platform:redis.maxMemory = '256Mi': must be below resources.limits.memory (256Mi)"
+    )
+
+
+def test_an_unknown_eviction_policy_is_refused() -> None:
+    raw, keys = raw_config({"redis": {"evictionPolicy": "allkeys-newest"}})
+    with pytest.raises(config.ConfigError) as caught:
+        config.load("dev", raw, keys)
+    message = str(caught.value)
+    assert "mlops-platform:redis.evictionPolicy = 'allkeys-newest'" in message
+    assert "volatile-lru" in message and "noeviction" in message
+
+
+def test_external_redis_needs_no_memory_bound_below_a_limit() -> None:
+    external = {"external": {"host": "cache.example.com"}, "maxMemory": "8Gi"}
+    assert config.load("dev", *raw_config({"redis": external})).redis is not None
