@@ -135,9 +135,18 @@ class Platform(pulumi.ComponentResource):
             )
         mlflow = feast = None
         if config.mlflow:
-            database = _provided(postgres, "mlflow").databases["mlflow"]
-            s3 = _provided(store, "mlflow").endpoint
-            mlflow = self._add(Mlflow("mlflow", MlflowArgs(config.mlflow, ns, database, s3), child))
+            database_server, object_store = (
+                _provided(postgres, "mlflow"),
+                _provided(store, "mlflow"),
+            )
+            mlflow_args = MlflowArgs(
+                config.mlflow,
+                ns,
+                database_server.databases["mlflow"],
+                object_store.endpoint,
+                needs=[database_server, object_store],
+            )
+            mlflow = self._add(Mlflow("mlflow", mlflow_args, child))
         if config.feast:
             database_server, cache = _provided(postgres, "feast"), _provided(redis, "feast")
             feast_args = FeastArgs(
@@ -151,10 +160,18 @@ class Platform(pulumi.ComponentResource):
             )
             feast = self._add(Feast("feast", feast_args, child))
         if config.flyte:
-            database = _provided(postgres, "flyte").databases["flyte"]
-            s3 = _provided(store, "flyte").endpoint
+            database_server, object_store = _provided(postgres, "flyte"), _provided(store, "flyte")
+            s3 = object_store.endpoint
             tasks = task_environment(config, mlflow, feast, s3)
-            flyte_args = FlyteArgs(config.flyte, ns, database, s3, tasks, image_pull=pull)
+            flyte_args = FlyteArgs(
+                config.flyte,
+                ns,
+                database_server.databases["flyte"],
+                s3,
+                tasks,
+                image_pull=pull,
+                needs=[database_server, object_store],
+            )
             self._add(Flyte("flyte", flyte_args, child))
         if config.kserve:
             s3 = _provided(store, "kserve").endpoint

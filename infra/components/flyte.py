@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +141,8 @@ class FlyteArgs:
     tasks: TaskEnvironment | None = None
     # The registry login for the project images in the project namespaces (None: not needed).
     image_pull: kube.ImagePull | None = None
+    # What must be ready before Flyte starts and migrates its schema: its login and bucket.
+    needs: Sequence[pulumi.Resource] = ()
 
 
 # The names workloads/training/workflow.py reads in each project namespace.
@@ -349,6 +352,7 @@ class Flyte(pulumi.ComponentResource):
         files = {n: yaml.safe_dump(c, sort_keys=True) for n, c in config_files(args).items()}
         template_files = templates(args)
         needs: list[pulumi.Resource] = [
+            *args.needs,
             k8s.core.v1.ConfigMap(
                 "flyte-config",
                 metadata=kube.metadata("flyte-config", ns, COMPONENT, "orchestration"),

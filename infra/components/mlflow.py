@@ -7,6 +7,7 @@ the server rolls out, so an upgrade of the pinned version never leaves a crash-l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -57,6 +58,8 @@ class MlflowArgs:
     namespace: str
     database: PostgresDatabase
     storage: S3Endpoint
+    # What must be ready before the schema migration runs: the database's login and the bucket.
+    needs: Sequence[pulumi.Resource] = ()
 
 
 def backend_store_uri(database: PostgresDatabase) -> pulumi.Output[str]:
@@ -145,7 +148,7 @@ class Mlflow(pulumi.ComponentResource):
                 volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
             ),
             volumes=[kube.empty_dir("tmp")],
-            needs=[secret],
+            needs=[secret, *args.needs],
             parent=self,
         )
         self._server(args, env, [secret, upgrade])
