@@ -66,7 +66,8 @@ def restricted_pod_security(obj: Object) -> list[str]:
         found.append("pod securityContext.runAsNonRoot must be true")
     run_as_user = pod.get("runAsUser")
     if not isinstance(run_as_user, int | float) or run_as_user <= 0:
-        found.append(f"pod securityContext.runAsUser is {run_as_user!r}: set a non-zero user id")
+        shown = "not set" if run_as_user is None else repr(run_as_user)
+        found.append(f"pod securityContext.runAsUser is {shown}: set a non-zero user id")
     if (pod.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
         found.append("pod securityContext.seccompProfile.type must be RuntimeDefault")
     for field in ("hostNetwork", "hostPID", "hostIPC"):
