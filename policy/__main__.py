@@ -1,4 +1,5 @@
-"""The policy pack: the rules of rules.py as Pulumi policies, all mandatory.
+"""The policy pack: the rules of rules.py as Pulumi policies, mandatory (NetworkPolicy coverage
+advisory until the platform renders NetworkPolicies: rules.NETWORK_POLICY_COVERAGE_ENFORCED).
 
     pulumi preview --policy-pack policy
 
@@ -64,6 +65,11 @@ PolicyPack(
             name="network-policy-coverage",
             description=rules.STACK_RULES["network-policy-coverage"][0],
             validate=network_policy_coverage,
+            enforcement_level=(
+                EnforcementLevel.MANDATORY
+                if rules.NETWORK_POLICY_COVERAGE_ENFORCED
+                else EnforcementLevel.ADVISORY
+            ),
         ),
     ],
 )

@@ -4,7 +4,6 @@ message naming the policy, the resource and what is wrong."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time
@@ -12,24 +11,21 @@ from pathlib import Path
 
 import pytest
 
+from policy import rules
 from tests.integration.conftest import HERE, TIMINGS, Deployment
-from tests.support.policy_pack import NETWORK_POLICIES_RENDERED, POLICY_PACK
 
+POLICY_PACK = HERE.parents[1] / "policy"
 NAMESPACE = "mlops-ci"
+COVERAGE = "mandatory" if rules.NETWORK_POLICY_COVERAGE_ENFORCED else "advisory"
 
 
-def test_the_ci_stack_passes_the_policy_pack(deployed: Deployment, tmp_path: Path) -> None:
-    args = ["preview", "--policy-pack", str(POLICY_PACK)]
-    if not NETWORK_POLICIES_RENDERED:
-        settings = tmp_path / "policy-config.json"
-        settings.write_text(json.dumps({"network-policy-coverage": "advisory"}))
-        args += ["--policy-pack-config", str(settings)]
-    preview = deployed.pulumi(*args)
+def test_the_ci_stack_passes_the_policy_pack(deployed: Deployment) -> None:
+    preview = deployed.pulumi("preview", "--policy-pack", str(POLICY_PACK))
     output = preview.stdout + preview.stderr
     assert preview.returncode == 0, output[-5000:]
     assert f"mlops-platform@v0.0.1 (local: {POLICY_PACK})" in output, output[-5000:]
     assert "[mandatory]" not in output
-    if not NETWORK_POLICIES_RENDERED:
+    if not rules.NETWORK_POLICY_COVERAGE_ENFORCED:
         # The stack policy ran over the deployed objects: every workload is reported, advisory.
         assert (
             "[advisory]  network-policy-coverage  (kubernetes:apps/v1:StatefulSet: postgres)"
@@ -91,6 +87,7 @@ def test_a_users_bad_deployment_fails_preview_naming_the_policy_and_the_fault(
         f"namespace {NAMESPACE} selects its pods",
     }
     for policy, message in expected.items():
-        assert f"[mandatory]  {policy}  {resource}" in output, (policy, output[-5000:])
+        level = COVERAGE if policy == "network-policy-coverage" else "mandatory"
+        assert f"[{level}]  {policy}  {resource}" in output, (policy, output[-5000:])
         assert message in output, (message, output[-5000:])
     assert "no-secret-literals" not in output

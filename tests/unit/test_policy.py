@@ -10,7 +10,6 @@ import pytest
 
 from infra import render
 from policy import rules
-from tests.support.policy_pack import NETWORK_POLICIES_RENDERED
 from tests.support.rendering import pod_specs
 
 RESTRICTED_POD = {
@@ -226,9 +225,9 @@ def test_network_policy_coverage_wants_a_policy_in_the_pods_namespace() -> None:
 
 RULES = [*rules.RESOURCE_RULES, *rules.STACK_RULES]
 NEEDS_NETWORK_POLICIES = pytest.mark.xfail(
-    not NETWORK_POLICIES_RENDERED,
+    not rules.NETWORK_POLICY_COVERAGE_ENFORCED,
     strict=True,
-    reason="the stacks render no NetworkPolicy yet (tests/support/policy_pack.py)",
+    reason="the stacks render no NetworkPolicy yet (policy/rules.py)",
 )
 
 
