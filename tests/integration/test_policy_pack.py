@@ -14,6 +14,8 @@ import pytest
 from policy import rules
 from tests.integration.conftest import HERE, TIMINGS, Deployment
 
+# Previews of the ci stack's own Pulumi state: local mode only, as the lifecycle tests.
+pytestmark = pytest.mark.lifecycle
 POLICY_PACK = HERE.parents[1] / "policy"
 NAMESPACE = "mlops-ci"
 COVERAGE = "mandatory" if rules.NETWORK_POLICY_COVERAGE_ENFORCED else "advisory"
