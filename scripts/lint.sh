@@ -20,5 +20,5 @@ log "gofmt, go vet, go test: tools/"
 log "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-log "mypy infra/"
+log "mypy infra/ policy/rules.py"
 .venv/bin/mypy

@@ -4,9 +4,11 @@
 #   ./scripts/setup.sh              # the Pulumi program and the test tools
 #   ./scripts/setup.sh --group workloads   # also the ML workload libraries
 #   ./scripts/setup.sh --serving    # .venv-serving: the model server (dependency group serving)
+#   ./scripts/setup.sh --policy     # .venv-policy: the policy pack (dependency group policy)
 #
 # The serving group conflicts with the workloads group (mlserver 1.7 pins an older fastapi), so
-# it gets its own environment, as it gets its own image (workloads/Dockerfile).
+# it gets its own environment, as it gets its own image (workloads/Dockerfile). So does the policy
+# group (pulumi-policy pins an older protobuf than kserve), which policy/PulumiPolicy.yaml names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,11 @@ fi
 if [ "${1:-}" = "--serving" ]; then
   UV_PROJECT_ENVIRONMENT=.venv-serving uv sync --locked --quiet --no-default-groups --group serving
   echo "[setup] .venv-serving ready: $(.venv-serving/bin/python -c 'import importlib.metadata as m; print("mlserver", m.version("mlserver"), "mlflow", m.version("mlflow"))')" >&2
+  exit 0
+fi
+if [ "${1:-}" = "--policy" ]; then
+  UV_PROJECT_ENVIRONMENT=.venv-policy uv sync --locked --quiet --no-default-groups --group policy
+  echo "[setup] .venv-policy ready: $(.venv-policy/bin/python -c 'import importlib.metadata as m; print("pulumi-policy", m.version("pulumi-policy"), "pulumi", m.version("pulumi"))')" >&2
   exit 0
 fi
 uv sync --locked --quiet "$@"

@@ -13,7 +13,7 @@
 #   workloads    the local servers, .venv-serving (setup.sh --serving: the model server) and the
 #                monitoring servers (the drift test)
 #   integration  the control-plane toolchain with the KServe controller (toolchain.sh: about 30
-#                minutes the first time)
+#                minutes the first time) and .venv-policy (setup.sh --policy: the policy pack)
 # It installs no system package: when one is missing it stops and names the command that does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +68,8 @@ if selected contract || selected workloads; then
     export MLOPS_REQUIRE_SERVICES=1
 fi
 if selected integration; then
+    log "policy pack environment"
+    ./scripts/setup.sh --policy
     log "toolchain"
     if MLOPS_TOOLCHAIN_TRIM=1 ./scripts/toolchain.sh >&2; then
         export MLOPS_REQUIRE_INTEGRATION=1

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -190,5 +191,55 @@ func TestVirtualenvComesFromPulumiYamlThenFlagThenUvDefault(t *testing.T) {
 				t.Errorf("venv = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// pluginStream collects what RunPlugin sends back to the engine.
+type pluginStream struct {
+	grpc.ServerStream
+	stdout, stderr strings.Builder
+	exitCode       int32
+}
+
+func (s *pluginStream) Context() context.Context { return context.Background() }
+
+func (s *pluginStream) Send(r *pulumirpc.RunPluginResponse) error {
+	s.stdout.Write(r.GetStdout())
+	s.stderr.Write(r.GetStderr())
+	s.exitCode = r.GetExitcode()
+	return nil
+}
+
+func TestRunPluginRunsThePackDirectoryInItsVirtualenvAndStreamsItsOutput(t *testing.T) {
+	root := t.TempDir()
+	pack := filepath.Join(root, "policy")
+	writeFile(t, filepath.Join(pack, "__main__.py"), "", 0o644)
+	fakeVenv(t, root, `echo "args: $*"; echo "env: $PACK_ENV $VIRTUAL_ENV"; echo warn >&2; exit 0`+"\n")
+	options, _ := structpb.NewStruct(map[string]any{"virtualenv": "../.venv"})
+	info := &pulumirpc.ProgramInfo{RootDirectory: pack, ProgramDirectory: pack, EntryPoint: ".", Options: options}
+	stream := &pluginStream{}
+	err := (&host{}).RunPlugin(&pulumirpc.RunPluginRequest{
+		Info: info, Pwd: root, Args: []string{"127.0.0.1:1234"}, Env: []string{"PACK_ENV=set"},
+	}, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "args: -u " + pack + " 127.0.0.1:1234\nenv: set " + filepath.Join(pack, "../.venv") + "\n"
+	if stream.stdout.String() != want || stream.stderr.String() != "warn\n" {
+		t.Fatalf("stdout %q (want %q), stderr %q", stream.stdout.String(), want, stream.stderr.String())
+	}
+}
+
+func TestRunPluginReportsThePluginsExitCode(t *testing.T) {
+	root := t.TempDir()
+	fakeVenv(t, root, "exit 3\n")
+	options, _ := structpb.NewStruct(map[string]any{"virtualenv": ".venv"})
+	info := &pulumirpc.ProgramInfo{RootDirectory: root, ProgramDirectory: root, Options: options}
+	stream := &pluginStream{}
+	if err := (&host{}).RunPlugin(&pulumirpc.RunPluginRequest{Info: info, Pwd: root}, stream); err != nil {
+		t.Fatal(err)
+	}
+	if stream.exitCode != 3 {
+		t.Fatalf("exit code %d, want 3", stream.exitCode)
 	}
 }
