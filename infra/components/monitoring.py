@@ -95,8 +95,8 @@ def receivers(receivers: Receivers) -> tuple[network.Address, ...]:
         port = network.url_address(receivers.slack.api_url.get_secret_value()).port
         found.append(network.outside("Slack", port))
     if receivers.email:
-        host, _, port = receivers.email.smarthost.rpartition(":")
-        found.append(network.outside(host, int(port)))
+        host, _, number = receivers.email.smarthost.rpartition(":")
+        found.append(network.outside(host, int(number)))
     return tuple(found)
 
 

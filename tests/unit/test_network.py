@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from infra import network
+from infra.observability import ScrapeTarget, Telemetry
 from infra.render import Rendering
 from tests.support import network as net
-from infra.observability import ScrapeTarget, Telemetry
 from tests.support.rendering import INGRESSES, SENTINELS, STACKS, evaluate, stack_rendering
 
 # External services, every Ingress, an ingress class for the models and every receiver.
@@ -192,7 +192,9 @@ def test_a_consumer_without_its_edge_is_found() -> None:
 def test_a_scrape_target_without_a_listener_is_refused() -> None:
     scraper = network.Pods("prometheus", "mlops", {"matchLabels": {"app": "prometheus"}})
     lost = Telemetry("lost", targets=(ScrapeTarget("lost", "lost.mlops.svc.cluster.local:9999"),))
-    with pytest.raises(ValueError, match="scrape target lost at lost.mlops.svc.cluster.local:9999"):
+    with pytest.raises(
+        ValueError, match=r"scrape target lost at lost\.mlops\.svc\.cluster\.local:9999"
+    ):
         network.graph(
             [network.Network("monitoring", pods=(scraper,), scraper=scraper)],
             [lost],
