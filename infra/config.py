@@ -522,6 +522,11 @@ class PlatformConfig(Model):
     known_keys_sorted: ClassVar[bool] = False
     profile: ProfileName = Field("small", description="sizes, replicas and data protection")
     namespace: DnsLabel = Field("mlops", description="the namespace every platform object is in")
+    ingress_namespace: DnsLabel = Field(
+        "ingress-nginx",
+        description="the ingress controller's namespace: NetworkPolicies let its pods reach the "
+        "services an Ingress routes to",
+    )
     storage_class: StorageClassName | None = Field(None, description="none: the cluster default")
     replicas: Replicas = Field(description="replicas of the stateless services")
     data_protection: Flag = Field(

@@ -226,6 +226,49 @@ def secret_env(name: str, secret: str, key: str) -> Spec:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
+# Where client libraries (client-go, the Python client, Prometheus) look for the in-cluster
+# credentials.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+API_TOKEN_VOLUME = "kube-api-access"
+API_TOKEN_SECONDS = 3600
+
+
+def api_token_volume() -> Spec:
+    """The ServiceAccount token of a pod whose account holds a role, mounted explicitly since
+    automount is off everywhere: an expiring token, the cluster's CA and the namespace, laid
+    out as automount would lay them out."""
+    return {
+        "name": API_TOKEN_VOLUME,
+        "projected": {
+            "sources": [
+                # No audience: in-cluster clients present it to the API server, whose default
+                # audience is the cluster's own (it differs between distributions).
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": API_TOKEN_SECONDS}},
+                {
+                    "configMap": {
+                        "name": "kube-root-ca.crt",
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    }
+                },
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {
+                                "path": "namespace",
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                            }
+                        ]
+                    }
+                },
+            ]
+        },
+    }
+
+
+def api_token_mount() -> Spec:
+    return {"name": API_TOKEN_VOLUME, "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True}
+
+
 def pod_spec(uid: int, containers: list[Spec], **fields: Any) -> Spec:
     return {
         "securityContext": pod_security_context(uid),
@@ -468,8 +511,12 @@ def cluster_access(
     the namespace: two stacks can share a cluster."""
     name = f"{namespace}-{component}"
     child = pulumi.ResourceOptions(parent=parent)
+    # Its pods mount the token explicitly (`api_token_volume`).
     account = k8s.core.v1.ServiceAccount(
-        component, metadata=metadata(component, namespace, component, part), opts=child
+        component,
+        metadata=metadata(component, namespace, component, part),
+        automount_service_account_token=False,
+        opts=child,
     )
     role = k8s.rbac.v1.ClusterRole(
         name, metadata={"name": name, "labels": labels(component, part)}, rules=rules, opts=child

@@ -6,8 +6,8 @@ from typing import Any, Protocol, TypeVar
 
 import pulumi
 
-from infra import kube
-from infra.components import pushgateway
+from infra import kube, network
+from infra.components import monitoring, pushgateway
 from infra.components.feast import Feast, FeastArgs
 from infra.components.flyte import Flyte, FlyteArgs, TaskEnvironment, training_accounts
 from infra.components.kserve import Kserve, KserveArgs
@@ -26,6 +26,9 @@ class Part(Protocol):
 
     @property
     def telemetry(self) -> Telemetry | tuple[Telemetry, ...]: ...
+
+    @property
+    def network(self) -> network.Network: ...
 
     @property
     def outputs(self) -> dict[str, Any]: ...
@@ -74,6 +77,21 @@ def task_environment(
             ),
         },
         feature_store_yaml=feast.store_config,
+        reaches=(
+            mlflow.address,
+            feast.address,
+            *feast.client.addresses,
+            store.address,
+            *(
+                (
+                    monitoring.listener(
+                        pushgateway.PUSHGATEWAY, config.namespace, pushgateway.PORT
+                    ).at("http"),
+                )
+                if config.monitoring
+                else ()
+            ),
+        ),
         secrets={
             "MLFLOW_TRACKING_PASSWORD": reveal(config.mlflow.admin_password),
             "AWS_ACCESS_KEY_ID": store.access_key,
@@ -103,6 +121,8 @@ def image_pull(config: PlatformConfig) -> kube.ImagePull | None:
 
 class Platform(pulumi.ComponentResource):
     parts: list[Part]
+    # Who may talk to whom: what the NetworkPolicies allow.
+    graph: network.Graph
     # The project images the stack runs, by workloads/Dockerfile target: a stack output.
     images: dict[str, str]
 
@@ -173,6 +193,7 @@ class Platform(pulumi.ComponentResource):
                 needs=[database_server, object_store],
             )
             self._add(Flyte("flyte", flyte_args, child))
+        after: dict[str, list[pulumi.Resource]] = {ns: [namespace]}
         if config.kserve:
             s3 = _provided(store, "kserve").endpoint
             kserve_args = KserveArgs(
@@ -184,10 +205,18 @@ class Platform(pulumi.ComponentResource):
                 image_pull=pull,
                 prediction_log=prediction_log_settings(s3),
             )
-            self._add(Kserve("kserve", kserve_args, pulumi.ResourceOptions(parent=self)))
+            kserve = self._add(Kserve("kserve", kserve_args, pulumi.ResourceOptions(parent=self)))
+            after[kserve.model_namespace] = [kserve]
         if config.monitoring:
             monitoring_args = MonitoringArgs(config.monitoring, ns, storage, self.telemetry())
             self._add(Monitoring("monitoring", monitoring_args, child))
+        self.graph = network.graph(
+            (part.network for part in self.parts),
+            self.telemetry(),
+            denied=list(after),
+            ingress=network.ingress_controller(config.ingress_namespace),
+        )
+        network.create(self.graph, after, self)
         self.register_outputs(self.outputs())
 
     def _add(self, part: P) -> P:

@@ -23,7 +23,7 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from infra import config, platform, stackfile
+from infra import config, network, platform, stackfile
 from infra.observability import Telemetry
 
 REDACTED = "[redacted]"
@@ -73,6 +73,8 @@ class Rendering:
     outputs: dict[str, Any] = field(default_factory=dict)
     # What the enabled components declared to the monitoring stack.
     telemetry: tuple[Telemetry, ...] = ()
+    # Who may talk to whom, as the components declared it.
+    graph: network.Graph | None = None
 
     def objects(self) -> list[dict[str, Any]]:
         return [r.manifest() for r in self.resources if r.is_kubernetes_object]
@@ -197,7 +199,9 @@ def evaluate(
         return asyncio.ensure_future(resolve(platform.export(built[0])))
 
     program()
-    return Rendering(stack, loaded[0], monitor.recorded, outputs, built[0].telemetry())
+    return Rendering(
+        stack, loaded[0], monitor.recorded, outputs, built[0].telemetry(), built[0].graph
+    )
 
 
 def render_stack(stack: str, stacks_dir: Path = stackfile.STACKS_DIR) -> Rendering:

@@ -1,5 +1,4 @@
-"""The policy pack: the rules of rules.py as Pulumi policies, mandatory (NetworkPolicy coverage
-advisory until the platform renders NetworkPolicies: rules.NETWORK_POLICY_COVERAGE_ENFORCED).
+"""The policy pack: the rules of rules.py as Pulumi policies, all mandatory.
 
     pulumi preview --policy-pack policy
 
@@ -65,11 +64,7 @@ PolicyPack(
             name="network-policy-coverage",
             description=rules.STACK_RULES["network-policy-coverage"][0],
             validate=network_policy_coverage,
-            enforcement_level=(
-                EnforcementLevel.MANDATORY
-                if rules.NETWORK_POLICY_COVERAGE_ENFORCED
-                else EnforcementLevel.ADVISORY
-            ),
+            enforcement_level=EnforcementLevel.MANDATORY,
         ),
     ],
 )

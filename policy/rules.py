@@ -261,10 +261,6 @@ def network_policy_coverage(objects: Iterable[Object]) -> list[str]:
     return [uncovered_message(obj) for obj in uncovered_workloads(objects)]
 
 
-# The platform renders no NetworkPolicy yet, so coverage is advisory in the pack and the unit tier
-# expects the platform's stacks to fail it; set True once they render NetworkPolicies.
-NETWORK_POLICY_COVERAGE_ENFORCED = False
-
 # name -> (what it enforces, the rule): the pack's resource policies and the unit tier's checks.
 RESOURCE_RULES: Mapping[str, tuple[str, Rule]] = {
     "restricted-pod-security": (

@@ -69,7 +69,7 @@ eval "$pulumi_env"
 collect() {
     log "saving logs, events and descriptions in $ARTIFACTS"
     mkdir -p "$ARTIFACTS"
-    kubectl get all,events,pvc,inferenceservices,jobs -A -o wide >"$ARTIFACTS/objects.txt" 2>&1 || true
+    kubectl get all,events,pvc,inferenceservices,jobs,networkpolicies -A -o wide >"$ARTIFACTS/objects.txt" 2>&1 || true
     kubectl get events -A --sort-by=.lastTimestamp >"$ARTIFACTS/events.txt" 2>&1 || true
     kubectl describe pods -A >"$ARTIFACTS/pods-described.txt" 2>&1 || true
     kubectl describe inferenceservices,deployments,statefulsets,jobs -A >"$ARTIFACTS/described.txt" 2>&1 || true
@@ -93,7 +93,7 @@ footprint() {
 leftovers() {
     local kind
     for kind in namespaces clusterroles clusterrolebindings persistentvolumeclaims persistentvolumes \
-        pods secrets configmaps services serviceaccounts; do
+        pods secrets configmaps services serviceaccounts networkpolicies; do
         kubectl get "$kind" -A -l "$SELECTOR" --no-headers -o name 2>/dev/null || true
     done
 }

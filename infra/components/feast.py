@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from infra import kube, versions
+from infra import kube, network, versions
 from infra.components.postgres import PostgresDatabase
 from infra.components.redis import RedisEndpoint
 from infra.config import FeastConfig
@@ -51,6 +51,9 @@ class FeatureStoreClient:
     store_config: str
     # Variable name -> its value, as in the store config.
     secrets: dict[str, pulumi.Output[str]]
+    # What a client of the store connects to: the registry and offline store's database, and
+    # the online store.
+    addresses: tuple[network.Address, ...]
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,10 @@ class Feast(pulumi.ComponentResource):
     project: str
     store_config: str
     client: FeatureStoreClient
+    # Where clients reach the feature server.
+    address: network.Address
     telemetry: Telemetry
+    network: network.Network
     # The stack outputs, under the key "feast".
     outputs: dict[str, Any]
 
@@ -155,6 +161,17 @@ class Feast(pulumi.ComponentResource):
                 POSTGRES_PASSWORD_ENV: args.database.password,
                 REDIS_PASSWORD_ENV: args.redis.password,
             },
+            (args.database.address, args.redis.address),
+        )
+        pods = network.component_pods(COMPONENT, ns, kube.selector(COMPONENT))
+        listener = network.Listener(pods, {"http": PORT, "metrics": METRICS_PORT}, (host,))
+        self.address = listener.at("http")
+        # The server, the apply Job and the materialization read and write both stores.
+        self.network = network.Network(
+            COMPONENT,
+            pods=(pods,),
+            listeners=(listener,),
+            edges=tuple(network.Edge(pods, address) for address in self.client.addresses),
         )
         child = pulumi.ResourceOptions(parent=self)
         secret = kube.secret(

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from infra import kube, versions
+from infra import kube, network, versions
 from infra.components.object_store import S3Endpoint
 from infra.components.postgres import PostgresDatabase
 from infra.config import FlyteConfig
@@ -98,6 +98,15 @@ stringData:
   FLYTE_AWS_ACCESS_KEY_ID: '{{{{ s3AccessKeyId }}}}'
   FLYTE_AWS_SECRET_ACCESS_KEY: '{{{{ s3SecretAccessKey }}}}'
 """
+# Task pods that name no ServiceAccount run as `default`, which holds no role: no token.
+DEFAULT_ACCOUNT_TEMPLATE = """\
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: default
+  namespace: '{{ namespace }}'
+automountServiceAccountToken: false
+"""
 IMAGE_PULL_DIR = "/etc/flyte/image-pull"
 # The `.dockerconfigjson` as a Secret's `data` wants it (base64): safe in a YAML scalar.
 IMAGE_PULL_KEY = "dockerconfigjson.b64"
@@ -130,6 +139,8 @@ class TaskEnvironment:
     settings: dict[str, str]
     feature_store_yaml: str
     secrets: dict[str, pulumi.Output[str]]
+    # The services the tasks connect to (MLflow, the feature stores, the Pushgateway).
+    reaches: tuple[network.Address, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,7 +190,8 @@ def task_templates(tasks: TaskEnvironment, image_pull: bool) -> dict[str, str]:
     return {
         "003-training-account.yaml": "apiVersion: v1\nkind: ServiceAccount\n"
         + head.format(name=TRAINING_ACCOUNT)
-        + "automountServiceAccountToken: true\n"
+        # Its tasks mount the token explicitly (workloads/training/workflow.py).
+        + "automountServiceAccountToken: false\n"
         + pull,
         "004-workloads-config.yaml": "apiVersion: v1\nkind: ConfigMap\n"
         + head.format(name=WORKLOADS_CONFIG)
@@ -314,6 +326,7 @@ def templates(args: FlyteArgs) -> dict[str, str]:
     found = {
         "001-namespace.yaml": NAMESPACE_TEMPLATE,
         "002-task-storage.yaml": TASK_STORAGE_TEMPLATE,
+        "008-default-account.yaml": DEFAULT_ACCOUNT_TEMPLATE,
     }
     if args.tasks:
         found.update(task_templates(args.tasks, image_pull=args.image_pull is not None))
@@ -328,6 +341,37 @@ def storage_secret_file(keys: list[str]) -> str:
     )
 
 
+def flyte_network(args: FlyteArgs, http_host: str) -> network.Network:
+    """Flyte reaches its database, the object store and the API server; the task pods of every
+    project namespace reach Flyte, the object store and what the tasks' settings name."""
+    ns = args.namespace
+    pods = network.component_pods(COMPONENT, ns, kube.selector(COMPONENT))
+    listener = network.Listener(
+        pods,
+        {"http": HTTP_PORT, "grpc": GRPC_PORT, "metrics": METRICS_PORT},
+        (http_host, kube.service_host(f"{COMPONENT}-grpc", ns)),
+    )
+    reaches = (
+        listener.at("grpc"),
+        listener.at("http"),
+        args.storage.address,
+        *(args.tasks.reaches if args.tasks else ()),
+    )
+    tasks = [network.Pods(f"tasks-{where}", where) for where in project_namespaces(args.config)]
+    return network.Network(
+        COMPONENT,
+        pods=(pods,),
+        listeners=(listener,),
+        edges=(
+            network.Edge(pods, args.database.address),
+            network.Edge(pods, args.storage.address),
+            *(network.Edge(task, address) for task in tasks for address in reaches),
+        ),
+        api_server=(pods,),
+        exposed=(listener.at("http"),) if args.config.ingress else (),
+    )
+
+
 # Propeller's workflow metrics (flytestdlib promutils): stopwatches are summaries in ms, with
 # the labels project, domain, wf and task; the completed runs are their _count series.
 WORKFLOW_METRICS = "flyte:propeller:all:workflow"
@@ -337,6 +381,7 @@ class Flyte(pulumi.ComponentResource):
     endpoint: str
     console_url: str
     telemetry: Telemetry
+    network: network.Network
     # The stack outputs, under the key "flyte".
     outputs: dict[str, Any]
 
@@ -419,6 +464,7 @@ class Flyte(pulumi.ComponentResource):
                 COMPONENT, ns, "orchestration", ingress, f"{COMPONENT}-http", HTTP_PORT, self
             )
         self._deployment(args, needs, kube.checksum(*files.values(), *template_files.values()))
+        self.network = flyte_network(args, http_host)
         self.telemetry = Telemetry(
             COMPONENT,
             targets=(ScrapeTarget(COMPONENT, f"{http_host}:{METRICS_PORT}"),),
@@ -491,6 +537,7 @@ class Flyte(pulumi.ComponentResource):
                 ),
                 {"name": "state", "mountPath": "/var/run/flyte"},
                 {"name": "tmp", "mountPath": "/tmp"},
+                kube.api_token_mount(),
             ],
         )
         volumes = [
@@ -547,10 +594,9 @@ class Flyte(pulumi.ComponentResource):
                 versions.FLYTE_UID,
                 [flyte],
                 serviceAccountName=COMPONENT,
-                # Flyte drives the Kubernetes API (task pods, namespaces): it needs a token.
-                automountServiceAccountToken=True,
                 initContainers=[wait_for_db],
-                volumes=volumes,
+                # Flyte drives the Kubernetes API (task pods, namespaces): it needs a token.
+                volumes=[*volumes, kube.api_token_volume()],
             ),
             needs=needs,
             parent=self,

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import kube, versions
+from infra import kube, network, versions
 from infra.components.feast import FeatureStoreClient
 from infra.components.object_store import S3Endpoint
 from infra.config import KserveConfig
@@ -38,6 +38,11 @@ SERVICE_ACCOUNT = "kserve-models"
 INFERENCE_JOB = "inference"
 # The pod label KServe puts on an InferenceService's pods, naming it.
 INFERENCE_SERVICE_LABEL = "serving.kserve.io/inferenceservice"
+# The pod label KServe puts on an InferenceService's pods, naming their part.
+COMPONENT_LABEL = "component"
+# Where the platform's runtime (MLFLOW_RUNTIME) and the fraud transformer listen.
+PREDICTOR_PORTS = {"http": 8080, "metrics": 8082}
+TRANSFORMER_PORTS = {"http": 8080}
 # Runtimes registered enabled; the chart's others are registered with `disabled: true`.
 RUNTIMES = ("sklearnserver", "mlserver")
 # The chart's other runtime switches (kserve-runtime-configs v0.20.0 values, servingruntime.*).
@@ -229,6 +234,44 @@ def mlflow_runtime(
     }
 
 
+def inference_pods(namespace: str, part: str) -> network.Pods:
+    """An InferenceService part's pods (predictor or transformer), as KServe labels them."""
+    return network.Pods(
+        f"inference-{part}",
+        namespace,
+        {
+            "matchLabels": {COMPONENT_LABEL: part},
+            "matchExpressions": [{"key": INFERENCE_SERVICE_LABEL, "operator": "Exists"}],
+        },
+    )
+
+
+def inference_network(args: KserveArgs) -> network.Network:
+    """The InferenceService pods of the model namespace: the storage initializer in the
+    predictor reads the model from S3; the transformer calls the predictor, reads features
+    and logs predictions; Prometheus discovers both; an ingress class exposes both."""
+    ns = args.config.model_namespace
+    predictor = network.Listener(inference_pods(ns, "predictor"), PREDICTOR_PORTS)
+    transformer = network.Listener(inference_pods(ns, "transformer"), TRANSFORMER_PORTS)
+    reads = (
+        *(args.feature_store.addresses if args.feature_store else ()),
+        *((args.storage.address,) if args.prediction_log is not None else ()),
+    )
+    served = (predictor.at("http"), transformer.at("http"))
+    return network.Network(
+        COMPONENT,
+        pods=(predictor.pods, transformer.pods),
+        listeners=(predictor, transformer),
+        edges=(
+            network.Edge(predictor.pods, args.storage.address),
+            network.Edge(transformer.pods, predictor.at("http")),
+            *(network.Edge(transformer.pods, address) for address in reads),
+        ),
+        discovered=(predictor.at("metrics"), transformer.at("http")),
+        exposed=served if args.config.ingress_class is not None else (),
+    )
+
+
 def cert_manager_values(cfg: KserveConfig) -> dict[str, Any]:
     values: dict[str, Any] = {
         "crds": {"enabled": True},
@@ -286,6 +329,7 @@ class Kserve(pulumi.ComponentResource):
     service_account: str
     storage_secret: str
     telemetry: Telemetry
+    network: network.Network
     # The stack outputs, under the key "kserve".
     outputs: dict[str, Any]
 
@@ -299,6 +343,7 @@ class Kserve(pulumi.ComponentResource):
         self.storage_secret = STORAGE_SECRET
         installed: list[pulumi.Resource] = self._install(cfg) if cfg.install else []
         self._model_namespace(args, installed)
+        self.network = inference_network(args)
         self.telemetry = Telemetry(
             COMPONENT,
             discovery=(

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pulumi
 
-from infra import kube, versions
+from infra import kube, network, versions
 from infra.components.object_store import S3Endpoint
 from infra.components.postgres import PostgresDatabase
 from infra.config import MlflowConfig
@@ -106,7 +106,10 @@ class Mlflow(pulumi.ComponentResource):
     tracking_uri: str
     # Where the server puts proxied artifacts (`mlflow-artifacts:/` paths resolve below it).
     artifacts_destination: str
+    # Where clients (the training tasks) reach the tracking server.
+    address: network.Address
     telemetry: Telemetry
+    network: network.Network
     # The stack outputs, under the key "mlflow".
     outputs: dict[str, Any]
 
@@ -119,6 +122,20 @@ class Mlflow(pulumi.ComponentResource):
         self.tracking_uri = f"http://{host}:{PORT}"
         self.artifacts_destination = f"s3://{args.storage.buckets['mlflow']}"
         store_uri = backend_store_uri(args.database)
+        pods = network.component_pods(COMPONENT, ns, kube.selector(COMPONENT))
+        listener = network.Listener(pods, {"http": PORT}, (host,))
+        self.address = listener.at("http")
+        # The server and its migration Job reach the database; the server the artifact store.
+        self.network = network.Network(
+            COMPONENT,
+            pods=(pods,),
+            listeners=(listener,),
+            edges=(
+                network.Edge(pods, args.database.address),
+                network.Edge(pods, args.storage.address),
+            ),
+            exposed=(self.address,) if cfg.ingress else (),
+        )
         secret = kube.secret(
             SECRET_NAME,
             ns,

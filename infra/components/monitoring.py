@@ -10,9 +10,9 @@ from typing import Any
 
 import pulumi
 
-from infra import kube
+from infra import kube, network
 from infra.components import alertmanager, grafana, prometheus, pushgateway
-from infra.config import MonitoringConfig
+from infra.config import MonitoringConfig, Receivers
 from infra.observability import Telemetry
 
 
@@ -34,6 +34,7 @@ class Monitoring(pulumi.ComponentResource):
     pushgateway_url: str
     # Its own declarations: its servers and the kubelet series Prometheus collects.
     telemetry: tuple[Telemetry, ...]
+    network: network.Network
     # The stack outputs, under the key "monitoring".
     outputs: dict[str, Any]
 
@@ -54,6 +55,7 @@ class Monitoring(pulumi.ComponentResource):
         self.alertmanager_url = alertmanager.url(ns)
         self.pushgateway_url = pushgateway.url(ns)
         rule_files = prometheus.rule_files(everything)
+        self.network = monitoring_network(cfg, ns)
         prometheus.build(cfg, ns, args.storage, everything, alertmanager.address(ns), self)
         alertmanager.build(cfg.alertmanager, ns, args.storage, rule_files, self)
         pushgateway.build(cfg.pushgateway, ns, self)
@@ -76,3 +78,60 @@ class Monitoring(pulumi.ComponentResource):
             }
         }
         self.register_outputs(self.outputs)
+
+
+def listener(component: str, namespace: str, port: int) -> network.Listener:
+    pods = network.component_pods(component, namespace, kube.selector(component))
+    return network.Listener(pods, {"http": port}, (kube.service_host(component, namespace),))
+
+
+def receivers(receivers: Receivers) -> tuple[network.Address, ...]:
+    """Where Alertmanager delivers: outside the cluster, on the receivers' ports."""
+    found = []
+    if receivers.webhook:
+        port = network.url_address(receivers.webhook.url.get_secret_value()).port
+        found.append(network.outside("the webhook receiver", port))
+    if receivers.slack:
+        port = network.url_address(receivers.slack.api_url.get_secret_value()).port
+        found.append(network.outside("Slack", port))
+    if receivers.email:
+        host, _, number = receivers.email.smarthost.rpartition(":")
+        found.append(network.outside(host, int(number)))
+    return tuple(found)
+
+
+def monitoring_network(cfg: MonitoringConfig, namespace: str) -> network.Network:
+    """Prometheus scrapes every declared target (the Platform resolves them), calls the API
+    server and alerts Alertmanager; Grafana queries Prometheus; Alertmanager delivers."""
+    servers = {
+        name: listener(name, namespace, port)
+        for name, port in [
+            (prometheus.PROMETHEUS, prometheus.PORT),
+            (alertmanager.ALERTMANAGER, alertmanager.PORT),
+            (pushgateway.PUSHGATEWAY, pushgateway.PORT),
+            (grafana.GRAFANA, grafana.PORT),
+        ]
+    }
+    scraper = servers[prometheus.PROMETHEUS].pods
+    exposed = [
+        servers[name].at("http")
+        for name, ingress in [
+            (prometheus.PROMETHEUS, cfg.prometheus_ingress),
+            (grafana.GRAFANA, cfg.grafana.ingress),
+        ]
+        if ingress
+    ]
+    alerting = servers[alertmanager.ALERTMANAGER].pods
+    return network.Network(
+        "monitoring",
+        pods=tuple(server.pods for server in servers.values()),
+        listeners=tuple(servers.values()),
+        edges=(
+            network.Edge(scraper, servers[alertmanager.ALERTMANAGER].at("http")),
+            network.Edge(servers[grafana.GRAFANA].pods, servers[prometheus.PROMETHEUS].at("http")),
+            *(network.Edge(alerting, address) for address in receivers(cfg.alertmanager.receivers)),
+        ),
+        api_server=(scraper,),
+        scraper=scraper,
+        exposed=tuple(exposed),
+    )

@@ -13,7 +13,7 @@ from typing import Any
 
 import pulumi
 
-from infra import kube, versions
+from infra import kube, network, versions
 from infra.config import ObjectStoreConfig
 from infra.configtypes import reveal
 from infra.observability import ScrapeTarget, Telemetry, Workload, statefulset_pods
@@ -27,6 +27,18 @@ VOLUME_PORT = 8080
 METRICS_PORT = 9327
 # Each HTTP port has its gRPC twin at +10000.
 GRPC_OFFSET = 10000
+SERVER_PORTS = {
+    "s3": S3_PORT,
+    "master": MASTER_PORT,
+    "master-grpc": MASTER_PORT + GRPC_OFFSET,
+    "filer": FILER_PORT,
+    "filer-grpc": FILER_PORT + GRPC_OFFSET,
+    "volume": VOLUME_PORT,
+    "volume-grpc": VOLUME_PORT + GRPC_OFFSET,
+    "metrics": METRICS_PORT,
+}
+# The ports the server's parts and the bucket Job use among themselves.
+INTERNAL_PORTS = ("master", "master-grpc", "filer", "filer-grpc", "volume", "volume-grpc")
 JOB_SIZE = kube.Resources.of("10m", "64Mi", "500m", "256Mi")
 REGION = "us-east-1"
 
@@ -79,6 +91,8 @@ class S3Endpoint:
     secret_key: pulumi.Output[str]
     # Kubernetes Secret with keys access-key-id, secret-access-key, endpoint and region.
     secret_name: str
+    # Where consumers connect: the S3 gateway's pods, or the external service.
+    address: network.Address
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,7 @@ def identities(access_key: str, secret_key: str) -> str:
 class ObjectStore(pulumi.ComponentResource):
     endpoint: S3Endpoint
     telemetry: Telemetry
+    network: network.Network
     # The stack outputs, under the key "objectStore".
     outputs: dict[str, Any]
 
@@ -118,6 +133,20 @@ class ObjectStore(pulumi.ComponentResource):
         cfg, ns = args.config, args.namespace
         external = cfg.external
         host = kube.service_host(COMPONENT, ns)
+        pods = network.component_pods(COMPONENT, ns, kube.selector(COMPONENT))
+        listener = network.Listener(pods, SERVER_PORTS, (host,))
+        # The server's master, volume and filer find each other at the pod's own address, and
+        # the bucket Job's `weed shell` reaches the master and the filer it names.
+        self.network = (
+            network.Network(COMPONENT)
+            if external
+            else network.Network(
+                COMPONENT,
+                pods=(pods,),
+                listeners=(listener,),
+                edges=tuple(network.Edge(pods, listener.at(port)) for port in INTERNAL_PORTS),
+            )
+        )
         self.endpoint = S3Endpoint(
             url=external.endpoint if external else f"http://{host}:{S3_PORT}",
             region=external.region if external else REGION,
@@ -125,6 +154,7 @@ class ObjectStore(pulumi.ComponentResource):
             access_key=reveal(cfg.access_key),
             secret_key=reveal(cfg.secret_key),
             secret_name=SECRET_NAME,
+            address=network.url_address(external.endpoint) if external else listener.at("s3"),
         )
         endpoint = self.endpoint
         credentials = kube.secret(
@@ -176,16 +206,7 @@ class ObjectStore(pulumi.ComponentResource):
             },
             self,
         )
-        ports = {
-            "s3": S3_PORT,
-            "master": MASTER_PORT,
-            "master-grpc": MASTER_PORT + GRPC_OFFSET,
-            "filer": FILER_PORT,
-            "filer-grpc": FILER_PORT + GRPC_OFFSET,
-            "volume": VOLUME_PORT,
-            "volume-grpc": VOLUME_PORT + GRPC_OFFSET,
-            "metrics": METRICS_PORT,
-        }
+        ports = SERVER_PORTS
         server = kube.container(
             COMPONENT,
             versions.SEAWEEDFS_IMAGE,

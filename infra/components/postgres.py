@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import kube, versions
+from infra import kube, network, versions
 from infra.config import PostgresConfig
 from infra.configtypes import reveal
 from infra.observability import ScrapeTarget, Telemetry, Workload, statefulset_pods
@@ -60,6 +60,8 @@ class PostgresDatabase:
     url: pulumi.Output[str]
     # Kubernetes Secret with keys username, password, database, host, port and url.
     secret_name: str
+    # Where consumers connect: the server's pods, or the external server.
+    address: network.Address
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Postgres(pulumi.ComponentResource):
     host: str
     port: int
     telemetry: Telemetry
+    network: network.Network
     # The stack outputs, under the key "postgres".
     outputs: dict[str, Any]
 
@@ -99,6 +102,19 @@ class Postgres(pulumi.ComponentResource):
         ssl_mode = external.ssl_mode if external else "disable"
         admin_user = external.admin_user if external else "postgres"
 
+        pods = network.component_pods(COMPONENT, ns, kube.selector(COMPONENT))
+        listener = network.Listener(
+            pods, {"postgres": PORT, "metrics": METRICS_PORT}, (kube.service_host(COMPONENT, ns),)
+        )
+        address = network.outside(self.host, self.port) if external else listener.at("postgres")
+        # The init Job's pods carry the server's labels: they reach the server (or the external
+        # one) to create the databases.
+        self.network = network.Network(
+            COMPONENT,
+            pods=(pods,),
+            listeners=() if external else (listener,),
+            edges=(network.Edge(pods, address),),
+        )
         admin = kube.secret(
             "postgres-admin",
             ns,
@@ -134,7 +150,7 @@ class Postgres(pulumi.ComponentResource):
             )
             secrets.append(secret)
             databases[db] = PostgresDatabase(
-                self.host, self.port, db, db, ssl_mode, password, url, secret_name
+                self.host, self.port, db, db, ssl_mode, password, url, secret_name, address
             )
         self.databases = databases
         self.telemetry = Telemetry(COMPONENT)

@@ -37,7 +37,7 @@ CONFIG_DIR = "/etc/prometheus/config"
 RULES_DIR = "/etc/prometheus/rules"
 SECRETS_DIR = "/etc/prometheus/secrets"
 DATA_DIR = "/prometheus"
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICE_ACCOUNT_DIR = kube.SERVICE_ACCOUNT_DIR
 SCRAPE_INTERVAL = "30s"
 # The kubelet series kept (the rest of cAdvisor's and the kubelet's would only cost storage).
 CADVISOR_METRICS = (
@@ -277,6 +277,7 @@ def build(
         {"name": "data", "mountPath": DATA_DIR},
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": "rules", "mountPath": RULES_DIR, "readOnly": True},
+        kube.api_token_mount(),
         *(
             {"name": f"secret-{secret}", "mountPath": f"{SECRETS_DIR}/{secret}", "readOnly": True}
             for secret, _ in credentials
@@ -313,9 +314,8 @@ def build(
             versions.PROMETHEUS_UID,
             [server],
             serviceAccountName=PROMETHEUS,
-            # Node discovery and the kubelet proxy need the account's token.
-            automountServiceAccountToken=True,
-            volumes=volumes,
+            # Node and pod discovery and the kubelet proxy need the account's token.
+            volumes=[*volumes, kube.api_token_volume()],
         ),
         size=cfg.storage_size,
         storage=storage,

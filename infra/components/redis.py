@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import kube, versions
+from infra import kube, network, versions
 from infra.config import RedisConfig
 from infra.configtypes import reveal
 from infra.observability import ScrapeTarget, Telemetry, Workload, quantity, statefulset_pods
@@ -62,6 +62,8 @@ class RedisEndpoint:
     password: pulumi.Output[str]
     # Kubernetes Secret with keys password, host and port.
     secret_name: str
+    # Where consumers connect: the server's pods, or the external server.
+    address: network.Address
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class RedisArgs:
 class Redis(pulumi.ComponentResource):
     endpoint: RedisEndpoint
     telemetry: Telemetry
+    network: network.Network
     # The stack outputs, under the key "redis".
     outputs: dict[str, Any]
 
@@ -84,12 +87,25 @@ class Redis(pulumi.ComponentResource):
         super().__init__("mlops:components:Redis", name, None, opts)
         cfg, ns = args.config, args.namespace
         external = cfg.external
+        pods = network.component_pods(COMPONENT, ns, kube.selector(COMPONENT))
+        listener = network.Listener(
+            pods, {"redis": PORT, "metrics": METRICS_PORT}, (kube.service_host(COMPONENT, ns),)
+        )
+        # An external server leaves no pod of Redis's in the cluster.
+        self.network = (
+            network.Network(COMPONENT)
+            if external
+            else network.Network(COMPONENT, pods=(pods,), listeners=(listener,))
+        )
         self.endpoint = RedisEndpoint(
             host=external.host if external else kube.service_host(COMPONENT, ns),
             port=external.port if external else PORT,
             tls=external.tls if external else False,
             password=reveal(cfg.password),
             secret_name=SECRET_NAME,
+            address=(
+                network.outside(external.host, external.port) if external else listener.at("redis")
+            ),
         )
         host, port = self.endpoint.host, self.endpoint.port
         secret = kube.secret(

@@ -48,10 +48,11 @@ WORKFLOW = "workloads.training.workflow.training"
 
 def run_job(cluster: Cluster, name: str, command: list[str], timeout: int = 900) -> None:
     """A Job in the platform namespace shaped like the deployed feast-apply Job (its image,
-    env, volumes, service account and security context) running `command` instead."""
+    env, volumes, labels, service account and security context) running `command` instead."""
     template = cluster.get("job", "feast-apply", "-n", cluster.namespace)["spec"]["template"]
     pod = copy.deepcopy(template)
-    pod["metadata"] = {"labels": {"app.kubernetes.io/part-of": "mlops-platform"}}
+    # The feast-apply pod's labels: Feast's NetworkPolicy lets it reach Postgres and Redis.
+    pod["metadata"] = {"labels": template["metadata"]["labels"]}
     pod["spec"]["containers"][0]["command"] = command
     pod["spec"]["containers"][0].pop("args", None)
     pod["spec"]["restartPolicy"] = "Never"

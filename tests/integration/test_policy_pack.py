@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from policy import rules
 from tests.integration.conftest import HERE, TIMINGS, Deployment
 
 # Previews of the ci stack's own Pulumi state: local mode only, as the lifecycle tests.
 pytestmark = pytest.mark.lifecycle
 POLICY_PACK = HERE.parents[1] / "policy"
 NAMESPACE = "mlops-ci"
-COVERAGE = "mandatory" if rules.NETWORK_POLICY_COVERAGE_ENFORCED else "advisory"
 
 
 def test_the_ci_stack_passes_the_policy_pack(deployed: Deployment) -> None:
@@ -27,13 +25,8 @@ def test_the_ci_stack_passes_the_policy_pack(deployed: Deployment) -> None:
     assert preview.returncode == 0, output[-5000:]
     assert f"mlops-platform@v0.0.1 (local: {POLICY_PACK})" in output, output[-5000:]
     assert "[mandatory]" not in output
-    if not rules.NETWORK_POLICY_COVERAGE_ENFORCED:
-        # The stack policy ran over the deployed objects: every workload is reported, advisory.
-        assert (
-            "[advisory]  network-policy-coverage  (kubernetes:apps/v1:StatefulSet: postgres)"
-            in output
-        )
-        assert f"StatefulSet {NAMESPACE}/postgres: no NetworkPolicy in namespace" in output
+    # The stack rule ran over the deployed objects: the NetworkPolicies cover every pod.
+    assert "network-policy-coverage" not in output
 
 
 @pytest.fixture
@@ -89,7 +82,6 @@ def test_a_users_bad_deployment_fails_preview_naming_the_policy_and_the_fault(
         f"namespace {NAMESPACE} selects its pods",
     }
     for policy, message in expected.items():
-        level = COVERAGE if policy == "network-policy-coverage" else "mandatory"
-        assert f"[{level}]  {policy}  {resource}" in output, (policy, output[-5000:])
+        assert f"[mandatory]  {policy}  {resource}" in output, (policy, output[-5000:])
         assert message in output, (message, output[-5000:])
     assert "no-secret-literals" not in output

@@ -78,11 +78,11 @@ BAD_CONFIGS = [
     ),
     (
         {"profle": "small"},
-        f"{P}:profle = 'small': unknown key; known keys: profile, namespace, storageClass, "
-        "replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, feast, kserve, "
-        "monitoring, images, postgresPassword, postgresMlflowPassword, postgresFlytePassword, "
-        "postgresFeastPassword, redisPassword, objectStoreAccessKey, objectStoreSecretKey, "
-        "mlflowAdminPassword, mlflowFlaskSecretKey, alertmanagerWebhookUrl, "
+        f"{P}:profle = 'small': unknown key; known keys: profile, namespace, ingressNamespace, "
+        "storageClass, replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, "
+        "feast, kserve, monitoring, images, postgresPassword, postgresMlflowPassword, "
+        "postgresFlytePassword, postgresFeastPassword, redisPassword, objectStoreAccessKey, "
+        "objectStoreSecretKey, mlflowAdminPassword, mlflowFlaskSecretKey, alertmanagerWebhookUrl, "
         "alertmanagerSlackApiUrl, alertmanagerSmtpPassword, grafanaAdminPassword, "
         "imagePullPassword",
     ),

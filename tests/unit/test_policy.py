@@ -224,20 +224,9 @@ def test_network_policy_coverage_wants_a_policy_in_the_pods_namespace() -> None:
 
 
 RULES = [*rules.RESOURCE_RULES, *rules.STACK_RULES]
-NEEDS_NETWORK_POLICIES = pytest.mark.xfail(
-    not rules.NETWORK_POLICY_COVERAGE_ENFORCED,
-    strict=True,
-    reason="the stacks render no NetworkPolicy yet (policy/rules.py)",
-)
 
 
-@pytest.mark.parametrize(
-    "rule",
-    [
-        pytest.param(r, marks=NEEDS_NETWORK_POLICIES) if r == "network-policy-coverage" else r
-        for r in RULES
-    ],
-)
+@pytest.mark.parametrize("rule", RULES)
 def test_every_rendered_stack_passes_the_rule(stack: render.Rendering, rule: str) -> None:
     assert rules.violations(stack.objects())[rule] == []
 

@@ -158,6 +158,8 @@ def inference_service(
         "spec": {
             "predictor": {
                 "serviceAccountName": SERVICE_ACCOUNT,
+                # The storage initializer reads the account's S3 Secret, not the API.
+                "automountServiceAccountToken": False,
                 "minReplicas": 1,
                 "annotations": _scrape(PREDICTOR_METRICS_PORT),
                 "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},

@@ -22,13 +22,21 @@ import pandas as pd
 from flytekit import CronSchedule, LaunchPlan, PodTemplate, Resources, task, workflow
 from kubernetes.client import (
     V1ConfigMapEnvSource,
+    V1ConfigMapProjection,
     V1ConfigMapVolumeSource,
     V1Container,
+    V1DownwardAPIProjection,
+    V1DownwardAPIVolumeFile,
     V1EnvFromSource,
+    V1KeyToPath,
+    V1ObjectFieldSelector,
     V1PodSpec,
+    V1ProjectedVolumeSource,
     V1SecretEnvSource,
+    V1ServiceAccountTokenProjection,
     V1Volume,
     V1VolumeMount,
+    V1VolumeProjection,
 )
 
 from workloads.model_inputs import (
@@ -49,10 +57,45 @@ FEAST_CONFIG_DIR = "/etc/feast"
 REFERENCE_ROWS = 2_000
 CACHE_VERSION = "1"
 
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# The deploy task calls the API server as SERVICE_ACCOUNT, whose automount is off: the token
+# is mounted explicitly, expiring, in the shape of infra/kube.py's api_token_volume (a unit
+# test keeps them equal); no audience, so the API server's default applies.
+API_TOKEN = V1Volume(
+    name="kube-api-access",
+    projected=V1ProjectedVolumeSource(
+        sources=[
+            V1VolumeProjection(
+                service_account_token=V1ServiceAccountTokenProjection(
+                    path="token", expiration_seconds=3600
+                )
+            ),
+            V1VolumeProjection(
+                config_map=V1ConfigMapProjection(
+                    name="kube-root-ca.crt", items=[V1KeyToPath(key="ca.crt", path="ca.crt")]
+                )
+            ),
+            V1VolumeProjection(
+                downward_api=V1DownwardAPIProjection(
+                    items=[
+                        V1DownwardAPIVolumeFile(
+                            path="namespace",
+                            field_ref=V1ObjectFieldSelector(
+                                api_version="v1", field_path="metadata.namespace"
+                            ),
+                        )
+                    ]
+                )
+            ),
+        ]
+    ),
+)
+
 POD_TEMPLATE = PodTemplate(
     primary_container_name="primary",
     pod_spec=V1PodSpec(
         service_account_name=SERVICE_ACCOUNT,
+        automount_service_account_token=False,
         containers=[
             V1Container(
                 name="primary",
@@ -61,14 +104,18 @@ POD_TEMPLATE = PodTemplate(
                     V1EnvFromSource(secret_ref=V1SecretEnvSource(name=WORKLOADS_CONFIG)),
                 ],
                 volume_mounts=[
-                    V1VolumeMount(name="feast", mount_path=FEAST_CONFIG_DIR, read_only=True)
+                    V1VolumeMount(name="feast", mount_path=FEAST_CONFIG_DIR, read_only=True),
+                    V1VolumeMount(
+                        name=API_TOKEN.name, mount_path=SERVICE_ACCOUNT_DIR, read_only=True
+                    ),
                 ],
             )
         ],
         volumes=[
             V1Volume(
                 name="feast", config_map=V1ConfigMapVolumeSource(name=f"{WORKLOADS_CONFIG}-feast")
-            )
+            ),
+            API_TOKEN,
         ],
     ),
 )
