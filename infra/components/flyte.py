@@ -409,6 +409,8 @@ class Flyte(pulumi.ComponentResource):
             "flyte": {
                 "endpoint": self.endpoint,
                 "console": self.console_url,
+                # pyflyte's and CI's login; its secret is the stack's flyteClientSecret.
+                "clientId": flyteauth.CI_CLIENT,
                 **({"externalConsole": f"{ingress.urls[0]}/console"} if ingress else {}),
             }
         }

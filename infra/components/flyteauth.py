@@ -35,6 +35,8 @@ PROPELLER_CLIENT = "flytepropeller"
 SECRETS_DIR = "/etc/secrets"
 AUTH_SECRET = "flyte-auth"
 PROPELLER_SECRET_FILE = "client_secret"
+# The CI client's secret beside it, for an engineer's port-forward (infra/access.py).
+CI_SECRET_FILE = "mlops_ci_client_secret"
 SCOPES = ["all", "offline", "access_token"]
 # The stand-in issuer: a static discovery document on a port of the Flyte pod.
 ISSUER_PORT = 8090
@@ -149,6 +151,7 @@ def secret_files(cfg: FlyteConfig) -> dict[str, pulumi.Output[str]]:
     session = reveal(cfg.session_key)
     files = {
         PROPELLER_SECRET_FILE: reveal(cfg.propeller_client_secret),
+        CI_SECRET_FILE: reveal(cfg.client_secret),
         # flyteadmin/auth/init_secrets.go: 64, 32 and 32 bytes.
         "cookie_hash_key": session.apply(lambda k: derived_key(k, "cookie_hash_key", 64)),
         "cookie_block_key": session.apply(lambda k: derived_key(k, "cookie_block_key", 32)),

@@ -39,13 +39,14 @@ def test_every_service_and_login_is_in_the_render(stack: str) -> None:
             assert secret_data(rendering, secret)[key], entry.name
 
 
-def test_flyte_and_prometheus_are_marked_as_having_no_login() -> None:
+def test_prometheus_alone_has_no_login() -> None:
+    """Flyte's console logs people in through the stack's identity provider, not a Secret."""
     logins = {a.name: a.login for a in access.services(stack_config("dev"))}
     assert {name for name, login in logins.items() if login is None} == {
         "flyte-console",
-        "flyte-api",
         "prometheus",
     }
+    assert logins["flyte-api"] == ("mlops-ci", "flyte-auth", "mlops_ci_client_secret")
 
 
 def test_disabled_components_have_nothing_to_reach() -> None:
