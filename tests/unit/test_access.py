@@ -69,4 +69,4 @@ def test_port_forward_prints_the_commands_and_where_the_logins_are() -> None:
     assert "kubectl --context kind-x -n mlops-ci port-forward svc/mlflow 5000:5000" in lines
     assert "kubectl --context kind-x -n mlops-ci port-forward svc/flyte-grpc 8089:8089" in lines
     assert any("kubectl -n mlops-ci get secret grafana" in line for line in lines)
-    assert sum("no login of its own" in line for line in lines) == 3
+    assert sum("no login of its own" in line for line in lines) == 2
