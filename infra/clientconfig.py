@@ -13,8 +13,8 @@ Addresses are the in-cluster ones; from a laptop, pass `--flyte-endpoint localho
 --mlflow-uri http://localhost:5000` for a port-forward or the ingress names. No secret is
 written: the MLflow password stays in the stack (`pulumi config get mlflowAdminPassword
 --stack <stack>`), as does Flyte's client secret, which pyflyte reads from
-FLYTE_CREDENTIALS_CLIENT_SECRET (`pulumi config get flyteClientSecret --stack <stack>`); Feast reads its credentials from FEAST_REGISTRY_URL,
-FEAST_POSTGRES_PASSWORD and FEAST_REDIS_PASSWORD.
+FLYTE_CREDENTIALS_CLIENT_SECRET (`pulumi config get flyteClientSecret --stack <stack>`); Feast
+reads its credentials from FEAST_REGISTRY_URL, FEAST_POSTGRES_PASSWORD and FEAST_REDIS_PASSWORD.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import Any
 import yaml
 
 from infra import config, render
-
 
 # Where pyflyte and flytectl read the client secret from; the task pods carry the same variable.
 CLIENT_SECRET_ENV = "FLYTE_CREDENTIALS_CLIENT_SECRET"
