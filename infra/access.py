@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 
 from infra import config, stackfile
-from infra.components import flyte, grafana, mlflow, prometheus
+from infra.components import flyte, flyteauth, grafana, mlflow, prometheus
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,16 @@ def services(cfg: config.PlatformConfig) -> list[Access]:
                 f"{flyte.COMPONENT}-http",
                 flyte.HTTP_PORT,
                 None,
-                "Flyte console (/console) and HTTP API",
+                "Flyte console (/console: a login through flyte.auth.oidc) and HTTP API "
+                "(a client-credentials token)",
             ),
             Access(
                 "flyte-api",
                 ns,
                 f"{flyte.COMPONENT}-grpc",
                 flyte.GRPC_PORT,
-                None,
-                "Flyte gRPC API (pyflyte, flytectl: insecure: true)",
+                (flyteauth.CI_CLIENT, flyteauth.AUTH_SECRET, flyteauth.CI_SECRET_FILE),
+                "Flyte gRPC API (pyflyte, flytectl: client mlops-ci, secret flyteClientSecret)",
                 grpc=True,
             ),
         ]

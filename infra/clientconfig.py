@@ -12,8 +12,9 @@ laptop.
 Addresses are the in-cluster ones; from a laptop, pass `--flyte-endpoint localhost:8089
 --mlflow-uri http://localhost:5000` for a port-forward or the ingress names. No secret is
 written: the MLflow password stays in the stack (`pulumi config get mlflowAdminPassword
---stack <stack>`); Feast reads its credentials from FEAST_REGISTRY_URL,
-FEAST_POSTGRES_PASSWORD and FEAST_REDIS_PASSWORD.
+--stack <stack>`), as does Flyte's client secret, which pyflyte reads from
+FLYTE_CREDENTIALS_CLIENT_SECRET (`pulumi config get flyteClientSecret --stack <stack>`); Feast
+reads its credentials from FEAST_REGISTRY_URL, FEAST_POSTGRES_PASSWORD and FEAST_REDIS_PASSWORD.
 """
 
 from __future__ import annotations
@@ -27,9 +28,22 @@ import yaml
 
 from infra import config, render
 
+# Where pyflyte and flytectl read the client secret from; the task pods carry the same variable.
+CLIENT_SECRET_ENV = "FLYTE_CREDENTIALS_CLIENT_SECRET"
 
-def flyte_config(endpoint: str, console: str | None) -> dict[str, Any]:
-    settings: dict[str, Any] = {"admin": {"endpoint": f"dns:///{endpoint}", "insecure": True}}
+
+def flyte_config(endpoint: str, console: str | None, client_id: str) -> dict[str, Any]:
+    """pyflyte's and flytectl's config: the plaintext gRPC endpoint (in-cluster or a
+    port-forward) and a client-credentials login whose secret is read from CLIENT_SECRET_ENV."""
+    settings: dict[str, Any] = {
+        "admin": {
+            "endpoint": f"dns:///{endpoint}",
+            "insecure": True,
+            "authType": "ClientSecret",
+            "clientId": client_id,
+            "clientSecretEnvVar": CLIENT_SECRET_ENV,
+        }
+    }
     if console:
         settings["console"] = {"endpoint": console.removesuffix("/console")}
     return settings
@@ -56,7 +70,11 @@ def write(
         console = None if flyte_endpoint else outputs["flyte"]["console"]
         path.write_text(
             yaml.safe_dump(
-                flyte_config(flyte_endpoint or outputs["flyte"]["endpoint"], console),
+                flyte_config(
+                    flyte_endpoint or outputs["flyte"]["endpoint"],
+                    console,
+                    outputs["flyte"]["clientId"],
+                ),
                 sort_keys=False,
             )
         )

@@ -53,8 +53,10 @@ from infra.configtypes import (
     IngressClassName,
     IngressHosts,
     IssuerName,
+    IssuerUrl,
     Model,
     Names,
+    OidcClientId,
     PlainText,
     Port,
     Quantity,
@@ -65,6 +67,7 @@ from infra.configtypes import (
     Replicas,
     RoleName,
     Rows,
+    RsaKey,
     Secret,
     Share,
     SlackChannel,
@@ -318,21 +321,43 @@ class MlflowConfig(Component):
     flask_secret_key: Secret = Field(alias="mlflowFlaskSecretKey")
 
 
+class FlyteOidc(Model):
+    """People log in to the console and API through this OpenID Connect provider; Flyte's client
+    secret there is the secret key `flyteOidcClientSecret`."""
+
+    known_keys_sorted: ClassVar[bool] = False
+    base_url: IssuerUrl = Field(description="the provider's issuer URL")
+    client_id: OidcClientId = Field(description="Flyte's client id at the provider")
+    client_secret: SuppliedSecret = Field(alias="flyteOidcClientSecret")
+
+
+class FlyteAuth(Model):
+    """Flyte's own OAuth2 authorization server is always on: programs log in with client
+    credentials (CI and pyflyte: `mlops-ci`, secret key `flyteClientSecret`). People log in
+    through `oidc`; without it Flyte has no browser login."""
+
+    oidc: FlyteOidc | None = None
+
+
 class FlyteConfig(Component):
     """Flyte 1.16 (flyte-binary; needs postgres and objectStore)."""
 
+    auth: FlyteAuth = FlyteAuth()
     domains: Names = Field(
         ("development", "staging", "production"), description="each project's domains"
     )
-    ingress: NoLoginIngress = Field(
+    ingress: Ingress = Field(
         None,
-        description="an Ingress to the console and REST API (HTTP, port 8088). Flyte runs "
-        "without a login here: it needs an auth annotation or `allowUnauthenticated`. pyflyte "
-        "and flytectl speak gRPC, which passes only through a controller that forwards gRPC "
-        "(h2c) to the backend; otherwise use a port-forward to 8089",
+        description="an Ingress to the console and REST API (HTTP, port 8088; Flyte's login stays "
+        "on). pyflyte and flytectl speak gRPC, which passes only through a controller that "
+        "forwards gRPC (h2c) to the backend; otherwise use a port-forward to 8089",
     )
     projects: Names = Field(("ml",), description="created at start, a namespace per domain")
     resources: Resources
+    client_secret: Secret = Field(alias="flyteClientSecret")
+    propeller_client_secret: Secret = Field(alias="flytePropellerClientSecret")
+    session_key: Secret = Field(alias="flyteSessionKey")
+    token_signing_key: RsaKey = Field(alias="flyteTokenSigningKey")
 
 
 class FeastConfig(Component):

@@ -63,6 +63,10 @@ class SecretKey:
     supplied_with_external: bool = True
     # False for a credential only its owner knows (a registry token): never generated.
     generated: bool = True
+    # What bootstrap generates: a random token, or an RSA private key ("rsa").
+    kind: str = "token"
+    # A valid value of this key around any token (str.format): placeholders and test values.
+    shape: str = "{}"
 
 
 class Model(BaseModel):
@@ -160,6 +164,23 @@ Endpoint = Annotated[
     StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$"),
     AfterValidator(lambda url: url.rstrip("/")),
     Allowed("must be an http(s) URL such as https://s3.example.com", "http(s) URL"),
+]
+IssuerUrl = Annotated[
+    str,
+    StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$"),
+    AfterValidator(lambda url: url.rstrip("/")),
+    Allowed(
+        "must be an https URL of an OpenID Connect issuer such as https://id.example.com/realms/ml",
+        "https URL",
+    ),
+]
+OidcClientId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._:@+-]{0,254}$"),
+    Allowed(
+        "must be an OAuth2 client id (up to 255 of A-Z, a-z, 0-9, '.', '_', ':', '@', '+', '-')",
+        "client id",
+    ),
 ]
 # Five cron fields of numbers, ranges, lists, steps and '*' (no names or @-macros).
 Cron = Annotated[
@@ -327,6 +348,31 @@ GeneratedSecret = Annotated[
 ]
 # A credential another system issues (a registry token): bootstrap asks for it, never invents it.
 SuppliedSecret = Annotated[SecretStr, BeforeValidator(_secret), SecretKey(generated=False)]
+
+# flyteadmin parses its token signing key with x509.ParsePKCS1PrivateKey: PKCS#1 PEM only.
+RSA_PEM = "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n"
+_RSA_KEY = re.compile(
+    r"^-----BEGIN RSA PRIVATE KEY-----\n(\S+\n)+-----END RSA PRIVATE KEY-----\n?$"
+)
+RSA_KEY_RULE = (
+    "must be an RSA private key in PKCS#1 PEM (-----BEGIN RSA PRIVATE KEY-----), as "
+    "`openssl genrsa -traditional 2048` writes it"
+)
+
+
+def _rsa_key(value: Any) -> SecretStr:
+    if isinstance(value, PlainText):
+        raise PydanticCustomError("plain_secret", "stored in plain text")
+    if not isinstance(value, str) or len(value) > 16384 or not _RSA_KEY.match(value):
+        raise PydanticCustomError("secret_value", RSA_KEY_RULE)
+    return SecretStr(value if value.endswith("\n") else value + "\n")
+
+
+RsaKey = Annotated[
+    SecretStr,
+    BeforeValidator(_rsa_key),
+    SecretKey(supplied_with_external=False, kind="rsa", shape=RSA_PEM),
+]
 
 
 _SECRET_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$")

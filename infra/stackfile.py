@@ -3,7 +3,8 @@
     python -m infra.stackfile secrets --stack dev
 
 prints, for each secret key, what `scripts/bootstrap-secrets.sh` must do with it: `set` (the
-stack has it), `generate` (a random value will do), `supply` (the credential of an external
+stack has it), `generate` (a random value will do), `generate-rsa` (an RSA private key),
+`supply` (the credential of an external
 service or a registry token: only its owner knows it) or `unused` (its component is disabled,
 or its section unset).
 
@@ -46,10 +47,10 @@ class StackFile:
         """Raw config with a placeholder for every secret, stored or not, and the secret keys."""
         raw = dict(self.values)
         keys = set(self.secure)
-        for key in config.SECRET_KEYS:
+        for _, key, marker in config.SECRETS:
             full_key = f"{config.PROJECT}:{key}"
             if full_key not in raw:
-                raw[full_key] = PLACEHOLDER.format(key=key)
+                raw[full_key] = marker.shape.format(PLACEHOLDER.format(key=key))
                 keys.add(full_key)
         return raw, frozenset(keys)
 
@@ -89,7 +90,7 @@ def secret_plan(stack_file: StackFile) -> dict[str, str]:
         elif not marker.generated or (external and marker.supplied_with_external):
             plan[key] = "supply"
         else:
-            plan[key] = "generate"
+            plan[key] = "generate" if marker.kind == "token" else f"generate-{marker.kind}"
     return plan
 
 

@@ -28,6 +28,12 @@ while read -r key action; do
         | pulumi config set --secret "$key" --stack "$stack" --non-interactive
       echo "[secrets] $stack: generated $key" >&2
       ;;
+    generate-rsa)
+      # PKCS#1 PEM: flyteadmin reads its token signing key with ParsePKCS1PrivateKey.
+      openssl genrsa -traditional 2048 2>/dev/null \
+        | pulumi config set --secret "$key" --stack "$stack" --non-interactive
+      echo "[secrets] $stack: generated $key (RSA 2048)" >&2
+      ;;
     supply) to_supply+=("$key") ;;
     set | unused) ;;
     *) echo "error: unexpected plan line: $key $action" >&2; exit 1 ;;

@@ -6,9 +6,10 @@
 #   ./scripts/port-forward.sh <stack>           run the port-forwards until Ctrl-C
 #   ./scripts/port-forward.sh <stack> --print   print the kubectl commands and logins only
 #
-# Uses the current kube context (or $KUBE_CONTEXT). Flyte and Prometheus have no login of their
-# own: keep them behind a port-forward, or expose them only through an authenticating ingress
-# (docs/operations.md).
+# Uses the current kube context (or $KUBE_CONTEXT). Prometheus has no login of its own: keep it
+# behind a port-forward, or expose it only through an authenticating ingress (docs/operations.md).
+# Flyte's API takes a client-credentials login (client mlops-ci), its console the stack's
+# identity provider (flyte.auth.oidc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -2,16 +2,20 @@
 
 Mirrors the upstream flyte-binary chart at v1.16: one process (admin, propeller, data catalog,
 scheduler) reading `/etc/flyte/config.d/*.yaml`, its own Postgres database, metadata and user
-data in the flyte bucket. Credentials never enter a ConfigMap: the database password is a
-mounted file (`passwordPath`), the S3 keys a config file in a Secret, and task pods get theirs
-from a Secret that the cluster-resource manager writes into each project namespace (as it
-writes a private registry's pull Secret, which the training ServiceAccount names).
+data in the flyte bucket, and its login (infra/components/flyteauth.py). Credentials never enter
+a ConfigMap: the database password is a mounted file (`passwordPath`), the S3 keys and client
+hashes config files in a Secret.
+
+The platform creates every project-domain namespace and what tasks read there (the storage and
+client Secret, the training ServiceAccount, the workloads settings), and gives Flyte a Role in
+each: the cluster-resource manager is off, so Flyte creates no namespace and writes no Secret.
+Cluster-wide it keeps what its informers need (propeller's `limit-namespace` takes one
+namespace, not a list): list and watch of pods, pod templates and its workflows, and creating
+its workflow CRD.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +25,11 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import kube, network, versions
+from infra.components import flyteauth
 from infra.components.object_store import S3Endpoint
 from infra.components.postgres import PostgresDatabase
 from infra.config import FlyteConfig
+from infra.configtypes import reveal
 from infra.observability import ScrapeTarget, Telemetry, Workload, deployment_pods, summary
 
 COMPONENT = "flyte"
@@ -31,28 +37,30 @@ HTTP_PORT = 8088
 GRPC_PORT = 8089
 METRICS_PORT = 10254
 CONFIG_DIR = "/etc/flyte/config.d"
-TEMPLATE_DIR = "/etc/flyte/cluster-resource-templates"
 DB_PASSWORD_PATH = "/etc/flyte/db/password"
-STORAGE_DIR = "/etc/flyte/storage"
 TASK_STORAGE_SECRET = "flyte-task-storage"
 HEALTH_PATH = "/healthcheck"
-# The rules of the upstream chart's ClusterRole (flyte-binary v1.16).
-RBAC_RULES = [
+FLYTEWORKFLOWS = {"apiGroups": ["flyte.lyft.com"], "resources": ["flyteworkflows"]}
+# Cluster-wide: what propeller's informers list and watch in every namespace, and its CRD.
+CLUSTER_RULES = [
+    {"apiGroups": [""], "resources": ["pods", "podtemplates"], "verbs": ["get", "list", "watch"]},
+    {**FLYTEWORKFLOWS, "verbs": ["get", "list", "watch"]},
     {
-        "apiGroups": [""],
-        "resources": ["namespaces", "resourcequotas", "secrets", "serviceaccounts"],
-        "verbs": ["create", "get", "list", "patch", "update"],
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": ["create", "get", "list"],
     },
+]
+# In each project-domain namespace: run task pods, record events, keep workflows.
+PROJECT_RULES = [
     {
         "apiGroups": [""],
         "resources": ["pods"],
         "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
     },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "delete", "patch", "update"]},
-    {"apiGroups": [""], "resources": ["podtemplates"], "verbs": ["get", "list", "watch"]},
     {
-        "apiGroups": ["flyte.lyft.com"],
-        "resources": ["flyteworkflows"],
+        **FLYTEWORKFLOWS,
         "verbs": [
             "create",
             "delete",
@@ -60,69 +68,14 @@ RBAC_RULES = [
             "get",
             "list",
             "patch",
-            "post",
             "update",
             "watch",
         ],
     },
-    {
-        "apiGroups": ["apiextensions.k8s.io"],
-        "resources": ["customresourcedefinitions"],
-        "verbs": ["create", "get", "list"],
-    },
 ]
 # Task images are users' own and often run as root, so the project-domain namespaces enforce
-# "baseline" and warn at "restricted". The platform creates them (so `pulumi destroy` removes
-# them with everything Flyte wrote there); Flyte's cluster-resource manager applies the same
-# namespace from its template, which changes nothing.
+# "baseline" and warn at "restricted".
 PROJECT_POD_SECURITY = "baseline"
-NAMESPACE_TEMPLATE = yaml.safe_dump(
-    {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": "{{ namespace }}",
-            "labels": kube.namespace_labels(PROJECT_POD_SECURITY),
-        },
-    },
-    sort_keys=False,
-)
-TASK_STORAGE_TEMPLATE = f"""\
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {TASK_STORAGE_SECRET}
-  namespace: '{{{{ namespace }}}}'
-type: Opaque
-stringData:
-  FLYTE_AWS_ACCESS_KEY_ID: '{{{{ s3AccessKeyId }}}}'
-  FLYTE_AWS_SECRET_ACCESS_KEY: '{{{{ s3SecretAccessKey }}}}'
-"""
-# Task pods that name no ServiceAccount run as `default`, which holds no role: no token.
-DEFAULT_ACCOUNT_TEMPLATE = """\
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: default
-  namespace: '{{ namespace }}'
-automountServiceAccountToken: false
-"""
-IMAGE_PULL_DIR = "/etc/flyte/image-pull"
-# The `.dockerconfigjson` as a Secret's `data` wants it (base64): safe in a YAML scalar.
-IMAGE_PULL_KEY = "dockerconfigjson.b64"
-IMAGE_PULL_TEMPLATE = f"""\
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {kube.IMAGE_PULL_SECRET}
-  namespace: '{{{{ namespace }}}}'
-type: kubernetes.io/dockerconfigjson
-data:
-  .dockerconfigjson: '{{{{ imagePullConfig }}}}'
-"""
-IMAGE_PULL_DATA = {
-    "imagePullConfig": {"valueFrom": {"filePath": f"{IMAGE_PULL_DIR}/{IMAGE_PULL_KEY}"}}
-}
 WAIT_FOR_DB = (
     'until pg_isready -h "$PGHOST" -p "$PGPORT" -U "$PGUSER"; '
     "do echo waiting for database; sleep 2; done"
@@ -133,8 +86,7 @@ WAIT_FOR_DB = (
 class TaskEnvironment:
     """What the reference training tasks read in every project namespace
     (workloads/training/workflow.py): plain settings, the Feast store config, and secrets
-    (variable name -> value), which reach the namespaces through template data files, never
-    through a ConfigMap."""
+    (variable name -> value), which reach the namespaces in a Secret, never in a ConfigMap."""
 
     settings: dict[str, str]
     feature_store_yaml: str
@@ -159,7 +111,6 @@ class FlyteArgs:
 # The names workloads/training/workflow.py reads in each project namespace.
 TRAINING_ACCOUNT = "mlops-training"
 WORKLOADS_CONFIG = "mlops-workloads"
-WORKLOADS_SECRET_DIR = "/etc/flyte/workloads"
 
 
 def project_namespaces(cfg: FlyteConfig) -> tuple[str, ...]:
@@ -172,77 +123,42 @@ def training_accounts(cfg: FlyteConfig) -> tuple[tuple[str, str], ...]:
     return tuple((namespace, TRAINING_ACCOUNT) for namespace in project_namespaces(cfg))
 
 
-def _indented(text: str, spaces: int) -> str:
-    return "".join(f"{' ' * spaces}{line}\n" for line in text.splitlines())
-
-
-def task_templates(tasks: TaskEnvironment, image_pull: bool) -> dict[str, str]:
-    """Cluster-resource templates for the training tasks; `{{ namespace }}` and the secrets'
-    `{{ workloadsSecretN }}` are filled by Flyte. With `image_pull`, the ServiceAccount names
-    the namespace's registry login."""
-    head = "metadata:\n  name: {name}\n  namespace: '{{{{ namespace }}}}'\n"
-    pull = f"imagePullSecrets:\n- name: {kube.IMAGE_PULL_SECRET}\n" if image_pull else ""
-    settings = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in sorted(tasks.settings.items()))
-    secrets = "".join(
-        f"  {name}: '{{{{ workloadsSecret{i} }}}}'\n"
-        for i, name in enumerate(sorted(tasks.secrets))
-    )
-    return {
-        "003-training-account.yaml": "apiVersion: v1\nkind: ServiceAccount\n"
-        + head.format(name=TRAINING_ACCOUNT)
-        # Its tasks mount the token explicitly (workloads/training/workflow.py).
-        + "automountServiceAccountToken: false\n"
-        + pull,
-        "004-workloads-config.yaml": "apiVersion: v1\nkind: ConfigMap\n"
-        + head.format(name=WORKLOADS_CONFIG)
-        + "data:\n"
-        + settings,
-        "005-workloads-feast.yaml": "apiVersion: v1\nkind: ConfigMap\n"
-        + head.format(name=f"{WORKLOADS_CONFIG}-feast")
-        + "data:\n  feature_store.yaml: |\n"
-        + _indented(tasks.feature_store_yaml, 4),
-        "006-workloads-secret.yaml": "apiVersion: v1\nkind: Secret\n"
-        + head.format(name=WORKLOADS_CONFIG)
-        + "type: Opaque\nstringData:\n"
-        + secrets,
-    }
-
-
-def task_template_data(tasks: TaskEnvironment) -> dict[str, Any]:
-    return {
-        f"workloadsSecret{i}": {"valueFrom": {"filePath": f"{WORKLOADS_SECRET_DIR}/{name}"}}
-        for i, name in enumerate(sorted(tasks.secrets))
-    }
-
-
 def grpc_endpoint(namespace: str) -> str:
     return f"{kube.service_host(f'{COMPONENT}-grpc', namespace)}:{GRPC_PORT}"
+
+
+def task_env(namespace: str, storage: S3Endpoint) -> dict[str, str]:
+    """Plain settings of every task pod: where Flyte is and how to log in to it (flytekit's
+    FLYTE_CREDENTIALS_*; the secret comes from the task Secret)."""
+    return {
+        "FLYTE_PLATFORM_URL": grpc_endpoint(namespace),
+        "FLYTE_PLATFORM_INSECURE": "true",
+        "FLYTE_CREDENTIALS_AUTH_MODE": "ClientSecret",
+        "FLYTE_CREDENTIALS_CLIENT_ID": flyteauth.CI_CLIENT,
+        "FLYTE_AWS_ENDPOINT": storage.url,
+    }
 
 
 def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
     """The flyte-binary config files, by name; none holds a secret value."""
     cfg, db, storage = args.config, args.database, args.storage
     bucket = storage.buckets["flyte"]
+    ingress_urls = cfg.ingress.urls if cfg.ingress else ()
     return {
         "000-core.yaml": {
-            "admin": {"endpoint": f"localhost:{GRPC_PORT}", "insecure": True},
+            "admin": {
+                "endpoint": f"localhost:{GRPC_PORT}",
+                "insecure": True,
+                "authType": "ClientSecret",
+                "clientId": flyteauth.PROPELLER_CLIENT,
+                "clientSecretLocation": (
+                    f"{flyteauth.SECRETS_DIR}/{flyteauth.PROPELLER_SECRET_FILE}"
+                ),
+            },
             "catalog-cache": {
                 "endpoint": "localhost:8081",
                 "insecure": True,
                 "type": "datacatalog",
-            },
-            "cluster_resources": {
-                "standaloneDeployment": False,
-                "templatePath": TEMPLATE_DIR,
-                "refreshInterval": "1m",
-                "templateData": {
-                    "s3AccessKeyId": {"valueFrom": {"filePath": f"{STORAGE_DIR}/access-key-id"}},
-                    "s3SecretAccessKey": {
-                        "valueFrom": {"filePath": f"{STORAGE_DIR}/secret-access-key"}
-                    },
-                    **(task_template_data(args.tasks) if args.tasks else {}),
-                    **(IMAGE_PULL_DATA if args.image_pull else {}),
-                },
             },
             "domains": [{"id": d, "name": d} for d in cfg.domains],
             "namespace_mapping": {"template": "{{ project }}-{{ domain }}"},
@@ -252,7 +168,8 @@ def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
                 "admin": {
                     "disabled": False,
                     "disableScheduler": False,
-                    "disableClusterResourceManager": False,
+                    # The platform writes the project namespaces' objects itself.
+                    "disableClusterResourceManager": True,
                     "seedProjects": list(cfg.projects),
                 },
                 "dataCatalog": {"disabled": False},
@@ -280,11 +197,7 @@ def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
                 },
                 "k8s": {
                     "co-pilot": {"image": versions.FLYTE_COPILOT_IMAGE},
-                    "default-env-vars": {
-                        "FLYTE_PLATFORM_URL": grpc_endpoint(args.namespace),
-                        "FLYTE_PLATFORM_INSECURE": "true",
-                        "FLYTE_AWS_ENDPOINT": storage.url,
-                    },
+                    "default-env-vars": task_env(args.namespace, storage),
                     "default-env-from-secrets": [TASK_STORAGE_SECRET],
                 },
             },
@@ -318,21 +231,8 @@ def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
                 },
             },
         },
+        "004-auth.yaml": flyteauth.config_file(cfg, args.namespace, ingress_urls),
     }
-
-
-def templates(args: FlyteArgs) -> dict[str, str]:
-    """The cluster-resource templates, by file name: what every project namespace gets."""
-    found = {
-        "001-namespace.yaml": NAMESPACE_TEMPLATE,
-        "002-task-storage.yaml": TASK_STORAGE_TEMPLATE,
-        "008-default-account.yaml": DEFAULT_ACCOUNT_TEMPLATE,
-    }
-    if args.tasks:
-        found.update(task_templates(args.tasks, image_pull=args.image_pull is not None))
-    if args.image_pull:
-        found["007-image-pull.yaml"] = IMAGE_PULL_TEMPLATE
-    return found
 
 
 def storage_secret_file(keys: list[str]) -> str:
@@ -372,6 +272,101 @@ def flyte_network(args: FlyteArgs, http_host: str) -> network.Network:
     )
 
 
+def task_secret(args: FlyteArgs) -> dict[str, pulumi.Output[str]]:
+    """What every task pod reads from its namespace's task Secret (`envFrom`): the S3 keys and
+    the `mlops-ci` client secret."""
+    return {
+        "FLYTE_AWS_ACCESS_KEY_ID": args.storage.access_key,
+        "FLYTE_AWS_SECRET_ACCESS_KEY": args.storage.secret_key,
+        "FLYTE_CREDENTIALS_CLIENT_SECRET": reveal(args.config.client_secret),
+    }
+
+
+def project_objects(args: FlyteArgs, ns: str, parent: pulumi.Resource) -> list[pulumi.Resource]:
+    """A project-domain namespace with Flyte's Role and what the tasks read there."""
+    child = pulumi.ResourceOptions(parent=parent)
+    namespace = kube.namespace(ns, child, enforce=PROJECT_POD_SECURITY)
+    inside = pulumi.ResourceOptions(parent=parent, depends_on=[namespace])
+    part = "orchestration"
+    name = f"{args.namespace}-{COMPONENT}"
+    role = k8s.rbac.v1.Role(
+        f"{ns}-{COMPONENT}",
+        metadata=kube.metadata(name, ns, COMPONENT, part),
+        rules=PROJECT_RULES,
+        opts=inside,
+    )
+    found: list[pulumi.Resource] = [
+        namespace,
+        role,
+        k8s.rbac.v1.RoleBinding(
+            f"{ns}-{COMPONENT}",
+            metadata=kube.metadata(name, ns, COMPONENT, part),
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            subjects=[{"kind": "ServiceAccount", "name": COMPONENT, "namespace": args.namespace}],
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[namespace, role]),
+        ),
+        k8s.core.v1.Secret(
+            f"{ns}-{TASK_STORAGE_SECRET}",
+            metadata=kube.metadata(TASK_STORAGE_SECRET, ns, COMPONENT, part),
+            type="Opaque",
+            string_data=task_secret(args),
+            opts=inside,
+        ),
+    ]
+    # Task pods that name no ServiceAccount run as `default`, which holds no role: no token.
+    found.append(
+        k8s.core.v1.ServiceAccountPatch(
+            f"{ns}-default",
+            metadata=kube.metadata("default", ns, COMPONENT, part),
+            automount_service_account_token=False,
+            opts=inside,
+        )
+    )
+    if args.image_pull:
+        found.append(
+            k8s.core.v1.Secret(
+                f"{ns}-{kube.IMAGE_PULL_SECRET}",
+                metadata=kube.metadata(kube.IMAGE_PULL_SECRET, ns, COMPONENT, part),
+                type="kubernetes.io/dockerconfigjson",
+                string_data={".dockerconfigjson": args.image_pull.docker_config()},
+                opts=inside,
+            )
+        )
+    tasks = args.tasks
+    if tasks:
+        found += [
+            k8s.core.v1.ServiceAccount(
+                f"{ns}-{TRAINING_ACCOUNT}",
+                metadata=kube.metadata(TRAINING_ACCOUNT, ns, COMPONENT, part),
+                # The training task deploys its model (a Role in the model namespace); its pod
+                # template mounts the token explicitly (workloads/training/workflow.py).
+                automount_service_account_token=False,
+                image_pull_secrets=kube.image_pull_fields(args.image_pull).get("imagePullSecrets"),
+                opts=inside,
+            ),
+            k8s.core.v1.ConfigMap(
+                f"{ns}-{WORKLOADS_CONFIG}",
+                metadata=kube.metadata(WORKLOADS_CONFIG, ns, COMPONENT, part),
+                data=dict(sorted(tasks.settings.items())),
+                opts=inside,
+            ),
+            k8s.core.v1.ConfigMap(
+                f"{ns}-{WORKLOADS_CONFIG}-feast",
+                metadata=kube.metadata(f"{WORKLOADS_CONFIG}-feast", ns, COMPONENT, part),
+                data={"feature_store.yaml": tasks.feature_store_yaml},
+                opts=inside,
+            ),
+            k8s.core.v1.Secret(
+                f"{ns}-{WORKLOADS_CONFIG}",
+                metadata=kube.metadata(WORKLOADS_CONFIG, ns, COMPONENT, part),
+                type="Opaque",
+                string_data=dict(sorted(tasks.secrets.items())),
+                opts=inside,
+            ),
+        ]
+    return found
+
+
 # Propeller's workflow metrics (flytestdlib promutils): stopwatches are summaries in ms, with
 # the labels project, domain, wf and task; the completed runs are their _count series.
 WORKFLOW_METRICS = "flyte:propeller:all:workflow"
@@ -395,7 +390,7 @@ class Flyte(pulumi.ComponentResource):
         self.endpoint = grpc_endpoint(ns)
         self.console_url = f"http://{http_host}:{HTTP_PORT}/console"
         files = {n: yaml.safe_dump(c, sort_keys=True) for n, c in config_files(args).items()}
-        template_files = templates(args)
+        issuer = None if args.config.auth.oidc else flyteauth.issuer_document()
         needs: list[pulumi.Resource] = [
             *args.needs,
             k8s.core.v1.ConfigMap(
@@ -412,49 +407,34 @@ class Flyte(pulumi.ComponentResource):
                 {
                     "013-storage-secrets.yaml": pulumi.Output.all(
                         args.storage.access_key, args.storage.secret_key
-                    ).apply(storage_secret_file)
+                    ).apply(storage_secret_file),
+                    "014-auth-secrets.yaml": flyteauth.secret_file(args.config),
                 },
                 self,
             ),
-            k8s.core.v1.ConfigMap(
-                "flyte-cluster-resource-templates",
-                metadata=kube.metadata(
-                    "flyte-cluster-resource-templates", ns, COMPONENT, "orchestration"
-                ),
-                data=template_files,
-                opts=child,
+            kube.secret(
+                flyteauth.AUTH_SECRET,
+                ns,
+                COMPONENT,
+                "orchestration",
+                flyteauth.secret_files(args.config),
+                self,
             ),
-            *self._rbac(ns),
+            *kube.cluster_access(COMPONENT, ns, "orchestration", CLUSTER_RULES, self),
             # Flyte runs after its project namespaces exist and is deleted before them.
             *(
-                kube.namespace(name, child, enforce=PROJECT_POD_SECURITY)
+                resource
                 for name in project_namespaces(args.config)
+                for resource in project_objects(args, name, self)
             ),
         ]
-        if args.tasks:
+        if issuer:
             needs.append(
-                kube.secret(
-                    f"{COMPONENT}-workloads",
-                    ns,
-                    COMPONENT,
-                    "orchestration",
-                    args.tasks.secrets,
-                    self,
-                )
-            )
-        if args.image_pull:
-            needs.append(
-                kube.secret(
-                    f"{COMPONENT}-image-pull",
-                    ns,
-                    COMPONENT,
-                    "orchestration",
-                    {
-                        IMAGE_PULL_KEY: args.image_pull.docker_config().apply(
-                            lambda text: base64.b64encode(text.encode()).decode()
-                        )
-                    },
-                    self,
+                k8s.core.v1.ConfigMap(
+                    flyteauth.ISSUER_CONFIG,
+                    metadata=kube.metadata(flyteauth.ISSUER_CONFIG, ns, COMPONENT, "orchestration"),
+                    data={"openid-configuration": issuer},
+                    opts=child,
                 )
             )
         self._services(ns)
@@ -463,7 +443,7 @@ class Flyte(pulumi.ComponentResource):
             kube.ingress(
                 COMPONENT, ns, "orchestration", ingress, f"{COMPONENT}-http", HTTP_PORT, self
             )
-        self._deployment(args, needs, kube.checksum(*files.values(), *template_files.values()))
+        self._deployment(args, needs, kube.checksum(*files.values(), issuer or ""))
         self.network = flyte_network(args, http_host)
         self.telemetry = Telemetry(
             COMPONENT,
@@ -478,13 +458,12 @@ class Flyte(pulumi.ComponentResource):
             "flyte": {
                 "endpoint": self.endpoint,
                 "console": self.console_url,
+                # pyflyte's and CI's login; its secret is the stack's flyteClientSecret.
+                "clientId": flyteauth.CI_CLIENT,
                 **({"externalConsole": f"{ingress.urls[0]}/console"} if ingress else {}),
             }
         }
         self.register_outputs(self.outputs)
-
-    def _rbac(self, ns: str) -> list[pulumi.Resource]:
-        return kube.cluster_access(COMPONENT, ns, "orchestration", RBAC_RULES, self)
 
     def _services(self, ns: str) -> None:
         for name, ports in [
@@ -494,7 +473,7 @@ class Flyte(pulumi.ComponentResource):
             kube.service(name, ns, COMPONENT, "orchestration", ports, self)
 
     def _deployment(self, args: FlyteArgs, needs: list[pulumi.Resource], checksum: str) -> None:
-        ns, db, storage = args.namespace, args.database, args.storage
+        ns, db = args.namespace, args.database
         wait_for_db = kube.job_container(
             "wait-for-db",
             versions.POSTGRES_IMAGE,
@@ -522,24 +501,14 @@ class Flyte(pulumi.ComponentResource):
             ],
             volumeMounts=[
                 {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-                {"name": "cluster-resource-templates", "mountPath": TEMPLATE_DIR, "readOnly": True},
                 {"name": "db-password", "mountPath": "/etc/flyte/db", "readOnly": True},
-                {"name": "storage", "mountPath": STORAGE_DIR, "readOnly": True},
-                *(
-                    [{"name": "workloads", "mountPath": WORKLOADS_SECRET_DIR, "readOnly": True}]
-                    if args.tasks
-                    else []
-                ),
-                *(
-                    [{"name": "image-pull", "mountPath": IMAGE_PULL_DIR, "readOnly": True}]
-                    if args.image_pull
-                    else []
-                ),
+                {"name": "auth", "mountPath": flyteauth.SECRETS_DIR, "readOnly": True},
                 {"name": "state", "mountPath": "/var/run/flyte"},
                 {"name": "tmp", "mountPath": "/tmp"},
                 kube.api_token_mount(),
             ],
         )
+        containers = [flyte]
         volumes = [
             {
                 "name": "config",
@@ -551,38 +520,32 @@ class Flyte(pulumi.ComponentResource):
                 },
             },
             {
-                "name": "cluster-resource-templates",
-                "configMap": {"name": "flyte-cluster-resource-templates"},
-            },
-            {
                 "name": "db-password",
                 "secret": {
                     "secretName": db.secret_name,
                     "items": [{"key": "password", "path": "password"}],
                 },
             },
-            {
-                "name": "storage",
-                "secret": {
-                    "secretName": storage.secret_name,
-                    "items": [
-                        {"key": k, "path": k} for k in ("access-key-id", "secret-access-key")
-                    ],
-                },
-            },
-            *(
-                [{"name": "workloads", "secret": {"secretName": f"{COMPONENT}-workloads"}}]
-                if args.tasks
-                else []
-            ),
-            *(
-                [{"name": "image-pull", "secret": {"secretName": f"{COMPONENT}-image-pull"}}]
-                if args.image_pull
-                else []
-            ),
+            {"name": "auth", "secret": {"secretName": flyteauth.AUTH_SECRET}},
             kube.empty_dir("state"),
             kube.empty_dir("tmp", "1Gi"),
         ]
+        if args.config.auth.oidc is None:
+            containers.append(self._issuer())
+            volumes.append(
+                {
+                    "name": "issuer",
+                    "configMap": {
+                        "name": flyteauth.ISSUER_CONFIG,
+                        "items": [
+                            {
+                                "key": "openid-configuration",
+                                "path": ".well-known/openid-configuration",
+                            }
+                        ],
+                    },
+                }
+            )
         kube.deployment(
             COMPONENT,
             ns,
@@ -592,7 +555,7 @@ class Flyte(pulumi.ComponentResource):
             strategy="Recreate",
             pod=kube.pod_spec(
                 versions.FLYTE_UID,
-                [flyte],
+                containers,
                 serviceAccountName=COMPONENT,
                 initContainers=[wait_for_db],
                 # Flyte drives the Kubernetes API (task pods, namespaces): it needs a token.
@@ -601,4 +564,27 @@ class Flyte(pulumi.ComponentResource):
             needs=needs,
             parent=self,
             config_digest=checksum,
+        )
+
+    @staticmethod
+    def _issuer() -> dict[str, Any]:
+        """The stand-in OpenID Connect issuer flyteadmin discovers at start when the stack
+        names no identity provider: a static document, nothing else."""
+        return kube.container(
+            "oidc-issuer",
+            versions.PYTHON_IMAGE,
+            kube.SIDECAR,
+            ports={"issuer": flyteauth.ISSUER_PORT},
+            probes=kube.Probes.sidecar(
+                kube.http_check("/.well-known/openid-configuration", "issuer")
+            ),
+            command=[
+                "python",
+                "-m",
+                "http.server",
+                str(flyteauth.ISSUER_PORT),
+                "--directory",
+                flyteauth.ISSUER_DIR,
+            ],
+            volumeMounts=[{"name": "issuer", "mountPath": flyteauth.ISSUER_DIR, "readOnly": True}],
         )

@@ -8,7 +8,10 @@ ignored; this list catches that before a deploy does. Sources (flyteorg/flyte, 1
 - flytestdlib/storage/config.go (`storage`), flyteplugins/go/tasks/pluginmachinery/flytek8s/
   config/config.go (`plugins.k8s`), flyteadmin/pkg/runtime/interfaces (`cluster_resources`,
   `domains`, `namespace_mapping`);
-- charts/flyte-binary/templates/configmap.yaml at v1.16.4 (the keys the chart itself renders).
+- charts/flyte-binary/templates/configmap.yaml at v1.16.4 (the keys the chart itself renders);
+- auth (v1.16.8): flyteadmin/auth/config/config.go (`auth`), flyteadmin/pkg/config/config.go
+  (`server.security.useAuth`), flyteidl/clients/go/admin/config.go (the `admin` client's login),
+  and github.com/ory/fosite v0.42.2 client.go (DefaultClient, a static client's keys).
 """
 
 from __future__ import annotations
@@ -18,6 +21,15 @@ LEAVES = frozenset(
     {
         "admin.endpoint",
         "admin.insecure",
+        "admin.authType",
+        "admin.clientId",
+        "admin.clientSecretLocation",
+        "auth.appAuth.authServerType",
+        "auth.authorizedUris",
+        "auth.userAuth.openId.baseUrl",
+        "auth.userAuth.openId.clientId",
+        "auth.userAuth.openId.scopes",
+        "server.security.useAuth",
         "catalog-cache.endpoint",
         "catalog-cache.insecure",
         "catalog-cache.type",
@@ -66,6 +78,22 @@ MAPS = frozenset(
         "tasks.task-plugins.default-for-task-types",
         "plugins.k8s.default-env-vars",
         "storage.stow.config",
+        "auth.appAuth.selfAuthServer.staticClients",
+    }
+)
+# Keys of a static client (fosite DefaultClient's JSON names) below
+# auth.appAuth.selfAuthServer.staticClients.<name>.
+STATIC_CLIENT_KEYS = frozenset(
+    {
+        "id",
+        "client_secret",
+        "rotated_secrets",
+        "redirect_uris",
+        "grant_types",
+        "response_types",
+        "scopes",
+        "audience",
+        "public",
     }
 )
 # Keys the stow S3 client understands inside storage.stow.config (graymeta/stow s3 config).

@@ -7,9 +7,8 @@ from typing import Any
 
 import yaml
 
-from infra.components import flyte
-from tests.contract.flyte_v1_16_keys import LEAVES, MAPS, STOW_S3_KEYS
-from tests.support.rendering import evaluate, secret_data, stack_rendering
+from tests.contract.flyte_v1_16_keys import LEAVES, MAPS, STATIC_CLIENT_KEYS, STOW_S3_KEYS
+from tests.support.rendering import secret_data, stack_rendering
 
 
 def key_paths(value: Any, prefix: str = "") -> Iterator[str]:
@@ -43,6 +42,19 @@ def test_stow_config_uses_only_s3_client_keys() -> None:
     assert {"access_key_id", "secret_key", "endpoint", "auth_type"} <= set(merged)
 
 
+def test_static_clients_use_only_fosite_client_keys() -> None:
+    for stack in ("dev", "ci", "staging", "prod"):
+        clients: dict[str, dict[str, Any]] = {}
+        for content in rendered_files(stack).values():
+            found = content.get("auth", {}).get("appAuth", {}).get("selfAuthServer", {})
+            for name, client in found.get("staticClients", {}).items():
+                clients.setdefault(name, {}).update(client)
+        assert set(clients) == {"flytepropeller", "mlops-ci"}, stack
+        for name, client in clients.items():
+            assert set(client) <= STATIC_CLIENT_KEYS, (stack, name)
+            assert {"id", "client_secret", "grant_types", "scopes"} <= set(client), (stack, name)
+
+
 def test_the_check_catches_a_misspelt_key() -> None:
     content = {"propeller": {"rawoutput_prefix": "s3://x"}, "storage": {"stow": {"config": {}}}}
     assert [p for p in key_paths(content) if p not in LEAVES | MAPS] == [
@@ -57,14 +69,7 @@ def test_files_load_in_the_order_the_binary_merges_them() -> None:
         "001-plugins.yaml",
         "002-database.yaml",
         "003-storage.yaml",
+        "004-auth.yaml",
         "013-storage-secrets.yaml",
+        "014-auth-secrets.yaml",
     ]
-
-
-def test_cluster_resource_templates_are_valid_yaml_with_their_variables() -> None:
-    templates = evaluate({}).find("ConfigMap", "flyte-cluster-resource-templates").inputs["data"]
-    namespace = yaml.safe_load(templates["001-namespace.yaml"])
-    assert namespace["metadata"]["name"] == "{{ namespace }}"
-    secret = yaml.safe_load(templates["002-task-storage.yaml"])
-    assert secret["metadata"]["name"] == flyte.TASK_STORAGE_SECRET
-    assert set(secret["stringData"].values()) == {"{{ s3AccessKeyId }}", "{{ s3SecretAccessKey }}"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 import time
@@ -22,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from infra import clientconfig
+from infra.components import flyteauth
 from tests.integration.conftest import NO_CONTAINERS, Cluster
 from tests.support.tools import require_module
 
@@ -118,9 +122,13 @@ def trained(live: Cluster, features: None, tmp_path_factory: pytest.TempPathFact
     """The training workflow registered and run through Flyte; the version it ran as."""
     image = live.config.images.workloads
     version = f"golden-{int(time.time())}"
+    # The login of the generated client config: client mlops-ci, its secret in the environment.
+    secret = live.secret_value(flyteauth.AUTH_SECRET, flyteauth.CI_SECRET_FILE)
+    login = {**os.environ, clientconfig.CLIENT_SECRET_ENV: secret}
     with live.forward("flyte-grpc", 8089) as port:
         config = tmp_path_factory.mktemp("flyte") / "config.yaml"
-        config.write_text(f"admin:\n  endpoint: dns:///127.0.0.1:{port}\n  insecure: true\n")
+        settings = clientconfig.flyte_config(f"127.0.0.1:{port}", None, flyteauth.CI_CLIENT)
+        config.write_text(yaml.safe_dump(settings))
         registered = subprocess.run(
             [
                 str(Path(sys.executable).parent / "pyflyte"),
@@ -140,16 +148,16 @@ def trained(live: Cluster, features: None, tmp_path_factory: pytest.TempPathFact
                 "workloads/training/workflow.py",
             ],
             cwd=ROOT,
+            env=login,
             capture_output=True,
             text=True,
             timeout=600,
             check=False,
         )
         assert registered.returncode == 0, registered.stdout[-3000:] + registered.stderr[-3000:]
+        os.environ[clientconfig.CLIENT_SECRET_ENV] = secret
         remote = FlyteRemote(
-            Config.for_endpoint(f"127.0.0.1:{port}", insecure=True),
-            default_project=PROJECT,
-            default_domain=DOMAIN,
+            Config.auto(str(config)), default_project=PROJECT, default_domain=DOMAIN
         )
         plan = remote.fetch_launch_plan(name=WORKFLOW, version=version)
         execution = remote.execute(plan, inputs={"run_at": RUN_AT})

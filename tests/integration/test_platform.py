@@ -18,6 +18,9 @@ import base64
 import json
 import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -534,25 +537,74 @@ def test_grafana_has_its_datasource_and_dashboards(
     assert {d["uid"] for d in search.json()} == uids
 
 
-@pytest.mark.containers
 def test_flyte_prepares_every_project_domain_namespace(cluster: Cluster) -> None:
-    """The platform creates a namespace per project and domain, enforcing baseline, and
-    Flyte's cluster-resource manager (every minute) writes the task storage Secret there."""
+    """The platform creates a namespace per project and domain, enforcing baseline, with the
+    task Secret and a Role for Flyte (Flyte's cluster-resource manager is off)."""
     part = _in_cluster(cluster, "flyte")
     wanted = [f"{p}-{d}" for p in part.projects for d in part.domains]
-    deadline = time.monotonic() + 180
-    while True:
-        found = [
-            n
-            for n in wanted
-            if cluster.kubectl("get", "secret", "flyte-task-storage", "-n", n).returncode == 0
-        ]
-        if found == wanted or time.monotonic() > deadline:
-            break
-        time.sleep(10)
-    assert found == wanted, (
-        f"namespaces without the task storage Secret: {set(wanted) - set(found)}"
-    )
     for name in wanted:
         labels = cluster.get("namespace", name)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "baseline", name
+        assert cluster.kubectl("get", "secret", "flyte-task-storage", "-n", name).returncode == 0
+        account = f"system:serviceaccount:{cluster.namespace}:flyte"
+        for verb, resource, allowed in (
+            ("create", "pods", "yes"),
+            ("create", "secrets", "no"),
+            ("get", "secrets", "no"),
+        ):
+            answer = cluster.kubectl(
+                "auth", "can-i", verb, resource, "-n", name, "--as", account
+            ).stdout.strip()
+            assert answer == allowed, (name, verb, resource, answer)
+    outside = cluster.kubectl(
+        "auth",
+        "can-i",
+        "create",
+        "pods",
+        "-n",
+        "default",
+        "--as",
+        f"system:serviceaccount:{cluster.namespace}:flyte",
+    ).stdout.strip()
+    assert outside == "no"
+
+
+def _call(url: str, headers: dict[str, str], data: bytes | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+@pytest.mark.containers
+def test_flyte_refuses_anonymous_requests_and_accepts_a_client_token(cluster: Cluster) -> None:
+    """Over port-forward: the admin API answers 401 without a token; the `mlops-ci` client's
+    credentials (the generated client config's login) get a token from Flyte's own
+    authorization server, which the API accepts."""
+    _in_cluster(cluster, "flyte")
+    secret = cluster.secret_value("flyte-auth", "mlops_ci_client_secret")
+    with cluster.forward("flyte-http", 8088) as local:
+        base = f"http://127.0.0.1:{local}"
+        status, _ = _call(f"{base}/api/v1/projects", {})
+        assert status == 401
+        basic = base64.b64encode(f"mlops-ci:{secret}-wrong".encode()).decode()
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "all"})
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, _ = _call(
+            f"{base}/oauth2/token", {**headers, "Authorization": f"Basic {basic}"}, form.encode()
+        )
+        assert status == 401
+        basic = base64.b64encode(f"mlops-ci:{secret}".encode()).decode()
+        status, body = _call(
+            f"{base}/oauth2/token", {**headers, "Authorization": f"Basic {basic}"}, form.encode()
+        )
+        assert status == 200, body
+        token = json.loads(body)["access_token"]
+        status, body = _call(
+            f"{base}/api/v1/projects",
+            {"Authorization": f"Bearer {token}", "flyte-authorization": f"Bearer {token}"},
+        )
+    assert status == 200, body
+    assert "projects" in json.loads(body)

@@ -12,8 +12,11 @@ from infra import config, render
 
 STACKS = ("dev", "ci", "staging", "prod")
 
-# Secret values no rendered file may contain; each is long and unique so a leak is unambiguous.
-SENTINELS: Mapping[str, str] = {key: f"S3NT1NEL-{key}-4f9c2e7a1b" for key in config.SECRET_KEYS}
+# Secret values no rendered file may contain; each is long and unique so a leak is unambiguous,
+# in the shape its key takes (an RSA key's PEM lines).
+SENTINELS: Mapping[str, str] = {
+    key: marker.shape.format(f"S3NT1NEL-{key}-4f9c2e7a1b") for _, key, marker in config.SECRETS
+}
 
 
 def raw_config(

@@ -37,12 +37,19 @@ def test_cli_writes_flyte_and_mlflow_settings(tmp_path: Path) -> None:
     assert (tmp_path / "flyte" / "config.yaml").exists()
 
 
-def test_flytekit_reads_the_endpoint_it_was_given(tmp_path: Path) -> None:
+def test_flytekit_reads_the_endpoint_and_the_client_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     configuration = require_module("flytekit.configuration", "the workloads dependency group")
     [path, *_] = clientconfig.write(stack_rendering("dev").outputs, tmp_path)
+    assert "S3NT1NEL" not in path.read_text()
+    monkeypatch.setenv(clientconfig.CLIENT_SECRET_ENV, SENTINELS["flyteClientSecret"])
     platform = configuration.PlatformConfig.auto(str(path))
     assert platform.endpoint == "flyte-grpc.mlops.svc.cluster.local:8089"
     assert platform.insecure is True
+    assert platform.auth_mode == "ClientSecret"
+    assert platform.client_id == "mlops-ci"
+    assert platform.client_credentials_secret == SENTINELS["flyteClientSecret"]
 
 
 def test_overrides_point_clients_at_a_port_forward(tmp_path: Path) -> None:
@@ -67,8 +74,6 @@ def test_disabled_services_get_no_settings(tmp_path: Path) -> None:
 
 def test_workloads_env_holds_what_training_tasks_read_in_the_cluster(tmp_path: Path) -> None:
     """The same settings the platform writes into Flyte's project namespaces."""
-    import yaml
-
     rendering = stack_rendering("dev")
     clientconfig.write(rendering.outputs, tmp_path)
     env = dict(
@@ -76,8 +81,7 @@ def test_workloads_env_holds_what_training_tasks_read_in_the_cluster(tmp_path: P
         for line in (tmp_path / "workloads.env").read_text().splitlines()
         if not line.startswith("#")
     )
-    templates = rendering.find("ConfigMap", "flyte-cluster-resource-templates").manifest()
-    in_cluster = yaml.safe_load(templates["data"]["004-workloads-config.yaml"])["data"]
+    in_cluster = rendering.find("ConfigMap", "mlops-workloads").manifest()["data"]
     for key in ("MLOPS_MLFLOW_ARTIFACTS", "MLOPS_MODEL_NAMESPACE", "MLOPS_WORKLOADS_IMAGE"):
         assert env[key] == in_cluster[key], key
     assert env["FEAST_FS_YAML_FILE_PATH"] == str(tmp_path / "feast" / "feature_store.yaml")

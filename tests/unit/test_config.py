@@ -82,8 +82,10 @@ BAD_CONFIGS = [
         "storageClass, replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, "
         "feast, kserve, monitoring, images, postgresPassword, postgresMlflowPassword, "
         "postgresFlytePassword, postgresFeastPassword, redisPassword, objectStoreAccessKey, "
-        "objectStoreSecretKey, mlflowAdminPassword, mlflowFlaskSecretKey, alertmanagerWebhookUrl, "
-        "alertmanagerSlackApiUrl, alertmanagerSmtpPassword, grafanaAdminPassword, "
+        "objectStoreSecretKey, mlflowAdminPassword, mlflowFlaskSecretKey, flyteOidcClientSecret, "
+        "flyteClientSecret, flytePropellerClientSecret, flyteSessionKey, flyteTokenSigningKey, "
+        "alertmanagerWebhookUrl, alertmanagerSlackApiUrl, alertmanagerSmtpPassword, "
+        "grafanaAdminPassword, "
         "imagePullPassword",
     ),
     ({"profile": "huge"}, f"{P}:profile = 'huge': must be one of small, standard, ha"),
@@ -207,8 +209,12 @@ BAD_CONFIGS = [
         f"{P}:feast.workers = 0: must be an integer from 1 to 16",
     ),
     (
-        {"flyte": {"ingress": {"hosts": ["flyte.example.com"]}}},
-        f"{P}:flyte.ingress.allowUnauthenticated = false: {NO_LOGIN}",
+        {"monitoring": {"prometheusIngress": {"hosts": ["prometheus.example.com"]}}},
+        f"{P}:monitoring.prometheusIngress.allowUnauthenticated = false: {NO_LOGIN}",
+    ),
+    (
+        {"flyte": {"auth": {"oidc": {"baseUrl": "https://id.example.com"}}}},
+        f"{P}:flyte.auth.oidc.clientId is not set: required when flyte.auth.oidc is set",
     ),
     (
         {
@@ -256,8 +262,12 @@ BAD_CONFIGS = [
         "enabled, hosts, tls",
     ),
     (
-        {"flyte": {"ingress": {"hosts": ["flyte.example.com"], "allowUnauthenticated": "yes"}}},
-        f"{P}:flyte.ingress.allowUnauthenticated = 'yes': must be true or false",
+        {
+            "monitoring": {
+                "prometheusIngress": {"hosts": ["p.example.com"], "allowUnauthenticated": "yes"}
+            }
+        },
+        f"{P}:monitoring.prometheusIngress.allowUnauthenticated = 'yes': must be true or false",
     ),
     (
         {"mlflow": {"ingress": {"hosts": ["mlflow.example.com"], "annotations": {"a/b": True}}}},
@@ -325,11 +335,11 @@ def test_ingress_is_off_unless_set() -> None:
 def test_an_auth_annotation_admits_an_ingress_to_a_service_without_login(
     annotations: dict[str, str],
 ) -> None:
-    ingress = {"hosts": ["flyte.example.com"], "annotations": annotations}
-    cfg = load({"flyte": {"ingress": ingress}, "monitoring": {"prometheusIngress": ingress}})
-    assert cfg.flyte and cfg.flyte.ingress and cfg.monitoring and cfg.monitoring.prometheus_ingress
-    assert cfg.flyte.ingress.annotations == annotations
-    assert cfg.flyte.ingress.allow_unauthenticated is False
+    ingress = {"hosts": ["prometheus.example.com"], "annotations": annotations}
+    cfg = load({"monitoring": {"prometheusIngress": ingress}})
+    assert cfg.monitoring and cfg.monitoring.prometheus_ingress
+    assert cfg.monitoring.prometheus_ingress.annotations == annotations
+    assert cfg.monitoring.prometheus_ingress.allow_unauthenticated is False
 
 
 def test_allow_unauthenticated_admits_an_ingress_to_a_service_without_login() -> None:
@@ -339,13 +349,15 @@ def test_allow_unauthenticated_admits_an_ingress_to_a_service_without_login() ->
     assert cfg.monitoring.prometheus_ingress.urls == ("http://prometheus.lab.internal",)
 
 
-def test_services_with_a_login_need_no_auth_annotation_nor_know_the_opt_in() -> None:
-    cfg = load({"mlflow": {"ingress": {"hosts": ["mlflow.example.com"]}}})
-    assert cfg.mlflow and cfg.mlflow.ingress and cfg.mlflow.ingress.hosts == ("mlflow.example.com",)
+@pytest.mark.parametrize("service", ["mlflow", "flyte"])
+def test_services_with_a_login_need_no_auth_annotation_nor_know_the_opt_in(service: str) -> None:
+    cfg = load({service: {"ingress": {"hosts": [f"{service}.example.com"]}}})
+    ingress = getattr(cfg, service).ingress
+    assert ingress and ingress.hosts == (f"{service}.example.com",)
     message = error_of(
-        {"mlflow": {"ingress": {"hosts": ["mlflow.example.com"], "allowUnauthenticated": True}}}
+        {service: {"ingress": {"hosts": ["x.example.com"], "allowUnauthenticated": True}}}
     )
-    assert message.startswith(f"{P}:mlflow.ingress.allowUnauthenticated = true: unknown key")
+    assert message.startswith(f"{P}:{service}.ingress.allowUnauthenticated = true: unknown key")
 
 
 def test_missing_secret_names_the_command_that_fixes_it() -> None:
@@ -507,6 +519,11 @@ def test_every_secret_key_belongs_to_the_section_that_needs_it() -> None:
         "objectStoreSecretKey": "objectStore",
         "mlflowAdminPassword": "mlflow",
         "mlflowFlaskSecretKey": "mlflow",
+        "flyteOidcClientSecret": "flyte.auth.oidc",
+        "flyteClientSecret": "flyte",
+        "flytePropellerClientSecret": "flyte",
+        "flyteSessionKey": "flyte",
+        "flyteTokenSigningKey": "flyte",
         "alertmanagerWebhookUrl": "monitoring.alertmanager.receivers.webhook",
         "alertmanagerSlackApiUrl": "monitoring.alertmanager.receivers.slack",
         "alertmanagerSmtpPassword": "monitoring.alertmanager.receivers.email",
@@ -678,7 +695,8 @@ def test_the_reference_names_every_key_with_its_profile_values() -> None:
         "postgres.storageSize",
         "kserve.certManager.imageRegistry",
         "flyte.enabled",
-        "flyte.ingress.allowUnauthenticated",
+        "flyte.auth.oidc.baseUrl",
+        "monitoring.prometheusIngress.allowUnauthenticated",
         "monitoring.grafana.ingress.tls.clusterIssuer",
     ):
         assert f"| `{key}` |" in document

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from infra import config, versions
@@ -13,10 +14,12 @@ from infra.components import flyte
 from tests.support.rendering import (
     INGRESSES,
     SENTINELS,
+    STACKS,
     component_objects,
     evaluate,
     ingress_of,
     secret_data,
+    stack_rendering,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,16 +90,39 @@ def test_storage_keys_live_only_in_the_config_secret() -> None:
     ]
 
 
-def test_task_pods_get_platform_and_storage_settings() -> None:
+def test_task_pods_get_platform_storage_and_login_settings() -> None:
     k8s = files({"namespace": "ml"})["001-plugins.yaml"]["plugins"]["k8s"]
     assert k8s["default-env-vars"] == {
         "FLYTE_PLATFORM_URL": "flyte-grpc.ml.svc.cluster.local:8089",
         "FLYTE_PLATFORM_INSECURE": "true",
+        "FLYTE_CREDENTIALS_AUTH_MODE": "ClientSecret",
+        "FLYTE_CREDENTIALS_CLIENT_ID": "mlops-ci",
         "FLYTE_AWS_ENDPOINT": "http://seaweedfs.ml.svc.cluster.local:8333",
     }
     assert k8s["default-env-from-secrets"] == [flyte.TASK_STORAGE_SECRET]
-    data = files()["000-core.yaml"]["cluster_resources"]["templateData"]
-    assert data["s3AccessKeyId"] == {"valueFrom": {"filePath": "/etc/flyte/storage/access-key-id"}}
+
+
+def test_each_project_namespace_holds_the_task_secret_the_platform_writes() -> None:
+    """flytekit in a task reads FLYTE_CREDENTIALS_* (the launcher of a retraining, too)."""
+    rendering = evaluate({})
+    secrets = [
+        s
+        for s in rendering.of_type("Secret")
+        if s.manifest()["metadata"]["name"] == flyte.TASK_STORAGE_SECRET
+    ]
+    assert {s.manifest()["metadata"]["namespace"] for s in secrets} == {
+        "ml-development",
+        "ml-staging",
+        "ml-production",
+    }
+    from tests.support.rendering import unwrap
+
+    for secret in secrets:
+        assert unwrap(secret.inputs["stringData"]) == {
+            "FLYTE_AWS_ACCESS_KEY_ID": SENTINELS["objectStoreAccessKey"],
+            "FLYTE_AWS_SECRET_ACCESS_KEY": SENTINELS["objectStoreSecretKey"],
+            "FLYTE_CREDENTIALS_CLIENT_SECRET": SENTINELS["flyteClientSecret"],
+        }
 
 
 def test_projects_and_domains_come_from_config() -> None:
@@ -140,6 +166,46 @@ def test_cluster_role_is_bound_to_its_account_only() -> None:
     assert pod()["serviceAccountName"] == "flyte"
 
 
+def test_cluster_wide_flyte_only_reads_what_its_informers_watch() -> None:
+    """No namespace, Secret or write of any namespaced object outside the Roles."""
+    rules = evaluate({"namespace": "ml"}).find("ClusterRole", "ml-flyte").manifest()["rules"]
+    for rule in rules:
+        if rule["apiGroups"] == ["apiextensions.k8s.io"]:
+            assert rule["resources"] == ["customresourcedefinitions"]
+            continue
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+        assert not {"secrets", "namespaces", "serviceaccounts", "configmaps"} & set(
+            rule["resources"]
+        ), rule
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_flytes_roles_reach_only_the_platforms_namespaces(name: str) -> None:
+    rendering = stack_rendering(name)
+    cfg = rendering.config
+    assert cfg.flyte is not None
+    platform = {cfg.namespace, *flyte.project_namespaces(cfg.flyte)}
+    bindings = [
+        b.manifest()
+        for b in rendering.of_type("RoleBinding")
+        if {"name": "flyte", "namespace": cfg.namespace, "kind": "ServiceAccount"}
+        in b.manifest()["subjects"]
+    ]
+    assert {b["metadata"]["namespace"] for b in bindings} == set(
+        flyte.project_namespaces(cfg.flyte)
+    )
+    assert {b["metadata"]["namespace"] for b in bindings} <= platform
+    for binding in bindings:
+        role = next(
+            r.manifest()
+            for r in rendering.of_type("Role")
+            if r.manifest()["metadata"]["name"] == binding["roleRef"]["name"]
+            and r.manifest()["metadata"]["namespace"] == binding["metadata"]["namespace"]
+        )
+        resources = {res for rule in role["rules"] for res in rule["resources"]}
+        assert resources == {"pods", "events", "flyteworkflows"}
+
+
 def test_a_config_change_rolls_the_pod() -> None:
     def checksum(values: dict[str, Any]) -> str:
         template = evaluate(values).find("Deployment", "flyte").manifest()["spec"]["template"]
@@ -159,46 +225,54 @@ def test_endpoint_is_a_stack_output() -> None:
     assert evaluate({"namespace": "ml"}).outputs["flyte"] == {
         "endpoint": "flyte-grpc.ml.svc.cluster.local:8089",
         "console": "http://flyte-http.ml.svc.cluster.local:8088/console",
+        "clientId": "mlops-ci",
     }
 
 
-def test_flyte_needs_no_secret_of_its_own() -> None:
-    assert "flyte" not in set(config.SECRET_KEYS.values())
+def test_flytes_secrets_are_stack_secrets() -> None:
+    assert {k for k, section in config.SECRET_KEYS.items() if section.startswith("flyte")} == {
+        "flyteClientSecret",
+        "flytePropellerClientSecret",
+        "flyteSessionKey",
+        "flyteTokenSigningKey",
+        "flyteOidcClientSecret",
+    }
 
 
-def test_project_namespaces_get_what_training_tasks_read_and_secrets_only_by_file() -> None:
-    """The templates, filled as Flyte fills them, are the objects the training workflow's
-    pod template names; secret values come from the mounted Secret, never from a ConfigMap."""
+def test_project_namespaces_get_what_training_tasks_read_and_secrets_only_in_a_secret() -> None:
+    """The objects the training workflow's pod template names, written by the platform into
+    each project namespace; secret values only in the Secret."""
     from workloads.training import workflow
 
     rendering = evaluate({}, SENTINELS)
-    templates = rendering.find("ConfigMap", "flyte-cluster-resource-templates").manifest()
-    assert not any(s in str(templates) for s in SENTINELS.values())
-    core = yaml.safe_load(
-        rendering.find("ConfigMap", "flyte-config").manifest()["data"]["000-core.yaml"]
-    )
-    data = core["cluster_resources"]["templateData"]
-    secret = secret_data(rendering, "flyte-workloads")
-    filled = {}
-    for name, text in templates["data"].items():
-        text = text.replace("{{ namespace }}", "ml-development")
-        for key, source in data.items():
-            path = source["valueFrom"]["filePath"]
-            if path.startswith(flyte.WORKLOADS_SECRET_DIR):
-                text = text.replace(f"{{{{ {key} }}}}", secret[path.rsplit("/", 1)[1]])
-        filled[name] = yaml.safe_load(text)
-    objects = {(o["kind"], o["metadata"]["name"]): o for o in filled.values()}
-    assert ("ServiceAccount", workflow.SERVICE_ACCOUNT) in objects
-    settings = objects[("ConfigMap", workflow.WORKLOADS_CONFIG)]["data"]
+
+    def in_namespace(kind: str, name: str) -> dict[str, Any]:
+        return next(
+            r.manifest()
+            for r in rendering.of_type(kind)
+            if r.manifest()["metadata"]["name"] == name
+            and r.manifest()["metadata"]["namespace"] == "ml-development"
+        )
+
+    account = in_namespace("ServiceAccount", workflow.SERVICE_ACCOUNT)
+    assert account["automountServiceAccountToken"] is False  # its pod template projects the token
+    settings = in_namespace("ConfigMap", workflow.WORKLOADS_CONFIG)["data"]
     assert settings["MLOPS_MODEL_NAMESPACE"] == "mlops-models"
     assert settings["MLOPS_MLFLOW_ARTIFACTS"] == "s3://mlflow"
-    feast_yaml = objects[("ConfigMap", f"{workflow.WORKLOADS_CONFIG}-feast")]["data"]
+    assert not any(s in str(settings) for s in SENTINELS.values())
+    feast_yaml = in_namespace("ConfigMap", f"{workflow.WORKLOADS_CONFIG}-feast")["data"]
     assert feast_yaml["feature_store.yaml"] == rendering.outputs["feast"]["featureStoreYaml"]
-    secrets = objects[("Secret", workflow.WORKLOADS_CONFIG)]["stringData"]
+    secret = next(
+        r
+        for r in rendering.of_type("Secret")
+        if r.manifest()["metadata"]["name"] == workflow.WORKLOADS_CONFIG
+        and r.manifest()["metadata"]["namespace"] == "ml-development"
+    )
+    from tests.support.rendering import unwrap
+
+    secrets = unwrap(secret.inputs["stringData"])
     assert secrets["MLFLOW_TRACKING_PASSWORD"] == SENTINELS["mlflowAdminPassword"]
     assert secrets["FEAST_REDIS_PASSWORD"] == SENTINELS["redisPassword"]
-    mounts = {m["mountPath"] for m in pod()["containers"][0]["volumeMounts"]}
-    assert flyte.WORKLOADS_SECRET_DIR in mounts
 
 
 def test_ingress_routes_to_the_http_port_behind_the_controllers_login() -> None:
@@ -219,17 +293,17 @@ def test_ingress_routes_to_the_http_port_behind_the_controllers_login() -> None:
     assert rendering.outputs["flyte"]["endpoint"] == flyte.grpc_endpoint("mlops")
 
 
-def test_ingress_without_a_login_is_built_when_explicitly_allowed() -> None:
-    rendering = evaluate(
-        {"flyte": {"ingress": {"hosts": ["flyte.lab.internal"], "allowUnauthenticated": True}}}
-    )
+def test_ingress_needs_no_login_annotation_now_that_flyte_has_its_own() -> None:
+    rendering = evaluate({"flyte": {"ingress": {"hosts": ["flyte.lab.internal"]}}})
     assert [r.name for r in rendering.of_type("Ingress")] == ["flyte"]
+    auth = files({"flyte": {"ingress": {"hosts": ["flyte.lab.internal"]}}})["004-auth.yaml"]
+    assert "http://flyte.lab.internal" in auth["auth"]["authorizedUris"]
     assert "externalConsole" not in evaluate({}).outputs["flyte"]
 
 
 def test_the_platform_owns_every_project_domain_namespace() -> None:
-    """`pulumi destroy` removes them with what Flyte wrote there (task credentials included);
-    Flyte runs only once they exist, and goes first on destroy."""
+    """`pulumi destroy` removes them with what Flyte wrote there; Flyte runs only once they and
+    its Roles exist, and goes first on destroy. Its cluster-resource manager is off."""
     rendering = evaluate({"flyte": {"projects": ["ml", "fraud"], "domains": ["dev", "prod"]}})
     expected = {"ml-dev", "ml-prod", "fraud-dev", "fraud-prod"}
     namespaces = {
@@ -239,13 +313,13 @@ def test_the_platform_owns_every_project_domain_namespace() -> None:
     }
     assert set(namespaces) == expected
     deployment = rendering.find("Deployment", "flyte")
-    template = yaml.safe_load(
-        rendering.find("ConfigMap", "flyte-cluster-resource-templates").inputs["data"][
-            "001-namespace.yaml"
-        ]
-    )
+    roles = [r for r in rendering.of_type("Role") if r.name.endswith("-flyte")]
+    assert {r.manifest()["metadata"]["namespace"] for r in roles} == expected
+    for resource in [*namespaces.values(), *roles]:
+        assert resource.urn in deployment.depends_on
     for namespace in namespaces.values():
-        assert namespace.urn in deployment.depends_on
-        # Flyte applies the same labels from its template: no drift on either side.
-        assert namespace.manifest()["metadata"]["labels"] == template["metadata"]["labels"]
-        assert template["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+        labels = namespace.manifest()["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    core = files({"flyte": {"projects": ["ml", "fraud"], "domains": ["dev", "prod"]}})
+    assert core["000-core.yaml"]["flyte"]["admin"]["disableClusterResourceManager"] is True
+    assert "cluster_resources" not in core["000-core.yaml"]

@@ -10,13 +10,13 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from infra import clientconfig, kube, render, versions
 from infra.components import flyte, kserve
 from tests.support.rendering import SENTINELS, evaluate, unwrap
 
 REGISTRY = "registry.example.com:5000"
+PROJECTS = ("ml-development", "ml-staging", "ml-production")
 LOGIN = {"registry": REGISTRY, "username": "robot"}
 WORKLOADS = f"{REGISTRY}/ml/workloads@sha256:{'0123456789abcdef' * 4}"
 SERVING = f"{REGISTRY}/ml/serving:1.4.0@sha256:{'fedcba9876543210' * 4}"
@@ -42,25 +42,17 @@ def pod(rendering: render.Rendering, kind: str, name: str) -> dict[str, Any]:
 
 
 def project_namespace_objects(rendering: render.Rendering) -> dict[tuple[str, str], Any]:
-    """Flyte's cluster-resource templates filled as Flyte fills them for ml-development, the
-    data files read from the Secrets the Flyte pod mounts."""
-    templates = rendering.find("ConfigMap", "flyte-cluster-resource-templates").manifest()
-    core = yaml.safe_load(
-        rendering.find("ConfigMap", "flyte-config").manifest()["data"]["000-core.yaml"]
-    )
-    mounted = {
-        flyte.WORKLOADS_SECRET_DIR: "flyte-workloads",
-        flyte.IMAGE_PULL_DIR: "flyte-image-pull",
-    }
+    """What the platform writes into Flyte's project namespace ml-development, secret values
+    as the program sent them."""
     objects = {}
-    for text in templates["data"].values():
-        text = text.replace("{{ namespace }}", "ml-development")
-        for key, source in core["cluster_resources"]["templateData"].items():
-            directory, _, file = source["valueFrom"]["filePath"].rpartition("/")
-            if directory in mounted:
-                value = unwrap(rendering.find("Secret", mounted[directory]).inputs["stringData"])
-                text = text.replace(f"{{{{ {key} }}}}", value[file])
-        obj = yaml.safe_load(text)
+    for resource in rendering.resources:
+        if not resource.type.startswith("kubernetes:"):
+            continue
+        obj = resource.manifest()
+        if obj.get("metadata", {}).get("namespace") != "ml-development":
+            continue
+        if "stringData" in resource.inputs:
+            obj["stringData"] = unwrap(resource.inputs["stringData"])
         objects[(obj["kind"], obj["metadata"]["name"])] = obj
     return objects
 
@@ -131,7 +123,8 @@ def test_the_serving_image_runs_the_mlflow_runtime() -> None:
 def test_a_registry_login_puts_a_pull_secret_in_every_namespace_running_project_images() -> None:
     rendering = evaluate(PRIVATE)
     secrets = pull_secrets(rendering)
-    assert set(secrets) == {"mlops", "mlops-models"}
+    # The platform namespace, the model namespace and every Flyte project namespace.
+    assert set(secrets) == {"mlops", "mlops-models", *PROJECTS}
     for namespace, secret in secrets.items():
         manifest = secret.manifest()
         assert manifest["type"] == "kubernetes.io/dockerconfigjson", namespace
@@ -140,17 +133,7 @@ def test_a_registry_login_puts_a_pull_secret_in_every_namespace_running_project_
         assert render.is_secret(secret.inputs["stringData"]), namespace
         assert manifest["stringData"] == {".dockerconfigjson": render.REDACTED}, namespace
         assert json.loads(unwrap(secret.inputs["stringData"])[".dockerconfigjson"]) == DOCKER_CONFIG
-    # Flyte writes the same Secret into every project namespace, from a file of its own Secret.
-    source = rendering.find("Secret", "flyte-image-pull")
-    assert render.is_secret(source.inputs["stringData"])
-    assert set(source.manifest()["stringData"].values()) == {render.REDACTED}
-    written = project_namespace_objects(rendering)[("Secret", kube.IMAGE_PULL_SECRET)]
-    assert written["metadata"]["namespace"] == "ml-development"
-    assert written["type"] == "kubernetes.io/dockerconfigjson"
-    docker_config = base64.b64decode(written["data"][".dockerconfigjson"], validate=True)
-    assert json.loads(docker_config) == DOCKER_CONFIG
-    templates = rendering.find("ConfigMap", "flyte-cluster-resource-templates").manifest()
-    assert SENTINELS["imagePullPassword"] not in str(templates)
+    assert not [s for s in rendering.of_type("Secret") if s.name == "flyte-image-pull"]
 
 
 def test_every_pod_and_account_that_runs_a_project_image_names_the_pull_secret() -> None:
@@ -194,37 +177,24 @@ def test_the_pull_secret_follows_the_components_that_run_project_images() -> Non
     project namespaces'."""
     rendering = evaluate({**PRIVATE, "feast": {"enabled": False}, "flyte": {"enabled": False}})
     assert set(pull_secrets(rendering)) == {"mlops-models"}
-    assert not [
-        r for r in rendering.of_type("Secret") if r.inputs["metadata"]["name"] == "flyte-image-pull"
-    ]
     rendering = evaluate({**PRIVATE, "kserve": {"enabled": False}})
-    assert set(pull_secrets(rendering)) == {"mlops"}
+    assert set(pull_secrets(rendering)) == {"mlops", *PROJECTS}
 
 
 @pytest.mark.parametrize("k8s_version", versions.KUBERNETES_VERSIONS)
 def test_a_stack_with_a_registry_login_validates_strictly(k8s_version: str) -> None:
     rendering = evaluate(PRIVATE)
-    project = project_namespace_objects(rendering)
-    objects = [*rendering.objects(), *project.values()]
-    for obj in objects:
+    for obj in rendering.objects():
         if obj["apiVersion"].startswith("serving.kserve.io/"):
             continue
         kubernetes_validate.validate(obj, k8s_version, strict=True)
 
 
-def test_the_flyte_pod_reads_the_login_from_its_own_secret() -> None:
+def test_flyte_starts_after_the_project_namespaces_pull_secrets() -> None:
     rendering = evaluate(PRIVATE)
-    spec = pod(rendering, "Deployment", "flyte")
-    volumes = {v["name"]: v for v in spec["volumes"]}
-    assert volumes["image-pull"]["secret"]["secretName"] == "flyte-image-pull"
-    mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
-    assert mounts["image-pull"] == {
-        "name": "image-pull",
-        "mountPath": flyte.IMAGE_PULL_DIR,
-        "readOnly": True,
-    }
-    source = rendering.find("Secret", "flyte-image-pull")
-    assert source.urn in rendering.find("Deployment", "flyte").depends_on
+    deployment = rendering.find("Deployment", "flyte")
+    for namespace in PROJECTS:
+        assert pull_secrets(rendering)[namespace].urn in deployment.depends_on, namespace
 
 
 def test_the_feast_jobs_start_after_their_pull_secret() -> None:

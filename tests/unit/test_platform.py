@@ -79,7 +79,8 @@ def test_every_object_is_named_labelled_and_placed(stack: render.Rendering) -> N
         assert meta["labels"]["app.kubernetes.io/managed-by"] == kube.MANAGED_BY, meta["name"]
         if obj["kind"] not in CLUSTER_SCOPED:
             models = stack.config.kserve.model_namespace
-            assert meta["namespace"] in (stack.config.namespace, models), meta["name"]
+            projects = flyte.project_namespaces(stack.config.flyte) if stack.config.flyte else ()
+            assert meta["namespace"] in (stack.config.namespace, models, *projects), meta["name"]
 
 
 def test_no_stack_exposes_a_service_by_default(stack: render.Rendering) -> None:

@@ -30,16 +30,14 @@ def test_its_url_is_a_stack_output_and_a_flyte_task_setting() -> None:
     rendering = stack_rendering("dev")
     url = "http://pushgateway.mlops.svc.cluster.local:9091"
     assert rendering.outputs["monitoring"]["pushgatewayUrl"] == url
-    templates = rendering.find("ConfigMap", "flyte-cluster-resource-templates").inputs["data"]
-    settings = yaml.safe_load(templates["004-workloads-config.yaml"])
-    assert settings["data"]["MLOPS_PUSHGATEWAY_URL"] == url
+    settings = rendering.find("ConfigMap", "mlops-workloads").inputs["data"]
+    assert settings["MLOPS_PUSHGATEWAY_URL"] == url
 
 
 def test_without_monitoring_the_tasks_get_no_pushgateway_url() -> None:
     rendering = evaluate({"monitoring": {"enabled": False}})
-    templates = rendering.find("ConfigMap", "flyte-cluster-resource-templates").inputs["data"]
-    settings = yaml.safe_load(templates["004-workloads-config.yaml"])
-    assert "MLOPS_PUSHGATEWAY_URL" not in settings["data"]
+    settings = rendering.find("ConfigMap", "mlops-workloads").inputs["data"]
+    assert "MLOPS_PUSHGATEWAY_URL" not in settings
     assert "monitoring" not in rendering.outputs
 
 

@@ -9,6 +9,7 @@ import pytest
 from infra import config, stackfile, versions
 
 # Alert receivers' credentials: needed only once their receiver is set, and never generated.
+FLYTE_GENERATED = ("flyteClientSecret", "flytePropellerClientSecret", "flyteSessionKey")
 RECEIVER_SECRETS = ("alertmanagerWebhookUrl", "alertmanagerSlackApiUrl", "alertmanagerSmtpPassword")
 
 
@@ -23,6 +24,10 @@ def test_fresh_stack_generates_every_secret_it_uses() -> None:
         **dict.fromkeys(config.SECRET_KEYS, "generate"),
         **dict.fromkeys(RECEIVER_SECRETS, "unused"),
         "imagePullPassword": "unused",
+        # Only with flyte.auth.oidc, and then supplied by the identity provider's owner.
+        "flyteOidcClientSecret": "unused",
+        # bootstrap-secrets.sh writes it with openssl.
+        "flyteTokenSigningKey": "generate-rsa",
     }
 
 
@@ -59,6 +64,9 @@ def test_external_credentials_must_be_supplied_but_consumer_logins_are_generated
         "objectStoreSecretKey": "supply",
         "mlflowAdminPassword": "generate",
         "mlflowFlaskSecretKey": "generate",
+        **dict.fromkeys(FLYTE_GENERATED, "generate"),
+        "flyteTokenSigningKey": "generate-rsa",
+        "flyteOidcClientSecret": "unused",
         "grafanaAdminPassword": "generate",
         **dict.fromkeys(RECEIVER_SECRETS, "unused"),
         "imagePullPassword": "unused",
@@ -116,6 +124,8 @@ def test_a_registry_token_is_always_supplied_never_generated(tmp_path: Path) -> 
     assert {k: v for k, v in plan.items() if k != "imagePullPassword"} == {
         **dict.fromkeys(set(config.SECRET_KEYS) - {"imagePullPassword"}, "generate"),
         **dict.fromkeys(RECEIVER_SECRETS, "unused"),
+        "flyteOidcClientSecret": "unused",
+        "flyteTokenSigningKey": "generate-rsa",
     }
     stored = stackfile.read(
         "t",
