@@ -142,6 +142,19 @@ class FlyteArgs:
     image_pull: kube.ImagePull | None = None
 
 
+def secrets_read(args: FlyteArgs) -> list[pulumi.Output[str]]:
+    """The secret values Flyte's pod reads at start: its database password, the storage keys,
+    the task secrets it copies into the project namespaces and the registry login."""
+    tasks = args.tasks.secrets if args.tasks else {}
+    return [
+        args.database.password,
+        args.storage.access_key,
+        args.storage.secret_key,
+        *(tasks[name] for name in sorted(tasks)),
+        *([args.image_pull.docker_config()] if args.image_pull else []),
+    ]
+
+
 # The names workloads/training/workflow.py reads in each project namespace.
 TRAINING_ACCOUNT = "mlops-training"
 WORKLOADS_CONFIG = "mlops-workloads"
@@ -551,4 +564,5 @@ class Flyte(pulumi.ComponentResource):
             needs=needs,
             parent=self,
             config_digest=checksum,
+            secret_digest=kube.secret_digest(*secrets_read(args)),
         )

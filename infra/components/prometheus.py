@@ -231,6 +231,19 @@ def _credentials(telemetry: Sequence[Telemetry]) -> list[tuple[str, str]]:
     )
 
 
+def _credentials_digest(telemetry: Sequence[Telemetry]) -> pulumi.Output[str] | None:
+    """The digest of the scrape passwords (one per Secret key), None without any."""
+    passwords = {
+        (target.basic_auth.secret, target.basic_auth.key): target.basic_auth.password
+        for t in telemetry
+        for target in t.targets
+        if target.basic_auth is not None
+    }
+    if not passwords:
+        return None
+    return kube.secret_digest(*(passwords[ref] for ref in sorted(passwords)))
+
+
 def build(
     cfg: MonitoringConfig,
     namespace: str,
@@ -322,4 +335,5 @@ def build(
         needs=needs,
         parent=parent,
         config_digest=kube.checksum(config_text, *rules.values()),
+        secret_digest=_credentials_digest(telemetry),
     )

@@ -166,4 +166,5 @@ class Redis(pulumi.ComponentResource):
             needs=[secret, conf],
             parent=self,
             config_digest=kube.checksum(REDIS_CONF, START),
+            secret_digest=kube.secret_digest(self.endpoint.password),
         )
