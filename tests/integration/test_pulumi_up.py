@@ -71,7 +71,8 @@ def test_a_rotated_password_reruns_its_init_job_and_rolls_its_readers(
     deployed: Deployment,
 ) -> None:
     """The feast database password: its Secrets (the login, the registry URL, the task and
-    transformer copies), the init Job that applies it, and the pods and Job that read it."""
+    transformer copies), the init Job that applies it, and the pods and Job that read it. The
+    kubernetes provider replaces a Secret whose data changes (enableSecretMutable is off)."""
     before = deployed.get("deployment", "feast", "-n", NAMESPACE)
     rotated = deployed.pulumi(
         "config", "set", "--secret", "postgresFeastPassword", "rotated-Feast-password-7f3a9c"
@@ -89,10 +90,10 @@ def test_a_rotated_password_reruns_its_init_job_and_rolls_its_readers(
         if s["op"] != "same"
     }
     assert steps == {
-        ("update", "kubernetes:core/v1:Secret", "postgres-feast"),
-        ("update", "kubernetes:core/v1:Secret", "feast"),
-        ("update", "kubernetes:core/v1:Secret", "feast-client"),
-        ("update", "kubernetes:core/v1:Secret", "flyte-workloads"),
+        ("replace", "kubernetes:core/v1:Secret", "postgres-feast"),
+        ("replace", "kubernetes:core/v1:Secret", "feast"),
+        ("replace", "kubernetes:core/v1:Secret", "feast-client"),
+        ("replace", "kubernetes:core/v1:Secret", "flyte-workloads"),
         ("replace", "kubernetes:batch/v1:Job", "postgres-init"),
         ("replace", "kubernetes:batch/v1:Job", "feast-apply"),
         ("update", "kubernetes:apps/v1:Deployment", "feast"),
