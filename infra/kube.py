@@ -7,6 +7,7 @@ limits, probes, security context) are written once.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -222,6 +223,37 @@ def checksum(*texts: str) -> str:
     return hashlib.sha256("\0".join(texts).encode()).hexdigest()
 
 
+# The pod template annotations that roll a workload (or re-run a Job) when what it reads at
+# start changes: its config files, and the secret values it reads.
+CONFIG_DIGEST_ANNOTATION = "checksum/config"
+SECRET_DIGEST_ANNOTATION = "checksum/secrets"
+# scrypt's cost: ~60 ms a value here, so guessing a weak password back from the annotation costs
+# as much per guess; under a second for a stack's dozen secret values.
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32, "maxmem": 64 * 1024 * 1024}
+_SCRYPT_SALT = b"mlops-platform/checksum/secrets"
+
+
+@functools.lru_cache(maxsize=256)
+def _stretched(value: str) -> bytes:
+    return hashlib.scrypt(value.encode(), salt=_SCRYPT_SALT, **_SCRYPT)
+
+
+def secret_values_digest(values: Sequence[str]) -> str:
+    """The digest of plain secret values, in order (see `secret_digest`)."""
+    return hashlib.sha256(b"".join(_stretched(value) for value in values)).hexdigest()
+
+
+def secret_digest(*values: pulumi.Input[str]) -> pulumi.Output[str]:
+    """A digest of the secret values a pod reads at start: on its template, a rotated secret
+    rolls the pods (or re-runs the Job). Anyone who may read the pod sees the annotation, so
+    each value goes through scrypt (a plain sha256 of a weak password is guessed back in
+    seconds); the digest itself is then no secret and shows in a preview's diff."""
+    digest = pulumi.Output.all(*values).apply(
+        lambda plain: secret_values_digest([str(value) for value in plain])
+    )
+    return pulumi.Output.unsecret(digest)
+
+
 def secret_env(name: str, secret: str, key: str) -> Spec:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
@@ -369,12 +401,13 @@ def job(
     volumes: list[Spec],
     needs: list[pulumi.Resource],
     parent: pulumi.Resource,
+    secret_digest: pulumi.Output[str] | None = None,
     **pod_fields: Any,
 ) -> k8s.batch.v1.Job:
     """A run-to-completion Job that starts once `needs` exist.
 
     Jobs are immutable, so a changed Job is deleted and created again; each run must therefore
-    be idempotent.
+    be idempotent. A `secret_digest` on its template makes a rotated secret re-run it.
     """
     return k8s.batch.v1.Job(
         name,
@@ -382,12 +415,13 @@ def job(
         spec={
             "backoffLimit": 6,
             "activeDeadlineSeconds": 900,
-            "template": {
-                "metadata": {"labels": labels(component, part)},
-                "spec": pod_spec(
-                    uid, [runner], restartPolicy="OnFailure", volumes=volumes, **pod_fields
-                ),
-            },
+            "template": _template(
+                component,
+                part,
+                pod_spec(uid, [runner], restartPolicy="OnFailure", volumes=volumes, **pod_fields),
+                None,
+                secret_digest,
+            ),
         },
         opts=pulumi.ResourceOptions(parent=parent, depends_on=needs, delete_before_replace=True),
     )
@@ -405,6 +439,7 @@ def script_job(
     env: list[Spec],
     needs: list[pulumi.Resource],
     parent: pulumi.Resource,
+    secret_digest: pulumi.Output[str] | None = None,
 ) -> k8s.batch.v1.Job:
     """A Job that runs a shell script kept in its own ConfigMap."""
     script_map = k8s.core.v1.ConfigMap(
@@ -434,6 +469,7 @@ def script_job(
         volumes=[{"name": "scripts", "configMap": {"name": name}}, empty_dir("tmp")],
         needs=[script_map, *needs],
         parent=parent,
+        secret_digest=secret_digest,
     )
 
 
@@ -552,10 +588,21 @@ class Storage:
     protect: bool
 
 
-def _template(component: str, part: str, pod: Spec, config_digest: str | None) -> Spec:
+def _template(
+    component: str,
+    part: str,
+    pod: Spec,
+    config_digest: str | None,
+    secret_digest: pulumi.Output[str] | None = None,
+) -> Spec:
     meta: Spec = {"labels": labels(component, part)}
+    annotations: Spec = {}
     if config_digest is not None:
-        meta["annotations"] = {"checksum/config": config_digest}
+        annotations[CONFIG_DIGEST_ANNOTATION] = config_digest
+    if secret_digest is not None:
+        annotations[SECRET_DIGEST_ANNOTATION] = secret_digest
+    if annotations:
+        meta["annotations"] = annotations
     return {"metadata": meta, "spec": pod}
 
 
@@ -570,8 +617,10 @@ def stateful_set(
     needs: Sequence[pulumi.Resource],
     parent: pulumi.Resource,
     config_digest: str | None = None,
+    secret_digest: pulumi.Output[str] | None = None,
 ) -> k8s.apps.v1.StatefulSet:
-    """One pod with a data volume (`data`); a `config_digest` rolls it on a config change."""
+    """One pod with a data volume (`data`); a `config_digest` or `secret_digest` rolls it on a
+    config change or a rotated secret."""
     return k8s.apps.v1.StatefulSet(
         component,
         metadata=metadata(component, namespace, component, part),
@@ -580,7 +629,7 @@ def stateful_set(
             "replicas": 1,
             "selector": {"matchLabels": selector(component)},
             "persistentVolumeClaimRetentionPolicy": claim_retention(storage.protect),
-            "template": _template(component, part, pod, config_digest),
+            "template": _template(component, part, pod, config_digest, secret_digest),
             "volumeClaimTemplates": [volume_claim("data", size, storage.storage_class)],
         },
         opts=pulumi.ResourceOptions(parent=parent, protect=storage.protect, depends_on=list(needs)),
@@ -597,13 +646,14 @@ def deployment(
     needs: Sequence[pulumi.Resource],
     parent: pulumi.Resource,
     config_digest: str | None = None,
+    secret_digest: pulumi.Output[str] | None = None,
     strategy: str | None = None,
 ) -> k8s.apps.v1.Deployment:
     """A stateless service; with more than one replica, a budget keeps one up."""
     spec: Spec = {
         "replicas": replicas,
         "selector": {"matchLabels": selector(component)},
-        "template": _template(component, part, pod, config_digest),
+        "template": _template(component, part, pod, config_digest, secret_digest),
     }
     if strategy is not None:
         spec["strategy"] = {"type": strategy}

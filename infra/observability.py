@@ -10,10 +10,11 @@ is typed twice.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+import pulumi
 import yaml
 
 from infra.kube import Resources
@@ -69,11 +70,13 @@ def statefulset_pods(name: str) -> str:
 
 @dataclass(frozen=True)
 class BasicAuth:
-    """Credentials Prometheus sends: a user name and a key of a Secret in the namespace."""
+    """Credentials Prometheus sends: a user name and a key of a Secret in the namespace (whose
+    value, `password`, rolls Prometheus when it is rotated)."""
 
     username: str
     secret: str
     key: str
+    password: pulumi.Output[str] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)

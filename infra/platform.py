@@ -208,7 +208,15 @@ class Platform(pulumi.ComponentResource):
             kserve = self._add(Kserve("kserve", kserve_args, pulumi.ResourceOptions(parent=self)))
             after[kserve.model_namespace] = [kserve]
         if config.monitoring:
-            monitoring_args = MonitoringArgs(config.monitoring, ns, storage, self.telemetry())
+            logins = [
+                part
+                for part in self.parts
+                if isinstance(part, pulumi.Resource)
+                and any(t.basic_auth for d in self.telemetry_of(part) for t in d.targets)
+            ]
+            monitoring_args = MonitoringArgs(
+                config.monitoring, ns, storage, self.telemetry(), needs=logins
+            )
             self._add(Monitoring("monitoring", monitoring_args, child))
         self.graph = network.graph(
             (part.network for part in self.parts),
@@ -225,11 +233,12 @@ class Platform(pulumi.ComponentResource):
 
     def telemetry(self) -> tuple[Telemetry, ...]:
         """The declarations of every enabled component, for Prometheus, dashboards and tests."""
-        found: list[Telemetry] = []
-        for part in self.parts:
-            own = part.telemetry
-            found.extend(own if isinstance(own, tuple) else (own,))
-        return tuple(found)
+        return tuple(t for part in self.parts for t in self.telemetry_of(part))
+
+    @staticmethod
+    def telemetry_of(part: Part) -> tuple[Telemetry, ...]:
+        own = part.telemetry
+        return own if isinstance(own, tuple) else (own,)
 
     def outputs(self) -> dict[str, Any]:
         """The stack outputs: the project images and the merge of what each component exports

@@ -210,4 +210,9 @@ def build(
         needs=needs,
         parent=parent,
         config_digest=kube.checksum(config_text),
+        secret_digest=(
+            kube.secret_digest(*(reveal(secrets[key]) for key in sorted(secrets)))
+            if secrets
+            else None
+        ),
     )

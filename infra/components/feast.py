@@ -189,6 +189,9 @@ class Feast(pulumi.ComponentResource):
             opts=child,
         )
         env = self._env(args)
+        self._secret_digest = kube.secret_digest(
+            registry_url(args.database), args.database.password, args.redis.password
+        )
         needs: list[pulumi.Resource] = [secret, config_map, *args.needs]
         if args.image_pull is not None:
             needs.append(kube.image_pull_secret(ns, COMPONENT, args.image_pull, child))
@@ -268,6 +271,7 @@ class Feast(pulumi.ComponentResource):
             volumes=self._volumes(),
             needs=needs,
             parent=self,
+            secret_digest=self._secret_digest,
             **kube.image_pull_fields(args.image_pull),
         )
 
@@ -302,6 +306,7 @@ class Feast(pulumi.ComponentResource):
             needs=[apply],
             parent=self,
             config_digest=kube.checksum(self.store_config),
+            secret_digest=self._secret_digest,
         )
 
     def _materialize(self, args: FeastArgs, env: list[kube.Spec], apply: pulumi.Resource) -> None:

@@ -108,6 +108,24 @@ class FlyteArgs:
     needs: Sequence[pulumi.Resource] = ()
 
 
+def secrets_read(args: FlyteArgs) -> list[pulumi.Output[str]]:
+    """The secret values Flyte's pod reads at start: its database password, the storage keys
+    and its auth server's client secrets and keys (the project namespaces' Secrets are the
+    platform's own objects: the task pods read them on each run)."""
+    cfg = args.config
+    oidc = [reveal(cfg.auth.oidc.client_secret)] if cfg.auth.oidc else []
+    return [
+        args.database.password,
+        args.storage.access_key,
+        args.storage.secret_key,
+        reveal(cfg.client_secret),
+        reveal(cfg.propeller_client_secret),
+        reveal(cfg.session_key),
+        reveal(cfg.token_signing_key),
+        *oidc,
+    ]
+
+
 # The names workloads/training/workflow.py reads in each project namespace.
 TRAINING_ACCOUNT = "mlops-training"
 WORKLOADS_CONFIG = "mlops-workloads"
@@ -564,6 +582,7 @@ class Flyte(pulumi.ComponentResource):
             needs=needs,
             parent=self,
             config_digest=checksum,
+            secret_digest=kube.secret_digest(*secrets_read(args)),
         )
 
     @staticmethod

@@ -179,4 +179,5 @@ def build(
         needs=needs,
         parent=parent,
         config_digest=kube.checksum(*files.values(), *board_files.values()),
+        secret_digest=kube.secret_digest(reveal(cfg.grafana_admin_password)),
     )

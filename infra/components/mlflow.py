@@ -36,6 +36,7 @@ AUTH_CONFIG_PATH = "/etc/mlflow/basic_auth.ini"
 PROMETHEUS_DIR = "/tmp/prometheus"
 METRICS_PATH = "/metrics"
 HEALTH_PATH = "/health"
+ADMIN_PASSWORD_ENV = kube.secret_env("MLFLOW_AUTH_ADMIN_PASSWORD", SECRET_NAME, "admin-password")
 # MLflow's own defaults; passing --allowed-hosts replaces them, so they are kept explicitly.
 DEFAULT_ALLOWED_HOSTS = (
     "localhost",
@@ -46,9 +47,18 @@ DEFAULT_ALLOWED_HOSTS = (
     "192.168.*",
     *(f"172.{n}.*" for n in range(16, 32)),
 )
+# The server sets the admin's password only when it creates the admin: a rotated password is
+# applied here, before the server rolls out.
+SET_ADMIN_PASSWORD = (
+    "import os; from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore; "
+    "store = SqlAlchemyStore(); store.init_db(os.environ['MLFLOW_BACKEND_STORE_URI']); "
+    "store.has_user('admin', use_primary=True) and "
+    "store.update_user('admin', password=os.environ['MLFLOW_AUTH_ADMIN_PASSWORD'])"
+)
 UPGRADE = (
     'mlflow db upgrade "$MLFLOW_BACKEND_STORE_URI" '
-    '&& python -m mlflow.server.auth db upgrade --url "$MLFLOW_BACKEND_STORE_URI"'
+    '&& python -m mlflow.server.auth db upgrade --url "$MLFLOW_BACKEND_STORE_URI" '
+    f'&& python -c "{SET_ADMIN_PASSWORD}"'
 )
 
 
@@ -150,6 +160,8 @@ class Mlflow(pulumi.ComponentResource):
             self,
         )
         env = self._env(args)
+        storage = args.storage
+        read = [store_uri, storage.access_key, storage.secret_key, reveal(cfg.admin_password)]
         upgrade = kube.job(
             "mlflow-db-upgrade",
             ns,
@@ -161,14 +173,16 @@ class Mlflow(pulumi.ComponentResource):
                 versions.MLFLOW_IMAGE,
                 JOB_SIZE,
                 command=["/bin/sh", "-c", UPGRADE],
-                env=env,
+                env=[*env, ADMIN_PASSWORD_ENV],
                 volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
             ),
             volumes=[kube.empty_dir("tmp")],
             needs=[secret, *args.needs],
             parent=self,
+            secret_digest=kube.secret_digest(*read),
         )
-        self._server(args, env, [secret, upgrade])
+        digest = kube.secret_digest(*read, reveal(cfg.flask_secret_key))
+        self._server(args, env, [secret, upgrade], digest)
         # prometheus-flask-exporter as MLflow sets it up (mlflow/server/prometheus_exporter.py):
         # prefix mlflow_, labels method and status (no path); /metrics needs the admin login.
         self.telemetry = Telemetry(
@@ -178,7 +192,7 @@ class Mlflow(pulumi.ComponentResource):
                     COMPONENT,
                     f"{host}:{PORT}",
                     METRICS_PATH,
-                    BasicAuth("admin", SECRET_NAME, "admin-password"),
+                    BasicAuth("admin", SECRET_NAME, "admin-password", reveal(cfg.admin_password)),
                 ),
             ),
             metrics=frozenset({"mlflow_http_request_total"})
@@ -206,7 +220,13 @@ class Mlflow(pulumi.ComponentResource):
             {"name": "HOME", "value": "/tmp"},
         ]
 
-    def _server(self, args: MlflowArgs, env: list[kube.Spec], needs: list[pulumi.Resource]) -> None:
+    def _server(
+        self,
+        args: MlflowArgs,
+        env: list[kube.Spec],
+        needs: list[pulumi.Resource],
+        secret_digest: pulumi.Output[str],
+    ) -> None:
         cfg, ns = args.config, args.namespace
         origins = cors_origins(cfg)
         server = kube.container(
@@ -233,7 +253,7 @@ class Mlflow(pulumi.ComponentResource):
             env=[
                 *env,
                 {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": AUTH_CONFIG_PATH},
-                kube.secret_env("MLFLOW_AUTH_ADMIN_PASSWORD", SECRET_NAME, "admin-password"),
+                ADMIN_PASSWORD_ENV,
                 kube.secret_env("MLFLOW_FLASK_SERVER_SECRET_KEY", SECRET_NAME, "flask-secret-key"),
             ],
             volumeMounts=[
@@ -265,4 +285,5 @@ class Mlflow(pulumi.ComponentResource):
             ),
             needs=needs,
             parent=self,
+            secret_digest=secret_digest,
         )

@@ -24,6 +24,8 @@ class MonitoringArgs:
     storage: kube.Storage
     # The other components' declarations.
     telemetry: Sequence[Telemetry]
+    # The components whose login Prometheus scrapes with: it starts once they set it.
+    needs: Sequence[pulumi.Resource] = ()
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -56,7 +58,9 @@ class Monitoring(pulumi.ComponentResource):
         self.pushgateway_url = pushgateway.url(ns)
         rule_files = prometheus.rule_files(everything)
         self.network = monitoring_network(cfg, ns)
-        prometheus.build(cfg, ns, args.storage, everything, alertmanager.address(ns), self)
+        prometheus.build(
+            cfg, ns, args.storage, everything, alertmanager.address(ns), args.needs, self
+        )
         alertmanager.build(cfg.alertmanager, ns, args.storage, rule_files, self)
         pushgateway.build(cfg.pushgateway, ns, self)
         grafana.build(cfg, ns, self.prometheus_url, everything, self)

@@ -258,6 +258,7 @@ class ObjectStore(pulumi.ComponentResource):
             storage=args.storage,
             needs=[s3_config],
             parent=self,
+            secret_digest=kube.secret_digest(self.endpoint.access_key, self.endpoint.secret_key),
         )
         return [service, statefulset]
 

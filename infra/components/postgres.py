@@ -47,6 +47,26 @@ done
 """
 
 
+# POSTGRES_PASSWORD only applies at initdb: on every start the server's container sets the
+# superuser's password from it again, over the local socket, which the image's initdb trusts
+# (no --auth-local). The password comes from the environment, never from argv.
+APPLY_SUPERUSER_PASSWORD = r"""set -u
+for attempt in $(seq 60); do
+  if pg_isready --quiet --dbname=postgres --timeout=5 && psql --no-psqlrc --quiet \
+      --set=ON_ERROR_STOP=1 --username="$POSTGRES_USER" --dbname=postgres <<'SQL'
+\getenv password POSTGRES_PASSWORD
+ALTER ROLE CURRENT_USER WITH PASSWORD :'password';
+SQL
+  then
+    exit 0
+  fi
+  sleep 2
+done
+echo "could not set the password of ${POSTGRES_USER}" >&2
+exit 1
+"""
+
+
 @dataclass(frozen=True)
 class PostgresDatabase:
     """What a consumer needs to reach its database: the endpoint this component exports."""
@@ -124,10 +144,12 @@ class Postgres(pulumi.ComponentResource):
             self,
         )
         server: list[pulumi.Resource] = []
+        admin_password = reveal(cfg.admin_password)
         if external is None:
-            server = self._server(args, admin)
+            server = self._server(args, admin, admin_password)
 
         secrets: list[pulumi.Resource] = [admin]
+        read: list[pulumi.Output[str]] = [admin_password]
         databases: dict[str, PostgresDatabase] = {}
         for db, secret_value in cfg.consumer_passwords.items():
             password = reveal(secret_value)
@@ -149,6 +171,7 @@ class Postgres(pulumi.ComponentResource):
                 self,
             )
             secrets.append(secret)
+            read.append(password)
             databases[db] = PostgresDatabase(
                 self.host, self.port, db, db, ssl_mode, password, url, secret_name, address
             )
@@ -162,7 +185,7 @@ class Postgres(pulumi.ComponentResource):
                 rules=("platform.yaml", "storage.yaml"),
                 workloads=(Workload.of(COMPONENT, statefulset_pods(COMPONENT), cfg.resources),),
             )
-        self._init_job(args, admin_user, ssl_mode, [*server, *secrets])
+        self._init_job(args, admin_user, ssl_mode, [*server, *secrets], kube.secret_digest(*read))
         self.outputs = {
             "postgres": {
                 "host": self.host,
@@ -175,7 +198,9 @@ class Postgres(pulumi.ComponentResource):
         }
         self.register_outputs(self.outputs)
 
-    def _server(self, args: PostgresArgs, admin: k8s.core.v1.Secret) -> list[pulumi.Resource]:
+    def _server(
+        self, args: PostgresArgs, admin: k8s.core.v1.Secret, password: pulumi.Output[str]
+    ) -> list[pulumi.Resource]:
         cfg, ns = args.config, args.namespace
         ready = kube.exec_check(
             ["pg_isready", "--username=postgres", "--host=127.0.0.1", f"--port={PORT}"]
@@ -190,6 +215,9 @@ class Postgres(pulumi.ComponentResource):
                 {"name": "POSTGRES_USER", "value": "postgres"},
                 kube.secret_env("POSTGRES_PASSWORD", "postgres-admin", "password"),
             ],
+            lifecycle={
+                "postStart": {"exec": {"command": ["/bin/sh", "-c", APPLY_SUPERUSER_PASSWORD]}}
+            },
             volumeMounts=[
                 {"name": "data", "mountPath": "/var/lib/postgresql"},
                 {"name": "run", "mountPath": "/var/run/postgresql"},
@@ -223,11 +251,17 @@ class Postgres(pulumi.ComponentResource):
             storage=args.storage,
             needs=[admin],
             parent=self,
+            secret_digest=kube.secret_digest(password),
         )
         return [service, statefulset]
 
     def _init_job(
-        self, args: PostgresArgs, admin_user: str, ssl_mode: str, needs: list[pulumi.Resource]
+        self,
+        args: PostgresArgs,
+        admin_user: str,
+        ssl_mode: str,
+        needs: list[pulumi.Resource],
+        secret_digest: pulumi.Output[str],
     ) -> None:
         names = sorted(args.config.consumer_passwords)
         env = [
@@ -253,4 +287,5 @@ class Postgres(pulumi.ComponentResource):
             env=env,
             needs=needs,
             parent=self,
+            secret_digest=secret_digest,
         )

@@ -231,16 +231,31 @@ def _credentials(telemetry: Sequence[Telemetry]) -> list[tuple[str, str]]:
     )
 
 
+def _credentials_digest(telemetry: Sequence[Telemetry]) -> pulumi.Output[str] | None:
+    """The digest of the scrape passwords (one per Secret key), None without any."""
+    passwords = {
+        (target.basic_auth.secret, target.basic_auth.key): target.basic_auth.password
+        for t in telemetry
+        for target in t.targets
+        if target.basic_auth is not None
+    }
+    if not passwords:
+        return None
+    return kube.secret_digest(*(passwords[ref] for ref in sorted(passwords)))
+
+
 def build(
     cfg: MonitoringConfig,
     namespace: str,
     storage: kube.Storage,
     telemetry: Sequence[Telemetry],
     alertmanager: str,
+    logins: Sequence[pulumi.Resource],
     parent: pulumi.Resource,
 ) -> None:
     """The Prometheus server of `telemetry` (every component's, its own included), sending its
-    alerts to `alertmanager` (host:port)."""
+    alerts to `alertmanager` (host:port), started after `logins` (the components whose login it
+    scrapes with)."""
     child = pulumi.ResourceOptions(parent=parent)
     config = prometheus_config(namespace, telemetry, alertmanager)
     config_text = yaml.safe_dump(config, sort_keys=False)
@@ -259,6 +274,7 @@ def build(
             opts=child,
         ),
         *_rbac(namespace, telemetry, parent),
+        *logins,
     ]
     credentials = _credentials(telemetry)
     ingress = cfg.prometheus_ingress
@@ -322,4 +338,5 @@ def build(
         needs=needs,
         parent=parent,
         config_digest=kube.checksum(config_text, *rules.values()),
+        secret_digest=_credentials_digest(telemetry),
     )

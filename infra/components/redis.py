@@ -194,4 +194,5 @@ class Redis(pulumi.ComponentResource):
             needs=[secret, conf],
             parent=self,
             config_digest=kube.checksum(server_conf, START),
+            secret_digest=kube.secret_digest(self.endpoint.password),
         )

@@ -6,6 +6,7 @@ address is swapped for the local one. Running it twice must create nothing twice
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from infra import config, render
-from tests.support.rendering import SENTINELS, evaluate, secret_data
+from tests.support.rendering import SENTINELS, evaluate, pod_container, secret_data
 from tests.support.servers import LocalPostgres, local_postgres, run_script_job
 
 DATABASES = config.POSTGRES_CONSUMERS
@@ -148,3 +149,79 @@ def test_rendered_database_url_connects(server: LocalPostgres, tmp_path: Path) -
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "mlflow"
+
+
+# A role and database of this test's own, so other tests sharing the server are unaffected.
+SCRATCH = "rotation_scratch"
+
+
+@pytest.fixture
+def scratch(server: LocalPostgres) -> Iterator[LocalPostgres]:
+    def drop() -> None:
+        server.query(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
+        server.query(f"DROP ROLE IF EXISTS {SCRATCH}")
+
+    drop()
+    yield server
+    drop()
+
+
+def login(pg: LocalPostgres, password: str) -> int:
+    return pg.psql("SELECT 1", user=SCRATCH, password=password, database=SCRATCH).returncode
+
+
+def test_a_rotated_password_in_config_works_and_the_old_one_does_not(
+    scratch: LocalPostgres, tmp_path: Path
+) -> None:
+    """The rendered init Job run for a scratch consumer with the password of the rendered
+    Secret, before and after the password is rotated in stack config."""
+    renderings = [
+        rendering_for(scratch),
+        rendering_for(scratch, postgresFeastPassword="rotated-Feast-password-7f3a9c"),
+    ]
+    old, new = (secret_data(r, "postgres-feast")["password"] for r in renderings)
+    for rendering, password in zip(renderings, (old, new), strict=True):
+        result = run_script_job(
+            rendering,
+            "postgres-init",
+            tmp_path,
+            {},
+            str(scratch.bin),
+            PGHOST=scratch.host,
+            PGPORT=str(scratch.port),
+            DATABASES=SCRATCH,
+            **{f"PASSWORD_{SCRATCH.upper()}": password},
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert login(scratch, password) == 0
+    assert login(scratch, old) != 0
+
+
+def test_the_server_applies_a_rotated_superuser_password_at_start(
+    scratch: LocalPostgres, tmp_path: Path
+) -> None:
+    """The Postgres container's start hook, as rendered, for a scratch role: in the pod it
+    connects over the socket the image trusts; here the role's old password stands in."""
+    old = "superuser-password-before"
+    scratch.query(f"CREATE ROLE {SCRATCH} LOGIN PASSWORD '{old}'")
+    rendering = rendering_for(scratch)
+    container = pod_container(rendering, "StatefulSet", "postgres")
+    hook = container["lifecycle"]["postStart"]["exec"]["command"]
+    new = secret_data(
+        evaluate({}, {**SENTINELS, "postgresPassword": "rotated-superuser-password-2"}),
+        "postgres-admin",
+    )["password"]
+    env = {
+        **os.environ,
+        "PATH": f"{scratch.bin}:{os.environ['PATH']}",
+        "POSTGRES_USER": SCRATCH,
+        "POSTGRES_PASSWORD": new,
+        "PGHOST": scratch.host,
+        "PGPORT": str(scratch.port),
+        "PGPASSWORD": old,
+    }
+    result = subprocess.run(hook, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for password, works in ((new, True), (old, False)):
+        attempt = scratch.psql("SELECT 1", user=SCRATCH, password=password)
+        assert (attempt.returncode == 0) is works, attempt.stderr

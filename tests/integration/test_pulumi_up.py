@@ -63,6 +63,57 @@ def test_one_config_change_changes_exactly_one_resource(deployed: Deployment) ->
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
 
 
+# A step of a replaced resource's replacement, shown as one "replace".
+REPLACEMENT_STEPS = {"replace", "create-replacement", "delete-replaced"}
+
+
+def test_a_rotated_password_reruns_its_init_job_and_rolls_its_readers(
+    deployed: Deployment,
+) -> None:
+    """The feast database password: its Secrets (the login, the registry URL, the task and
+    transformer copies), the init Job that applies it, and the pods and Job that read it. The
+    kubernetes provider replaces a Secret whose data changes (enableSecretMutable is off)."""
+    before = deployed.get("deployment", "feast", "-n", NAMESPACE)
+    rotated = deployed.pulumi(
+        "config", "set", "--secret", "postgresFeastPassword", "rotated-Feast-password-7f3a9c"
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    preview = deployed.pulumi("preview", "--json")
+    assert preview.returncode == 0, preview.stderr
+    steps = {
+        (
+            "replace" if s["op"] in REPLACEMENT_STEPS else s["op"],
+            s["urn"].split("::")[-2].split("$")[-1],
+            s["urn"].split("::")[-1],
+        )
+        for s in json.loads(preview.stdout)["steps"]
+        if s["op"] != "same"
+    }
+    assert steps == {
+        ("replace", "kubernetes:core/v1:Secret", "postgres-feast"),
+        ("replace", "kubernetes:core/v1:Secret", "feast"),
+        ("replace", "kubernetes:core/v1:Secret", "feast-client"),
+        # The tasks' copy in each project namespace (read by each task pod as it starts).
+        ("replace", "kubernetes:core/v1:Secret", "ml-development-mlops-workloads"),
+        ("replace", "kubernetes:core/v1:Secret", "ml-staging-mlops-workloads"),
+        ("replace", "kubernetes:core/v1:Secret", "ml-production-mlops-workloads"),
+        ("replace", "kubernetes:batch/v1:Job", "postgres-init"),
+        ("replace", "kubernetes:batch/v1:Job", "feast-apply"),
+        ("update", "kubernetes:apps/v1:Deployment", "feast"),
+    }
+    up = deployed.pulumi("up", "--yes", "--skip-preview", timeout=1200)
+    assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
+    after = deployed.get("deployment", "feast", "-n", NAMESPACE)
+    digest = "checksum/secrets"
+    assert (
+        after["spec"]["template"]["metadata"]["annotations"][digest]
+        != before["spec"]["template"]["metadata"]["annotations"][digest]
+    )
+    assert "rotated-Feast-password-7f3a9c" not in json.dumps(after)
+    again = deployed.pulumi("preview", "--expect-no-changes")
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+
+
 def test_bad_config_fails_preview_with_one_clear_message(deployment: Deployment) -> None:
     init = deployment.run("pulumi", "stack", "init", "bad", "--non-interactive")
     assert init.returncode == 0, init.stderr
