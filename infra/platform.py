@@ -8,6 +8,7 @@ import pulumi
 
 from infra import kube
 from infra.components import pushgateway
+from infra.components.backup import Backup, BackupArgs, BackupTarget
 from infra.components.feast import Feast, FeastArgs
 from infra.components.flyte import Flyte, FlyteArgs, TaskEnvironment, training_accounts
 from infra.components.kserve import Kserve, KserveArgs
@@ -101,6 +102,46 @@ def image_pull(config: PlatformConfig) -> kube.ImagePull | None:
     return kube.ImagePull(login.registry, login.username, reveal(login.password))
 
 
+def backup_args(
+    config: PlatformConfig,
+    postgres: Postgres | None,
+    redis: Redis | None,
+    store: ObjectStore | None,
+    pull: kube.ImagePull | None,
+) -> BackupArgs:
+    """What the backups need: the stores to dump and the target, the platform's `backups`
+    bucket unless `backups.external` names another S3 service."""
+    cfg = config.backups
+    if cfg is None:
+        raise RuntimeError("backups are disabled")
+    external = cfg.external
+    if external is not None:
+        target = BackupTarget(
+            external.endpoint,
+            external.region,
+            external.bucket,
+            reveal(external.access_key),
+            reveal(external.secret_key),
+        )
+    else:
+        if store is None:
+            raise RuntimeError("backups need objectStore or backups.external")
+        s3 = store.endpoint
+        target = BackupTarget(s3.url, s3.region, s3.buckets["backups"], s3.access_key, s3.secret_key)
+    return BackupArgs(
+        cfg,
+        config.namespace,
+        target,
+        databases=postgres.databases if postgres else {},
+        redis=redis.endpoint if redis else None,
+        redis_in_cluster=config.redis is not None and config.redis.external is None,
+        workloads_image=config.images.workloads,
+        pushgateway_url=pushgateway.url(config.namespace) if config.monitoring else None,
+        image_pull=pull,
+        owns_image_pull=config.feast is None,
+    )
+
+
 class Platform(pulumi.ComponentResource):
     parts: list[Part]
     # The project images the stack runs, by workloads/Dockerfile target: a stack output.
@@ -168,6 +209,8 @@ class Platform(pulumi.ComponentResource):
                 prediction_log=prediction_log_settings(s3),
             )
             self._add(Kserve("kserve", kserve_args, pulumi.ResourceOptions(parent=self)))
+        if config.backups:
+            self._add(Backup("backup", backup_args(config, postgres, redis, store, pull), child))
         if config.monitoring:
             monitoring_args = MonitoringArgs(config.monitoring, ns, storage, self.telemetry())
             self._add(Monitoring("monitoring", monitoring_args, child))
