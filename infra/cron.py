@@ -4,10 +4,16 @@ between two runs, which the backup alerts compare the last success against."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from itertools import pairwise
 
 # (name, lowest, highest) of each field; day of week 7 is Sunday, as 0.
-FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
-          ("day of week", 0, 7))
+FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
 
 
 def _values(text: str, low: int, high: int) -> frozenset[int]:
@@ -55,12 +61,10 @@ def longest_interval_seconds(schedule: str) -> int:
     for offset in range(2 * 366):
         day = start + timedelta(days=offset)
         by_day, by_weekday = day.day in days, (day.isoweekday() % 7) in weekdays
-        if any_day or any_weekday:
-            matches = by_day and by_weekday
-        else:
-            matches = by_day or by_weekday
+        restricted_both = not (any_day or any_weekday)
+        matches = (by_day or by_weekday) if restricted_both else (by_day and by_weekday)
         if day.month in months and matches:
             runs.extend(offset * 1440 + t for t in times)
     if len(runs) < 2:
         raise ValueError("runs less than twice in two years")
-    return max(b - a for a, b in zip(runs, runs[1:], strict=False)) * 60
+    return max(b - a for a, b in pairwise(runs)) * 60

@@ -127,7 +127,9 @@ def backup_args(
         if store is None:
             raise RuntimeError("backups need objectStore or backups.external")
         s3 = store.endpoint
-        target = BackupTarget(s3.url, s3.region, s3.buckets["backups"], s3.access_key, s3.secret_key)
+        target = BackupTarget(
+            s3.url, s3.region, s3.buckets["backups"], s3.access_key, s3.secret_key
+        )
     return BackupArgs(
         cfg,
         config.namespace,

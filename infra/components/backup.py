@@ -192,7 +192,11 @@ class Backup(pulumi.ComponentResource):
             image,
             DUMP_SIZE,
             command=["/bin/sh", f"/scripts/{script}"],
-            env=[*env, {"name": "BACKUP_DIR", "value": BACKUP_DIR}, {"name": "HOME", "value": "/tmp"}],
+            env=[
+                *env,
+                {"name": "BACKUP_DIR", "value": BACKUP_DIR},
+                {"name": "HOME", "value": "/tmp"},
+            ],
             volumeMounts=[
                 {"name": "scripts", "mountPath": "/scripts", "readOnly": True},
                 {"name": "backup", "mountPath": BACKUP_DIR},

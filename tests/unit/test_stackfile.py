@@ -10,6 +10,8 @@ from infra import config, stackfile, versions
 
 # Alert receivers' credentials: needed only once their receiver is set, and never generated.
 RECEIVER_SECRETS = ("alertmanagerWebhookUrl", "alertmanagerSlackApiUrl", "alertmanagerSmtpPassword")
+# An external backup target's credentials: supplied, and unused without `backups.external`.
+BACKUP_S3_SECRETS = ("backupS3AccessKey", "backupS3SecretKey")
 
 
 def write_stack(tmp_path: Path, body: str) -> Path:
@@ -22,6 +24,7 @@ def test_fresh_stack_generates_every_secret_it_uses() -> None:
     assert plan == {
         **dict.fromkeys(config.SECRET_KEYS, "generate"),
         **dict.fromkeys(RECEIVER_SECRETS, "unused"),
+        **dict.fromkeys(BACKUP_S3_SECRETS, "unused"),
         "imagePullPassword": "unused",
     }
 
@@ -60,8 +63,27 @@ def test_external_credentials_must_be_supplied_but_consumer_logins_are_generated
         "mlflowAdminPassword": "generate",
         "mlflowFlaskSecretKey": "generate",
         "grafanaAdminPassword": "generate",
+        "backupEncryptionKey": "generate",
         **dict.fromkeys(RECEIVER_SECRETS, "unused"),
+        **dict.fromkeys(BACKUP_S3_SECRETS, "unused"),
         "imagePullPassword": "unused",
+    }
+
+
+def test_an_external_backup_target_s_credentials_must_be_supplied(tmp_path: Path) -> None:
+    stack = stackfile.read(
+        "t",
+        write_stack(
+            tmp_path,
+            "  mlops-platform:backups:\n    external:\n      endpoint: https://s3.example.com\n"
+            "      bucket: acme-backups\n",
+        ),
+    )
+    plan = stackfile.secret_plan(stack)
+    assert {key: plan[key] for key in (*BACKUP_S3_SECRETS, "backupEncryptionKey")} == {
+        "backupS3AccessKey": "supply",
+        "backupS3SecretKey": "supply",
+        "backupEncryptionKey": "generate",
     }
 
 
@@ -116,6 +138,7 @@ def test_a_registry_token_is_always_supplied_never_generated(tmp_path: Path) -> 
     assert {k: v for k, v in plan.items() if k != "imagePullPassword"} == {
         **dict.fromkeys(set(config.SECRET_KEYS) - {"imagePullPassword"}, "generate"),
         **dict.fromkeys(RECEIVER_SECRETS, "unused"),
+        **dict.fromkeys(BACKUP_S3_SECRETS, "unused"),
     }
     stored = stackfile.read(
         "t",

@@ -100,7 +100,9 @@ class Target:
         cutoff = now - timedelta(days=retention_days)
         kept = backups[-keep_last:] if keep_last > 0 else []
         doomed = [
-            key for stamp, key in backups if (stamp, key) not in kept and parse_timestamp(stamp) < cutoff
+            key
+            for stamp, key in backups
+            if (stamp, key) not in kept and parse_timestamp(stamp) < cutoff
         ]
         for key in doomed:
             self.client.delete_object(Bucket=self.bucket, Key=key)

@@ -46,7 +46,9 @@ def encrypt(source: Path, target: Path, secret: str) -> None:
         while True:
             following = plain.read(CHUNK)
             last = not following
-            sealed = cipher.encrypt(prefix + struct.pack(">I", index), chunk, _associated(index, last))
+            sealed = cipher.encrypt(
+                prefix + struct.pack(">I", index), chunk, _associated(index, last)
+            )
             out.write(_LENGTH.pack(len(sealed)) + sealed)
             if last:
                 return

@@ -42,7 +42,9 @@ def push_run(
 
     gauge("mlops_backup_last_run_timestamp_seconds", "When the backup last ran", at)
     gauge("mlops_backup_failed", "1 if the last backup failed", int(size is None))
-    gauge("mlops_backup_interval_seconds", "The backup schedule's longest interval", interval_seconds)
+    gauge(
+        "mlops_backup_interval_seconds", "The backup schedule's longest interval", interval_seconds
+    )
     if size is not None:
         gauge("mlops_backup_last_success_timestamp_seconds", "When the backup last succeeded", at)
         gauge("mlops_backup_size_bytes", "Size of the last uploaded backup", size)
