@@ -15,7 +15,7 @@ rm -rf "$data/appendonlydir" "$data/dump.rdb"
 cp "$BACKUP_DIR/rdb.rdb" "$data/dump.rdb"
 # shellcheck disable=SC2086 # $entry is one word or nothing
 $entry redis-server --bind 127.0.0.1 --port "$port" --dir "$data" --appendonly no --save "" \
-  --daemonize no &
+  --daemonize no --loglevel warning &
 server=$!
 until cli ping >/dev/null 2>&1; do
   kill -0 "$server" || { echo "redis-server did not start"; exit 1; }

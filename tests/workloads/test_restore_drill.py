@@ -19,6 +19,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -28,7 +29,7 @@ import pytest
 
 from infra import render
 from infra.components import backup as backup_component
-from tests.support.golden import Stack
+from tests.support.golden import SEED, SIZES, Stack, fraud_events
 from tests.support.mlflow_server import VENV_BIN, mlflow_server
 from tests.support.monitoring import running_pushgateway
 from tests.support.rendering import secret_data
@@ -90,46 +91,40 @@ def run_pod(
 
 
 @contextlib.contextmanager
-def fresh_postgres(original: LocalPostgres, work: Path) -> Iterator[LocalPostgres]:
-    """A new, empty server with the same admin password, on another port."""
-    data, port = work / "pgdata", free_port()
-    data.mkdir(parents=True)
-    password = work / "pgpass"
+def fresh_postgres(original: LocalPostgres) -> Iterator[LocalPostgres]:
+    """A new, empty server with the same admin password, on another port, in a folder of its
+    own under /tmp (the server's user cannot enter pytest's root-only folders)."""
+    work = Path(tempfile.mkdtemp(prefix="mlops-restore-drill-"))
+    data, port = work / "data", free_port()
+    data.mkdir()
+    password = work / "password"
     password.write_text(original.password)
     as_postgres: list[str] = []
     if os.geteuid() == 0:
-        shutil.chown(work, "postgres")
-        shutil.chown(data, "postgres")
-        shutil.chown(password, "postgres")
+        for path in (work, data, password):
+            shutil.chown(path, "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
     os.chmod(data, 0o700)
-    subprocess.run(
-        [
-            *as_postgres,
-            str(original.bin / "initdb"),
-            f"--pgdata={data}",
-            "--username=postgres",
-            "--auth=scram-sha-256",
-            f"--pwfile={password}",
-            "--encoding=UTF8",
-            "--locale=C.UTF-8",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    initdb = [
+        *as_postgres,
+        str(original.bin / "initdb"),
+        f"--pgdata={data}",
+        "--username=postgres",
+        "--auth=scram-sha-256",
+        f"--pwfile={password}",
+        "--encoding=UTF8",
+        "--locale=C.UTF-8",
+    ]
+    subprocess.run(initdb, check=True, capture_output=True, timeout=120)
     options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={work}"
     ctl = [*as_postgres, str(original.bin / "pg_ctl"), f"--pgdata={data}"]
-    subprocess.run(
-        [*ctl, "start", "--wait", f"--log={work / 'pg.log'}", f"--options={options}"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    start = [*ctl, "start", "--wait", f"--log={work / 'server.log'}", f"--options={options}"]
+    subprocess.run(start, check=True, capture_output=True, timeout=120)
     try:
         yield LocalPostgres("127.0.0.1", port, "postgres", original.password, original.bin)
     finally:
         subprocess.run([*ctl, "stop", "--mode=fast"], capture_output=True, timeout=120)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -206,14 +201,24 @@ def _online(feast_env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> di
     for key, value in feast_env.items():
         monkeypatch.setenv(key, value)
     store = feature_store()
-    rows = [{"customer_id": c, "merchant_id": m} for c in range(1, 40) for m in (1, 2)]
+    picked = fraud_events.generate(SEED, SIZES).transactions.sample(40, random_state=SEED)
+    rows = [
+        {"customer_id": int(c), "merchant_id": int(m), "amount": float(a)}
+        for c, m, a in zip(
+            picked["customer_id"], picked["merchant_id"], picked["amount"], strict=True
+        )
+    ]
     return store.get_online_features(  # type: ignore[no-any-return]
         features=store.get_feature_service("fraud_model_v1"), entity_rows=rows
     ).to_dict()
 
 
-def _size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+def _sizes(folder: Path) -> tuple[int, int]:
+    """Bytes of the dumps, and of what was uploaded (encrypted)."""
+    plain = sum(p.stat().st_size for p in folder.glob("*.dump")) + sum(
+        p.stat().st_size for p in folder.glob("*.rdb")
+    )
+    return plain, sum(p.stat().st_size for p in folder.glob("*.enc"))
 
 
 def test_backup_and_restore_into_fresh_servers(
@@ -230,7 +235,7 @@ def test_backup_and_restore_into_fresh_servers(
     timings: dict[str, float] = {}
     with running_pushgateway(tmp_path / "pushgateway") as gateway:
         for store, extra in (
-            ("postgres", {}),
+            ("postgres", {"PGHOST": stack.pg.host, "PGPORT": str(stack.pg.port)}),
             (
                 "redis",
                 {
@@ -255,7 +260,7 @@ def test_backup_and_restore_into_fresh_servers(
             )
             timings[f"backup {store}"] = time.monotonic() - started
             print(out)
-            timings[f"{store} dump bytes"] = _size(dumps)
+            timings[f"{store} dump bytes"], timings[f"{store} uploaded bytes"] = _sizes(dumps)
         pushed = subprocess.run(
             ["curl", "-fsS", f"{gateway}/metrics"], capture_output=True, text=True, check=True
         ).stdout
@@ -266,7 +271,7 @@ def test_backup_and_restore_into_fresh_servers(
         ) in pushed
     assert 'mlops_backup_last_success_timestamp_seconds{database="rdb"' in pushed
 
-    with fresh_postgres(stack.pg, tmp_path / "fresh-pg") as pg:
+    with fresh_postgres(stack.pg) as pg:
         init = run_script_job(
             rendering,
             "postgres-init",
@@ -287,6 +292,8 @@ def test_backup_and_restore_into_fresh_servers(
                 tmp_path,
                 BACKUP_DIR=str(tmp_path / "restore-postgres"),
                 BACKUP_PREFIX=prefix,
+                PGHOST=pg.host,
+                PGPORT=str(pg.port),
             )
         )
         timings["restore postgres"] = time.monotonic() - started
@@ -333,3 +340,42 @@ def test_backup_and_restore_into_fresh_servers(
     for what, value in timings.items():
         unit = "" if "bytes" in what else " s"
         print(f"  {what:<22} {value:>12.1f}{unit}" if unit else f"  {what:<22} {value:>12.0f}")
+
+
+def test_retention_deletes_old_backups_but_keeps_the_newest(tmp_path: Path) -> None:
+    """Against the local S3 server: 10 daily backups, 3 days' retention, keep the newest 2; and
+    with every backup old, the newest 2 still stay."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.support.servers import local_s3
+    from workloads.backup import archive
+
+    s3 = local_s3()
+    env = {
+        "AWS_ENDPOINT_URL": s3.endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "BACKUP_BUCKET": "backups",
+        "BACKUP_PREFIX": f"retention-{time.time_ns()}",
+    }
+    target = archive.Target.from_env(env)
+    with contextlib.suppress(Exception):
+        target.client.create_bucket(Bucket="backups")
+    dump = tmp_path / "mlflow.dump"
+    dump.write_bytes(b"dump")
+    now = datetime(2026, 11, 30, 2, tzinfo=UTC)
+    stamps = [archive.timestamp(now - timedelta(days=d)) for d in range(10)]
+    for stamp in stamps:
+        target.upload(dump, "postgres", "mlflow", stamp, secret="k")
+    deleted = target.prune("postgres", "mlflow", now, retention_days=3, keep_last=2)
+    assert len(deleted) == 6
+    assert [s for s, _ in target.backups("postgres", "mlflow")] == sorted(stamps[:4])
+    target.prune("postgres", "mlflow", now + timedelta(days=30), retention_days=3, keep_last=2)
+    assert [s for s, _ in target.backups("postgres", "mlflow")] == sorted(stamps[:2])
+    assert target.choose("postgres", "mlflow", "latest")[0] == stamps[0]
+    with pytest.raises(LookupError, match="no backup 20200101T000000Z"):
+        target.choose("postgres", "mlflow", "20200101T000000Z")
+    back = tmp_path / "back.dump"
+    target.download(target.choose("postgres", "mlflow", stamps[1])[1], back, "k")
+    assert back.read_bytes() == b"dump"
