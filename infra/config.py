@@ -27,15 +27,17 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from infra import versions
+from infra import cron, versions
 from infra.configtypes import (
     PROJECT,
+    Allowed,
     Annotations,
     BucketName,
     ChartRepository,
     Component,
     ConfigError,
     Cron,
+    Days,
     Deviations,
     DnsLabel,
     Duration,
@@ -54,6 +56,7 @@ from infra.configtypes import (
     IngressHosts,
     IssuerName,
     IssuerUrl,
+    KeepLast,
     Model,
     Names,
     OidcClientId,
@@ -76,6 +79,7 @@ from infra.configtypes import (
     SuppliedSecret,
     SuppliedSecretUrl,
     Workers,
+    checked,
     describe,
     line,
     model_of,
@@ -207,6 +211,7 @@ class Buckets(Model):
     feast: BucketName = "feast"
     models: BucketName = "models"
     predictions: BucketName = "predictions"
+    backups: BucketName = "backups"
 
 
 class ObjectStoreConfig(Component):
@@ -218,6 +223,52 @@ class ObjectStoreConfig(Component):
     storage_size: Quantity = Field(description="the data volume")
     access_key: Secret = Field(alias="objectStoreAccessKey")
     secret_key: Secret = Field(alias="objectStoreSecretKey")
+
+
+def _schedule(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        cron.longest_interval_seconds(value)
+    except ValueError:
+        return None
+    return value
+
+
+SCHEDULE_RULE = (
+    "must be a five-field cron schedule (UTC) with each field in range, such as '0 2 * * *'"
+)
+BackupSchedule = Annotated[
+    str, checked(_schedule, SCHEDULE_RULE), Allowed(SCHEDULE_RULE, "five-field cron (UTC)")
+]
+
+
+class ExternalBackupTarget(Model):
+    """An S3 service outside the platform; its credentials are the secret keys
+    `backupS3AccessKey` and `backupS3SecretKey`."""
+
+    known_keys_sorted: ClassVar[bool] = False
+    endpoint: Endpoint = Field(description="the S3 API, such as https://s3.eu-west-1.amazonaws.com")
+    region: RegionName = "us-east-1"
+    bucket: BucketName = Field(description="an existing bucket the backups are written to")
+    access_key: SuppliedSecret = Field(alias="backupS3AccessKey")
+    secret_key: SuppliedSecret = Field(alias="backupS3SecretKey")
+
+
+class BackupsConfig(Component):
+    """Scheduled backups of Postgres (`pg_dump` of each database) and Redis (its RDB) to the
+    object store's `backups` bucket, or to `external` S3 (docs/operations.md)."""
+
+    encrypt: Flag = Field(
+        True, description="encrypt each backup (AES-256-GCM) with the secret `backupEncryptionKey`"
+    )
+    external: ExternalBackupTarget | None = None
+    keep_last: KeepLast = Field(
+        3, description="backups of each database kept whatever their age (the newest)"
+    )
+    retention_days: Days = Field(description="older backups are deleted after a successful run")
+    schedule: BackupSchedule = Field("0 2 * * *", description="when the backups run")
+    encryption_key: GeneratedSecret = Field(alias="backupEncryptionKey")
 
 
 class IngressTls(Model):
@@ -565,6 +616,7 @@ class PlatformConfig(Model):
     feast: Annotated[FeastConfig | None, Switch]
     kserve: Annotated[KserveConfig | None, Switch]
     monitoring: Annotated[MonitoringConfig | None, Switch]
+    backups: Annotated[BackupsConfig | None, Switch]
     images: ImagesConfig = ImagesConfig()
 
     @model_validator(mode="before")
@@ -682,6 +734,20 @@ def _cross_checks(data: Mapping[str, Any], secrets: Mapping[str, Any]) -> list[s
         for dependency in dependencies
         if not _enabled(data, dependency)
     ]
+    backups = data.get("backups")
+    if (
+        _enabled(data, "backups")
+        and not _enabled(data, "objectStore")
+        and not (isinstance(backups, dict) and backups.get("external"))
+    ):
+        problems.append(
+            line(
+                "objectStore.enabled",
+                False,
+                "must be true while backups are enabled without backups.external "
+                "(or set backups.enabled: false)",
+            )
+        )
     if _enabled(data, "feast") and "," in str(secrets.get("redisPassword", "")):
         problems.append(
             f"{PROJECT}:redisPassword = [secret]: must not contain ',' while feast is enabled "

@@ -107,6 +107,8 @@ Deviations = Annotated[
 ]
 Hours = Annotated[int, Strict(), Field(ge=1, le=720), Allowed.integer(1, 720)]
 Rows = Annotated[int, Strict(), Field(ge=1, le=10_000_000), Allowed.integer(1, 10_000_000)]
+Days = Annotated[int, Strict(), Field(ge=1, le=3650), Allowed.integer(1, 3650)]
+KeepLast = Annotated[int, Strict(), Field(ge=1, le=100), Allowed.integer(1, 100)]
 
 _QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 QUANTITY_RULE = "must be a positive Kubernetes quantity such as 500m, 2, 512Mi or 10Gi"

@@ -26,8 +26,8 @@ A component that consumes another declares the edge with the address it was hand
 behind its address: a target no listener declares is an error); `policies` builds, for each
 namespace the platform denies (its own and the model namespace): a default deny of ingress and
 egress, DNS egress to kube-system for every pod, and one NetworkPolicy per group of pods that
-allows exactly the declared edges in and out. `selects` decides whether a label selector
-matches a pod's labels (matchLabels and matchExpressions), for tests and policy rules.
+allows exactly the declared edges in and out. The policy pack's `rules.label_selector_matches`
+decides whether a selector matches a pod's labels (for the pack and the tests).
 """
 
 from __future__ import annotations

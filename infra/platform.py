@@ -8,6 +8,7 @@ import pulumi
 
 from infra import kube, network
 from infra.components import monitoring, pushgateway
+from infra.components.backup import Backup, BackupArgs, BackupTarget
 from infra.components.feast import Feast, FeastArgs
 from infra.components.flyte import Flyte, FlyteArgs, TaskEnvironment, training_accounts
 from infra.components.kserve import Kserve, KserveArgs
@@ -82,15 +83,7 @@ def task_environment(
             feast.address,
             *feast.client.addresses,
             store.address,
-            *(
-                (
-                    monitoring.listener(
-                        pushgateway.PUSHGATEWAY, config.namespace, pushgateway.PORT
-                    ).at("http"),
-                )
-                if config.monitoring
-                else ()
-            ),
+            *((pushgateway_address(config.namespace),) if config.monitoring else ()),
         ),
         secrets={
             "MLFLOW_TRACKING_PASSWORD": reveal(config.mlflow.admin_password),
@@ -99,6 +92,11 @@ def task_environment(
             **feast.client.secrets,
         },
     )
+
+
+def pushgateway_address(namespace: str) -> network.Address:
+    """Where batch jobs push their metrics; Monitoring, built last, declares the listener."""
+    return monitoring.listener(pushgateway.PUSHGATEWAY, namespace, pushgateway.PORT).at("http")
 
 
 def prediction_log_settings(store: S3Endpoint) -> dict[str, str]:
@@ -117,6 +115,51 @@ def image_pull(config: PlatformConfig) -> kube.ImagePull | None:
     if login is None:
         return None
     return kube.ImagePull(login.registry, login.username, reveal(login.password))
+
+
+def backup_args(
+    config: PlatformConfig,
+    postgres: Postgres | None,
+    redis: Redis | None,
+    store: ObjectStore | None,
+    pull: kube.ImagePull | None,
+) -> BackupArgs:
+    """What the backups need: the stores to dump and the target, the platform's `backups`
+    bucket unless `backups.external` names another S3 service."""
+    cfg = config.backups
+    if cfg is None:
+        raise RuntimeError("backups are disabled")
+    external = cfg.external
+    if external is not None:
+        target = BackupTarget(
+            external.endpoint,
+            external.region,
+            external.bucket,
+            reveal(external.access_key),
+            reveal(external.secret_key),
+            network.url_address(external.endpoint),
+        )
+    else:
+        if store is None:
+            raise RuntimeError("backups need objectStore or backups.external")
+        s3 = store.endpoint
+        target = BackupTarget(
+            s3.url, s3.region, s3.buckets["backups"], s3.access_key, s3.secret_key, s3.address
+        )
+    return BackupArgs(
+        cfg,
+        config.namespace,
+        target,
+        databases=postgres.databases if postgres else {},
+        redis=redis.endpoint if redis else None,
+        redis_in_cluster=config.redis is not None and config.redis.external is None,
+        workloads_image=config.images.workloads,
+        pushgateway_url=pushgateway.url(config.namespace) if config.monitoring else None,
+        pushgateway=pushgateway_address(config.namespace) if config.monitoring else None,
+        image_pull=pull,
+        owns_image_pull=config.feast is None,
+        needs=[part for part in (postgres, redis, store) if part is not None],
+    )
 
 
 class Platform(pulumi.ComponentResource):
@@ -207,6 +250,8 @@ class Platform(pulumi.ComponentResource):
             )
             kserve = self._add(Kserve("kserve", kserve_args, pulumi.ResourceOptions(parent=self)))
             after[kserve.model_namespace] = [kserve]
+        if config.backups:
+            self._add(Backup("backup", backup_args(config, postgres, redis, store, pull), child))
         if config.monitoring:
             logins = [
                 part

@@ -28,6 +28,7 @@ def _profiles() -> dict[ProfileName, dict[str, Any]]:
         "small": {
             "replicas": 1,
             "dataProtection": False,
+            "backups": {"retentionDays": 7},
             "postgres": size("5Gi", "100m", "256Mi", "1", "1Gi"),
             "redis": {**size("1Gi", "50m", "64Mi", "500m", "256Mi"), "maxMemory": "160Mi"},
             "objectStore": size("10Gi", "100m", "256Mi", "1", "1Gi"),
@@ -45,6 +46,7 @@ def _profiles() -> dict[ProfileName, dict[str, Any]]:
         "standard": {
             "replicas": 1,
             "dataProtection": True,
+            "backups": {"retentionDays": 14},
             "postgres": size("20Gi", "250m", "512Mi", "2", "2Gi"),
             "redis": {**size("5Gi", "100m", "256Mi", "1", "1Gi"), "maxMemory": "640Mi"},
             "objectStore": size("50Gi", "250m", "512Mi", "2", "2Gi"),
@@ -62,6 +64,7 @@ def _profiles() -> dict[ProfileName, dict[str, Any]]:
         "ha": {
             "replicas": 2,
             "dataProtection": True,
+            "backups": {"retentionDays": 30},
             "postgres": size("100Gi", "1", "2Gi", "4", "8Gi"),
             "redis": {**size("20Gi", "250m", "1Gi", "2", "4Gi"), "maxMemory": "2560Mi"},
             "objectStore": size("500Gi", "500m", "2Gi", "4", "8Gi"),

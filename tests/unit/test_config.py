@@ -72,6 +72,7 @@ BAD_CONFIGS = [
             "objectStore": {"enabled": False},
             "mlflow": {"enabled": False},
             "kserve": {"enabled": False},
+            "backups": {"enabled": False},
         },
         f"{P}:objectStore.enabled = false: must be true while flyte is enabled "
         "(or set flyte.enabled: false)",
@@ -80,12 +81,12 @@ BAD_CONFIGS = [
         {"profle": "small"},
         f"{P}:profle = 'small': unknown key; known keys: profile, namespace, ingressNamespace, "
         "storageClass, replicas, dataProtection, postgres, redis, objectStore, mlflow, flyte, "
-        "feast, kserve, monitoring, images, postgresPassword, postgresMlflowPassword, "
+        "feast, kserve, monitoring, backups, images, postgresPassword, postgresMlflowPassword, "
         "postgresFlytePassword, postgresFeastPassword, redisPassword, objectStoreAccessKey, "
         "objectStoreSecretKey, mlflowAdminPassword, mlflowFlaskSecretKey, flyteOidcClientSecret, "
         "flyteClientSecret, flytePropellerClientSecret, flyteSessionKey, flyteTokenSigningKey, "
         "alertmanagerWebhookUrl, alertmanagerSlackApiUrl, alertmanagerSmtpPassword, "
-        "grafanaAdminPassword, "
+        "grafanaAdminPassword, backupS3AccessKey, backupS3SecretKey, backupEncryptionKey, "
         "imagePullPassword",
     ),
     ({"profile": "huge"}, f"{P}:profile = 'huge': must be one of small, standard, ha"),
@@ -146,7 +147,7 @@ BAD_CONFIGS = [
     (
         {"objectStore": {"buckets": {"artifacts": "art"}}},
         f"{P}:objectStore.buckets.artifacts = 'art': unknown key; known keys: mlflow, flyte, "
-        "feast, models, predictions",
+        "feast, models, predictions, backups",
     ),
     (
         {"redis": {"enabled": False}},
@@ -528,6 +529,9 @@ def test_every_secret_key_belongs_to_the_section_that_needs_it() -> None:
         "alertmanagerSlackApiUrl": "monitoring.alertmanager.receivers.slack",
         "alertmanagerSmtpPassword": "monitoring.alertmanager.receivers.email",
         "grafanaAdminPassword": "monitoring",
+        "backupS3AccessKey": "backups.external",
+        "backupS3SecretKey": "backups.external",
+        "backupEncryptionKey": "backups",
         "imagePullPassword": "images.pullSecret",
     }
 

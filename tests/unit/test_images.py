@@ -173,10 +173,13 @@ def test_without_a_login_there_is_no_pull_secret_and_no_reference() -> None:
 
 
 def test_the_pull_secret_follows_the_components_that_run_project_images() -> None:
-    """Feast's Jobs bring the platform namespace's, KServe the model namespace's, Flyte the
-    project namespaces'."""
-    rendering = evaluate({**PRIVATE, "feast": {"enabled": False}, "flyte": {"enabled": False}})
+    """Feast's Jobs and the backup Jobs bring the platform namespace's (one Secret for both),
+    KServe the model namespace's, Flyte the project namespaces'."""
+    without = {"feast": {"enabled": False}, "flyte": {"enabled": False}}
+    rendering = evaluate({**PRIVATE, **without, "backups": {"enabled": False}})
     assert set(pull_secrets(rendering)) == {"mlops-models"}
+    rendering = evaluate({**PRIVATE, **without})
+    assert set(pull_secrets(rendering)) == {"mlops", "mlops-models"}
     rendering = evaluate({**PRIVATE, "kserve": {"enabled": False}})
     assert set(pull_secrets(rendering)) == {"mlops", *PROJECTS}
 

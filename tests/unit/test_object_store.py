@@ -47,7 +47,7 @@ def test_bucket_job_creates_the_configured_buckets_after_the_server() -> None:
     rendering = evaluate({"objectStore": {"buckets": {"models": "serving-models"}}})
     job = rendering.find("Job", "seaweedfs-buckets")
     env = env_of(job.manifest()["spec"]["template"]["spec"]["containers"][0])
-    assert env["BUCKETS"] == "feast flyte mlflow predictions serving-models"
+    assert env["BUCKETS"] == "backups feast flyte mlflow predictions serving-models"
     assert env["MASTER"] == f"seaweedfs.mlops.svc.cluster.local:{object_store.MASTER_PORT}"
     assert rendering.find("StatefulSet", "seaweedfs").urn in job.depends_on
     assert rendering.outputs["objectStore"]["buckets"]["models"] == "serving-models"
@@ -76,6 +76,7 @@ def test_external_object_store_creates_no_server() -> None:
         "feast": "feast",
         "models": "models",
         "predictions": "predictions",
+        "backups": "backups",
     }
     assert out["accessKey"] == out["secretKey"] == "[redacted]"
 
@@ -90,6 +91,7 @@ def test_disabled_object_store_leaves_no_object() -> None:
             "mlflow": {"enabled": False},
             "flyte": {"enabled": False},
             "kserve": {"enabled": False},
+            "backups": {"enabled": False},
         },
         secrets,
     )

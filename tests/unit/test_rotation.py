@@ -12,8 +12,8 @@ import pytest
 from infra import config, kube, render
 from tests.support.rendering import SENTINELS, evaluate, unwrap
 
-# Every component on, every optional secret in use: alert receivers, a registry login and
-# Flyte's identity provider.
+# Every component on, every optional secret in use: alert receivers, a registry login,
+# Flyte's identity provider and an external backup target.
 EVERYTHING: dict[str, Any] = {
     "flyte": {
         "auth": {"oidc": {"baseUrl": "https://id.example.com/realms/ml", "clientId": "flyte"}}
@@ -33,6 +33,7 @@ EVERYTHING: dict[str, Any] = {
         }
     },
     "images": {"pullSecret": {"registry": "registry.example.com", "username": "robot"}},
+    "backups": {"external": {"endpoint": "https://s3.example.com", "bucket": "mlops-backups"}},
 }
 SECRETS = {
     **SENTINELS,

@@ -11,6 +11,8 @@ from infra import config, stackfile, versions
 # Alert receivers' credentials: needed only once their receiver is set, and never generated.
 FLYTE_GENERATED = ("flyteClientSecret", "flytePropellerClientSecret", "flyteSessionKey")
 RECEIVER_SECRETS = ("alertmanagerWebhookUrl", "alertmanagerSlackApiUrl", "alertmanagerSmtpPassword")
+# An external backup target's credentials: supplied, and unused without `backups.external`.
+BACKUP_S3_SECRETS = ("backupS3AccessKey", "backupS3SecretKey")
 
 
 def write_stack(tmp_path: Path, body: str) -> Path:
@@ -23,6 +25,7 @@ def test_fresh_stack_generates_every_secret_it_uses() -> None:
     assert plan == {
         **dict.fromkeys(config.SECRET_KEYS, "generate"),
         **dict.fromkeys(RECEIVER_SECRETS, "unused"),
+        **dict.fromkeys(BACKUP_S3_SECRETS, "unused"),
         "imagePullPassword": "unused",
         # Only with flyte.auth.oidc, and then supplied by the identity provider's owner.
         "flyteOidcClientSecret": "unused",
@@ -68,8 +71,27 @@ def test_external_credentials_must_be_supplied_but_consumer_logins_are_generated
         "flyteTokenSigningKey": "generate-rsa",
         "flyteOidcClientSecret": "unused",
         "grafanaAdminPassword": "generate",
+        "backupEncryptionKey": "generate",
         **dict.fromkeys(RECEIVER_SECRETS, "unused"),
+        **dict.fromkeys(BACKUP_S3_SECRETS, "unused"),
         "imagePullPassword": "unused",
+    }
+
+
+def test_an_external_backup_target_s_credentials_must_be_supplied(tmp_path: Path) -> None:
+    stack = stackfile.read(
+        "t",
+        write_stack(
+            tmp_path,
+            "  mlops-platform:backups:\n    external:\n      endpoint: https://s3.example.com\n"
+            "      bucket: acme-backups\n",
+        ),
+    )
+    plan = stackfile.secret_plan(stack)
+    assert {key: plan[key] for key in (*BACKUP_S3_SECRETS, "backupEncryptionKey")} == {
+        "backupS3AccessKey": "supply",
+        "backupS3SecretKey": "supply",
+        "backupEncryptionKey": "generate",
     }
 
 
@@ -126,6 +148,7 @@ def test_a_registry_token_is_always_supplied_never_generated(tmp_path: Path) -> 
         **dict.fromkeys(RECEIVER_SECRETS, "unused"),
         "flyteOidcClientSecret": "unused",
         "flyteTokenSigningKey": "generate-rsa",
+        **dict.fromkeys(BACKUP_S3_SECRETS, "unused"),
     }
     stored = stackfile.read(
         "t",
