@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from infra import render, versions
+from infra.components import backup
 from infra.config import PlatformConfig, section
 from tests.integration.conftest import Cluster
 from tests.support.inside import http_get, listeners, processes, reachable_from_other_pods
@@ -63,6 +64,10 @@ WORKLOADS = (
     Workload("monitoring", "Deployment", "grafana", versions.GRAFANA_UID),
     Workload("monitoring", "StatefulSet", "alertmanager", versions.ALERTMANAGER_UID),
     Workload("monitoring", "Deployment", "pushgateway", versions.PUSHGATEWAY_UID),
+    Workload("backups", "CronJob", "backup-postgres", backup.UID, in_cluster_only=False),
+    Workload("backups", "CronJob", "backup-redis", backup.UID, in_cluster_only=False),
+    Workload("backups", "CronJob", "restore-postgres", backup.UID, in_cluster_only=False),
+    Workload("backups", "CronJob", "restore-redis", backup.UID, in_cluster_only=False),
 )
 SERVERS = [w.name for w in WORKLOADS if w.kind in ("Deployment", "StatefulSet")]
 
@@ -135,9 +140,10 @@ def test_workloads_are_ready_and_jobs_complete(cluster: Cluster) -> None:
         return any(o["kind"] == "CronJob" for o in job["metadata"].get("ownerReferences", []))
 
     items = cluster.get("jobs", "-n", ns)["items"]
-    # The materialization CronJob may already have started a run: those Jobs are its own.
+    # A CronJob (materialization, backups) may already have started a run: its own Jobs.
+    cron_jobs = {w.name for w in wanted if w.kind == "CronJob"}
     assert all(
-        j["metadata"]["name"].startswith("feast-materialize-") for j in items if scheduled(j)
+        j["metadata"]["ownerReferences"][0]["name"] in cron_jobs for j in items if scheduled(j)
     )
     jobs = [j for j in items if not scheduled(j)]
     assert sorted(j["metadata"]["name"] for j in jobs) == sorted(

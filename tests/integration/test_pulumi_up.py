@@ -32,6 +32,7 @@ def test_stack_outputs_name_the_in_cluster_services(deployed: Deployment) -> Non
         "feast": "feast",
         "models": "models",
         "predictions": "predictions",
+        "backups": "backups",
     }
     assert outputs["objectStore"]["secretKey"] == "[secret]"
     assert outputs["mlflow"]["trackingUri"] == f"http://mlflow.{NAMESPACE}.svc.cluster.local:5000"
