@@ -15,9 +15,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from infra import render
+from infra.components import flyte
 from tests.support.feast_store import platform_store
 from tests.support.kserve import predictor_command, transformer_command
 from tests.support.mlflow_server import (
@@ -66,13 +65,18 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         """A Flyte task's environment on the platform: the settings the platform writes into
-        every project namespace (the rendered cluster-resource template), with loopback
-        addresses, and the secrets' local values."""
-        templates = self.rendering.find("ConfigMap", "flyte-cluster-resource-templates")
-        settings = yaml.safe_load(templates.manifest()["data"]["004-workloads-config.yaml"])
+        every project namespace (the rendered ConfigMap of the first), with loopback addresses,
+        and the secrets' local values."""
+        first = flyte.project_namespaces(self.rendering.config.flyte)[0]
+        settings = next(
+            r.manifest()["data"]
+            for r in self.rendering.of_type("ConfigMap")
+            if r.inputs["metadata"]["name"] == flyte.WORKLOADS_CONFIG
+            and r.inputs["metadata"]["namespace"] == first
+        )
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith(("FEAST_", "MLFLOW_"))},
-            **settings["data"],
+            **settings,
             **self.feast_env,
             "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
             "HOME": str(self.work / "home"),

@@ -150,11 +150,12 @@ def policies_of(rendering: Rendering) -> list[dict[str, Any]]:
 
 # An in-cluster Service name, with the port after it when there is one.
 _SERVICE = re.compile(r"([a-z0-9-]+\.[a-z0-9-]+\.svc\.cluster\.local)(?::(\d+))?")
-# ConfigMaps that pods the platform does not render read (Flyte writes the templates into the
-# project namespaces, the InferenceService pods mount the model namespace's): the groups whose
-# name starts with the value.
+# ConfigMaps that pods the platform does not render read (Flyte's task pods the project
+# namespaces', the InferenceService pods the model namespace's): the groups whose name starts
+# with the value.
 READ_ELSEWHERE = {
-    "flyte-cluster-resource-templates": "tasks-",
+    "mlops-workloads": "tasks-",
+    "mlops-workloads-feast": "tasks-",
     "feast-client": "inference-transformer",
     "prediction-log": "inference-transformer",
     # The storage initializer reads the S3 endpoint from the Secret's annotations.
