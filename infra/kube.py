@@ -473,6 +473,48 @@ def script_job(
     )
 
 
+def cron_job(
+    name: str,
+    namespace: str,
+    component: str,
+    part: str,
+    *,
+    schedule: str,
+    pod: Spec,
+    starting_deadline: int,
+    backoff: int,
+    deadline: int,
+    needs: Sequence[pulumi.Resource],
+    parent: pulumi.Resource,
+    suspend: bool = False,
+) -> k8s.batch.v1.CronJob:
+    """A Job on a schedule (UTC) that never overlaps itself and keeps three finished Jobs of
+    each outcome; a run missed by more than `starting_deadline` seconds is skipped, not queued."""
+    template_labels = labels(component, part)
+    return k8s.batch.v1.CronJob(
+        name,
+        metadata=metadata(name, namespace, component, part),
+        spec={
+            "schedule": schedule,
+            "timeZone": "Etc/UTC",
+            "suspend": suspend,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": starting_deadline,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": template_labels},
+                "spec": {
+                    "backoffLimit": backoff,
+                    "activeDeadlineSeconds": deadline,
+                    "template": {"metadata": {"labels": template_labels}, "spec": pod},
+                },
+            },
+        },
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(needs)),
+    )
+
+
 def service(
     name: str,
     namespace: str,

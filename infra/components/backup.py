@@ -298,15 +298,7 @@ class Backup(pulumi.ComponentResource):
         )
 
     def _cron_job(self, name: str, dump: kube.Spec, upload: kube.Spec) -> None:
-        self._cron(
-            name,
-            "backup",
-            self.args.config.schedule,
-            suspend=False,
-            pod=self._pod(dump, upload, []),
-            backoff=1,
-            deadline=6 * 3600,
-        )
+        self._cron(name, "backup", self.args.config.schedule, self._pod(dump, upload, []), 1)
 
     def _restore_template(
         self,
@@ -316,13 +308,7 @@ class Backup(pulumi.ComponentResource):
         volumes: list[kube.Spec] | None = None,
     ) -> None:
         self._cron(
-            name,
-            "restore",
-            NEVER,
-            suspend=True,
-            pod=self._pod(fetch, restore, volumes or []),
-            backoff=0,
-            deadline=6 * 3600,
+            name, "restore", NEVER, self._pod(fetch, restore, volumes or []), 0, suspend=True
         )
 
     def _cron(
@@ -330,33 +316,22 @@ class Backup(pulumi.ComponentResource):
         name: str,
         part: str,
         schedule: str,
-        *,
-        suspend: bool,
         pod: kube.Spec,
         backoff: int,
-        deadline: int,
+        suspend: bool = False,
     ) -> None:
-        labels = kube.labels(COMPONENT, part)
-        k8s.batch.v1.CronJob(
+        # A run missed by more than an hour (the controller down) is skipped; six hours at most.
+        kube.cron_job(
             name,
-            metadata=kube.metadata(name, self.args.namespace, COMPONENT, part),
-            spec={
-                "schedule": schedule,
-                "timeZone": "Etc/UTC",
-                "suspend": suspend,
-                "concurrencyPolicy": "Forbid",
-                # A run missed by more than an hour (the controller down) is skipped, not queued.
-                "startingDeadlineSeconds": 3600,
-                "successfulJobsHistoryLimit": 3,
-                "failedJobsHistoryLimit": 3,
-                "jobTemplate": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "backoffLimit": backoff,
-                        "activeDeadlineSeconds": deadline,
-                        "template": {"metadata": {"labels": labels}, "spec": pod},
-                    },
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.needs),
+            self.args.namespace,
+            COMPONENT,
+            part,
+            schedule=schedule,
+            pod=pod,
+            starting_deadline=3600,
+            backoff=backoff,
+            deadline=6 * 3600,
+            needs=self.needs,
+            parent=self,
+            suspend=suspend,
         )

@@ -313,35 +313,24 @@ class Feast(pulumi.ComponentResource):
         ns = args.namespace
         name = "feast-materialize"
         runner = self._repo_container(args, env, ["/bin/sh", "-c", MATERIALIZE])
-        k8s.batch.v1.CronJob(
+        kube.cron_job(
             name,
-            metadata=kube.metadata(name, ns, COMPONENT, "materialize"),
-            spec={
-                "schedule": args.config.materialize_schedule,
-                "timeZone": "Etc/UTC",
-                "concurrencyPolicy": "Forbid",
-                "startingDeadlineSeconds": 300,
-                "successfulJobsHistoryLimit": 3,
-                "failedJobsHistoryLimit": 3,
-                "jobTemplate": {
-                    "metadata": {"labels": kube.labels(COMPONENT, "materialize")},
-                    "spec": {
-                        "backoffLimit": 2,
-                        "activeDeadlineSeconds": 3_600,
-                        "template": {
-                            "metadata": {"labels": kube.labels(COMPONENT, "materialize")},
-                            "spec": kube.pod_spec(
-                                versions.WORKLOADS_UID,
-                                [runner],
-                                restartPolicy="Never",
-                                volumes=self._volumes(),
-                                **kube.image_pull_fields(args.image_pull),
-                            ),
-                        },
-                    },
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[apply]),
+            ns,
+            COMPONENT,
+            "materialize",
+            schedule=args.config.materialize_schedule,
+            pod=kube.pod_spec(
+                versions.WORKLOADS_UID,
+                [runner],
+                restartPolicy="Never",
+                volumes=self._volumes(),
+                **kube.image_pull_fields(args.image_pull),
+            ),
+            starting_deadline=300,
+            backoff=2,
+            deadline=3_600,
+            needs=[apply],
+            parent=self,
         )
 
 

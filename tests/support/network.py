@@ -19,7 +19,7 @@ from typing import Any
 from infra import network
 from infra.render import Rendering
 from policy import rules
-from tests.support.rendering import _pod_template
+from tests.support.rendering import pod_template
 
 OUTSIDE_IP = "203.0.113.7"
 PROTOCOLS = ("TCP", "UDP")
@@ -127,7 +127,7 @@ def representative(pods: network.Pods) -> Endpoint:
 def rendered_pods(rendering: Rendering) -> Iterator[tuple[str, str, dict[str, str]]]:
     """(owner, namespace, labels) of every rendered pod template."""
     for obj in rendering.objects():
-        template = _pod_template(obj)
+        template = pod_template(obj)
         if template is not None:
             owner = f"{obj['kind']}/{obj['metadata']['name']}"
             yield owner, obj["metadata"]["namespace"], template["metadata"].get("labels", {})
@@ -223,7 +223,7 @@ def named_connections(
                     found.add((group, host, int(port) if port else None))
 
     for obj in objects:
-        template = _pod_template(obj)
+        template = pod_template(obj)
         if template is None:
             continue
         ns, spec = obj["metadata"]["namespace"], template["spec"]

@@ -19,6 +19,31 @@ SENTINELS: Mapping[str, str] = {
 }
 
 
+# URL-shaped secrets (the sentinels are not URLs), unique so a leak is unambiguous.
+RECEIVER_SECRETS = {
+    **SENTINELS,
+    "alertmanagerWebhookUrl": "https://hooks.example.com/S3NT1NEL-webhook-4f9c2e7a1b",
+    "alertmanagerSlackApiUrl": "https://hooks.slack.com/services/S3NT1NEL-slack-4f9c2e7a1b",
+}
+# Every Alertmanager receiver, with the secrets above.
+ALL_RECEIVERS = {
+    "monitoring": {
+        "alertmanager": {
+            "receivers": {
+                "webhook": {},
+                "slack": {"channel": "#mlops-alerts"},
+                "email": {
+                    "to": ["oncall@example.com", "ml@example.com"],
+                    "from": "alertmanager@example.com",
+                    "smarthost": "smtp.example.com:587",
+                    "username": "alertmanager",
+                },
+            }
+        }
+    }
+}
+
+
 def raw_config(
     values: Mapping[str, Any], secrets: Mapping[str, str] = SENTINELS
 ) -> tuple[dict[str, str], frozenset[str]]:
@@ -60,7 +85,7 @@ def containers(rendering: render.Rendering) -> Iterator[tuple[str, dict[str, Any
     Job containers and init containers run to completion; probes do not apply to them.
     """
     for obj in rendering.objects():
-        template = _pod_template(obj)
+        template = pod_template(obj)
         if template is None:
             continue
         spec = template["spec"]
@@ -74,12 +99,13 @@ def containers(rendering: render.Rendering) -> Iterator[tuple[str, dict[str, Any
 
 def pod_specs(rendering: render.Rendering) -> Iterator[tuple[str, dict[str, Any]]]:
     for obj in rendering.objects():
-        template = _pod_template(obj)
+        template = pod_template(obj)
         if template is not None:
             yield f"{obj['kind']}/{obj['metadata']['name']}", template["spec"]
 
 
-def _pod_template(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+def pod_template(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The pod template of a workload object (a CronJob's Job's); None for other kinds."""
     spec = obj.get("spec", {})
     if obj["kind"] == "CronJob":
         return spec["jobTemplate"]["spec"]["template"]  # type: ignore[no-any-return]
@@ -88,6 +114,31 @@ def _pod_template(obj: Mapping[str, Any]) -> dict[str, Any] | None:
         if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")
         else None
     )
+
+
+def secret_refs(pod: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
+    """(Secret, key) of every secret value a pod spec reads: env, envFrom and volumes (projected
+    ones too); key None: the whole Secret."""
+    for container in [*pod.get("initContainers", []), *pod["containers"]]:
+        for item in container.get("env", []):
+            ref = item.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                yield ref["name"], ref["key"]
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                yield source["secretRef"]["name"], None
+    for volume in pod.get("volumes", []):
+        sources = [volume] if "secret" in volume else volume.get("projected", {}).get("sources", [])
+        for source in sources:
+            if "secret" not in source:
+                continue
+            ref = source["secret"]
+            name = ref.get("secretName", ref.get("name"))
+            items = ref.get("items")
+            if items:
+                yield from ((name, item["key"]) for item in items)
+            else:
+                yield name, None
 
 
 def component_objects(rendering: render.Rendering, component: str) -> list[dict[str, Any]]:

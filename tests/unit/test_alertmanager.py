@@ -16,6 +16,8 @@ from infra.components import alertmanager
 from infra.config import ConfigError
 from infra.observability import ALERTS_DIR
 from tests.support.rendering import (
+    ALL_RECEIVERS,
+    RECEIVER_SECRETS,
     SENTINELS,
     component_objects,
     evaluate,
@@ -24,29 +26,6 @@ from tests.support.rendering import (
     stack_rendering,
 )
 from tests.support.tools import amtool
-
-# URL-shaped secrets (the sentinels are not URLs), unique so a leak is unambiguous.
-RECEIVER_SECRETS = {
-    **SENTINELS,
-    "alertmanagerWebhookUrl": "https://hooks.example.com/S3NT1NEL-webhook-4f9c2e7a1b",
-    "alertmanagerSlackApiUrl": "https://hooks.slack.com/services/S3NT1NEL-slack-4f9c2e7a1b",
-}
-ALL_RECEIVERS = {
-    "monitoring": {
-        "alertmanager": {
-            "receivers": {
-                "webhook": {},
-                "slack": {"channel": "#mlops-alerts"},
-                "email": {
-                    "to": ["oncall@example.com", "ml@example.com"],
-                    "from": "alertmanager@example.com",
-                    "smarthost": "smtp.example.com:587",
-                    "username": "alertmanager",
-                },
-            }
-        }
-    }
-}
 
 
 def config_of(rendering: Any) -> dict[str, Any]:

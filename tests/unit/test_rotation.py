@@ -4,13 +4,19 @@ annotation), so the pods roll and the init Jobs run again; nothing else changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from infra import config, kube, render
-from tests.support.rendering import SENTINELS, evaluate, unwrap
+from tests.support.rendering import (
+    ALL_RECEIVERS,
+    RECEIVER_SECRETS,
+    evaluate,
+    secret_refs,
+    unwrap,
+)
 
 # Every component on, every optional secret in use: alert receivers, a registry login,
 # Flyte's identity provider and an external backup target.
@@ -18,28 +24,11 @@ EVERYTHING: dict[str, Any] = {
     "flyte": {
         "auth": {"oidc": {"baseUrl": "https://id.example.com/realms/ml", "clientId": "flyte"}}
     },
-    "monitoring": {
-        "alertmanager": {
-            "receivers": {
-                "webhook": {},
-                "slack": {"channel": "#mlops-alerts"},
-                "email": {
-                    "to": ["oncall@example.com"],
-                    "from": "alertmanager@example.com",
-                    "smarthost": "smtp.example.com:587",
-                    "username": "alertmanager",
-                },
-            }
-        }
-    },
+    **ALL_RECEIVERS,
     "images": {"pullSecret": {"registry": "registry.example.com", "username": "robot"}},
     "backups": {"external": {"endpoint": "https://s3.example.com", "bucket": "mlops-backups"}},
 }
-SECRETS = {
-    **SENTINELS,
-    "alertmanagerWebhookUrl": "https://hooks.example.com/S3NT1NEL-webhook-4f9c2e7a1b",
-    "alertmanagerSlackApiUrl": "https://hooks.slack.com/services/S3NT1NEL-slack-4f9c2e7a1b",
-}
+SECRETS = RECEIVER_SECRETS
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 
 Key = tuple[str, str, str]
@@ -57,30 +46,6 @@ def by_identity(rendering: render.Rendering) -> dict[Key, dict[str, Any]]:
             meta = obj["metadata"]
             found[(obj["kind"], meta.get("namespace", ""), meta["name"])] = obj
     return found
-
-
-def secret_refs(pod: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
-    """(Secret, key) of every secret value a pod reads at start; key None: all of them."""
-    for container in [*pod.get("initContainers", []), *pod["containers"]]:
-        for item in container.get("env", []):
-            ref = item.get("valueFrom", {}).get("secretKeyRef")
-            if ref:
-                yield ref["name"], ref["key"]
-        for source in container.get("envFrom", []):
-            if "secretRef" in source:
-                yield source["secretRef"]["name"], None
-    for volume in pod.get("volumes", []):
-        sources = [volume] if "secret" in volume else volume.get("projected", {}).get("sources", [])
-        for source in sources:
-            if "secret" not in source:
-                continue
-            ref = source["secret"]
-            name = ref.get("secretName", ref.get("name"))
-            items = ref.get("items")
-            if items:
-                yield from ((name, item["key"]) for item in items)
-            else:
-                yield name, None
 
 
 def without_secret_digest(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,40 +17,27 @@ from typing import Any
 import pytest
 
 from infra import config, render, versions
-from tests.support.rendering import STACKS, evaluate, raw_config, stack_rendering
+from tests.support.rendering import (
+    STACKS,
+    evaluate,
+    pod_template,
+    raw_config,
+    secret_refs,
+    stack_rendering,
+)
 
 ROLLOUTS = ("Deployment", "StatefulSet", "CronJob", "DaemonSet")
 
 
 def _template(obj: dict[str, Any]) -> dict[str, Any]:
-    spec = obj["spec"]
-    if obj["kind"] == "CronJob":
-        return spec["jobTemplate"]["spec"]["template"]  # type: ignore[no-any-return]
-    return spec["template"]  # type: ignore[no-any-return]
+    template = pod_template(obj)
+    assert template is not None, obj["kind"]
+    return template
 
 
 def secrets_read(obj: dict[str, Any]) -> set[tuple[str, str | None]]:
-    """The Secret keys a pod template reads, as (Secret, key); key None: the whole Secret
-    (envFrom, or a volume of every key)."""
-    spec = _template(obj)["spec"]
-    found: set[tuple[str, str | None]] = set()
-    for container in [*spec.get("initContainers", []), *spec["containers"]]:
-        for env in container.get("env", []):
-            ref = env.get("valueFrom", {}).get("secretKeyRef")
-            if ref:
-                found.add((ref["name"], ref["key"]))
-        for source in container.get("envFrom", []):
-            if "secretRef" in source:
-                found.add((source["secretRef"]["name"], None))
-    for volume in spec.get("volumes", []):
-        sources = [volume] if "secret" in volume else volume.get("projected", {}).get("sources", [])
-        for source in sources:
-            if "secret" not in source:
-                continue
-            name = source["secret"].get("secretName") or source["secret"]["name"]
-            items = source["secret"].get("items")
-            found |= {(name, item["key"]) for item in items} if items else {(name, None)}
-    return found
+    """The Secret keys a pod template reads, as (Secret, key); key None: the whole Secret."""
+    return set(secret_refs(_template(obj)["spec"]))
 
 
 def _shared(
