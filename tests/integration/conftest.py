@@ -204,10 +204,13 @@ class Deployment:
     env: dict[str, str]
     kubectl: str
 
-    def run(self, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, timeout: int = 900, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A command with the deployment's environment, in its project (or `cwd`)."""
         return subprocess.run(
             list(args),
-            cwd=self.project,
+            cwd=cwd or self.project,
             env=self.env,
             capture_output=True,
             text=True,

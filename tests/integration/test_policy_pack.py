@@ -5,7 +5,6 @@ message naming the policy, the resource and what is wrong."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -40,15 +39,7 @@ def user_project(deployed: Deployment, tmp_path: Path) -> Path:
         ["stack", "init", "user", "--secrets-provider", "passphrase"],
         ["config", "set", "namespace", NAMESPACE, "--stack", "user"],
     ):
-        result = subprocess.run(
-            ["pulumi", *command, "--non-interactive"],
-            cwd=project,
-            env=deployed.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = deployed.run("pulumi", *command, "--non-interactive", cwd=project, timeout=120)
         assert result.returncode == 0, result.stderr
     return project
 
@@ -57,14 +48,16 @@ def test_a_users_bad_deployment_fails_preview_naming_the_policy_and_the_fault(
     deployed: Deployment, user_project: Path
 ) -> None:
     started = time.monotonic()
-    preview = subprocess.run(
-        ["pulumi", "preview", "--stack", "user", "--non-interactive", "--policy-pack", POLICY_PACK],
+    preview = deployed.run(
+        "pulumi",
+        "preview",
+        "--stack",
+        "user",
+        "--non-interactive",
+        "--policy-pack",
+        str(POLICY_PACK),
         cwd=user_project,
-        env=deployed.env,
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
     TIMINGS.append(("pulumi preview --policy-pack (a user's project)", time.monotonic() - started))
     output = preview.stdout + preview.stderr
