@@ -17,7 +17,7 @@ command -v pulumi >/dev/null 2>&1 || {
   exit 1
 }
 
-plan=$(.venv/bin/python -m infra.stackfile secrets --stack "$stack")
+plan=$(.venv/bin/python -m mlops.stackfile secrets --stack "$stack")
 pulumi stack select --create "$stack" --non-interactive >/dev/null
 
 to_supply=()

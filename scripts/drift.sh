@@ -18,4 +18,4 @@ report="$(mktemp)"
 trap 'rm -f "$report"' EXIT
 rc=0
 pulumi refresh --preview-only --json --stack "$stack" --non-interactive >"$report" || rc=$?
-.venv/bin/python -m infra.drift "$stack" "$report" "$rc"
+.venv/bin/python -m mlops.drift "$stack" "$report" "$rc"

@@ -22,7 +22,7 @@ usage() {
 # The `<target> <reference>` lines of the stack's images (validates its config on the way).
 references() {
     [ -x .venv/bin/python ] || ./scripts/setup.sh
-    .venv/bin/python -m infra.stackfile images --stack "$1"
+    .venv/bin/python -m mlops.stackfile images --stack "$1"
 }
 
 # build LINES: builds each `<target> <reference>` line.

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 stack="${1:?usage: ./scripts/port-forward.sh <stack> [--print]}"
 mode="${2:-run}"
 [ -x .venv/bin/python ] || ./scripts/setup.sh
-services="$(.venv/bin/python -m infra.access --stack "$stack")"
+services="$(.venv/bin/python -m mlops.access --stack "$stack")"
 context=()
 [ -z "${KUBE_CONTEXT:-}" ] || context=(--context "$KUBE_CONTEXT")
 

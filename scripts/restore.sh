@@ -20,7 +20,7 @@ if [ "$backup" != latest ] && ! [[ "$backup" =~ ^[0-9]{8}T[0-9]{6}Z$ ]]; then
 fi
 [ -x .venv/bin/python ] || ./scripts/setup.sh
 namespace="$(.venv/bin/python -c 'import sys
-from infra import stackfile
+from mlops import stackfile
 print(stackfile.read(sys.argv[1]).config().namespace)' "$stack")"
 context=()
 [ -z "${KUBE_CONTEXT:-}" ] || context=(--context "$KUBE_CONTEXT")

@@ -86,7 +86,7 @@ fi
 
 # The chart repositories the stack installs from must answer before anything is created: a
 # Helm release that cannot fetch its chart would stop the deploy halfway.
-charts=$(.venv/bin/python -m infra.stackfile charts --stack "$stack")
+charts=$(.venv/bin/python -m mlops.stackfile charts --stack "$stack")
 for repository in $charts; do
   case "$repository" in
     oci://*) host="${repository#oci://}"; probe="https://${host%%/*}/v2/" ;;

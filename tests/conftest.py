@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import render
+from mlops import render
 from tests.support.rendering import STACKS, stack_rendering
 
 TIERS = ("unit", "contract", "workloads", "integration")

@@ -35,7 +35,7 @@ PROPELLER_CLIENT = "flytepropeller"
 SECRETS_DIR = "/etc/secrets"
 AUTH_SECRET = "flyte-auth"
 PROPELLER_SECRET_FILE = "client_secret"
-# The CI client's secret beside it, for an engineer's port-forward (infra/access.py).
+# The CI client's secret beside it, for an engineer's port-forward (mlops/access.py).
 CI_SECRET_FILE = "mlops_ci_client_secret"
 SCOPES = ["all", "offline", "access_token"]
 # The stand-in issuer: a static discovery document on a port of the Flyte pod.

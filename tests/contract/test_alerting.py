@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import render
+from mlops import render
 from tests.support.monitoring import (
     Prometheus,
     loopback_alertmanager_config,

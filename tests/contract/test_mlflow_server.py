@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import render
 from infra.components import mlflow as mlflow_component
+from mlops import render
 from tests.support.mlflow_server import (
     addresses,
     mlflow_server,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import render
 from infra.components import object_store
+from mlops import render
 from tests.support.rendering import SENTINELS, evaluate, pod_container, secret_data
 from tests.support.servers import free_port, local_s3, run_script_job, running_server
 from tests.support.tools import require_module

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import config, render
+from infra import config
+from mlops import render
 from tests.support.rendering import SENTINELS, evaluate, pod_container, secret_data
 from tests.support.servers import LocalPostgres, local_postgres, run_script_job
 

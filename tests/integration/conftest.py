@@ -37,7 +37,7 @@ import testinfra
 from testinfra.host import Host
 
 from infra import config as platform_config
-from infra import stackfile
+from mlops import stackfile
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

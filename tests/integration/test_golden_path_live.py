@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import clientconfig
 from infra.components import flyteauth
+from mlops import clientconfig
 from tests.integration.conftest import NO_CONTAINERS, Cluster
 from tests.support.tools import require_module
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from infra import stackfile, versions
+from infra import versions
 from infra.components import kserve as platform_kserve
+from mlops import stackfile
 from tests.integration.conftest import LOCAL_STACK, TIMINGS, Deployment
 from tests.support.tools import require_module
 

@@ -27,9 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import render, versions
+from infra import versions
 from infra.components import backup
 from infra.config import PlatformConfig, section
+from mlops import render
 from tests.integration.conftest import Cluster
 from tests.support.inside import http_get, listeners, processes, reachable_from_other_pods
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra import render
+from mlops import render
 from tests.support.rendering import pod_container
 from tests.support.servers import LocalPostgres, LocalRedis, local_env
 

@@ -15,8 +15,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from infra import render
 from infra.components import flyte
+from mlops import render
 from tests.support.feast_store import platform_store
 from tests.support.kserve import predictor_command, transformer_command
 from tests.support.mlflow_server import (

@@ -19,8 +19,9 @@ import jsonschema
 import pytest
 import yaml
 
-from infra import render, versions
+from infra import versions
 from infra.components import kserve as kserve_component
+from mlops import render
 from tests.support.rendering import secret_data
 from tests.support.servers import LocalS3
 

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from infra import render
 from infra.components import mlflow as mlflow_component
+from mlops import render
 from tests.support.rendering import SENTINELS, evaluate, pod_container
 from tests.support.servers import (
     LocalPostgres,

@@ -36,8 +36,8 @@ from typing import Any
 
 import yaml
 
-from infra import render
 from infra.components import alertmanager as alertmanager_component
+from mlops import render
 from tests.support import tools
 from tests.support.rendering import SENTINELS, evaluate, secret_data
 from tests.support.servers import free_port, running_server

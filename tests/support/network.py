@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra import network
-from infra.render import Rendering
+from mlops.render import Rendering
 from policy import rules
 from tests.support.rendering import pod_template
 

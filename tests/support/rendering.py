@@ -8,7 +8,8 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
-from infra import config, render
+from infra import config
+from mlops import render
 
 STACKS = ("dev", "ci", "staging", "prod")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from infra import render
+from mlops import render
 from tests.support.rendering import pod_container, secret_data
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import access, config, stackfile
+from infra import config
+from mlops import access, stackfile
 from tests.support.rendering import secret_data, stack_rendering
 
 ROOT = Path(__file__).resolve().parents[2]

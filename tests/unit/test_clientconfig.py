@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import clientconfig
+from mlops import clientconfig
 from tests.support.rendering import SENTINELS, stack_rendering
 from tests.support.tools import require_module
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_cli_writes_flyte_and_mlflow_settings(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "infra.clientconfig", "--stack", "ci", "--out", str(tmp_path)],
+        [sys.executable, "-m", "mlops.clientconfig", "--stack", "ci", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

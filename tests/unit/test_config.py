@@ -11,7 +11,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from infra import config, configdoc, profiles, render, versions
+from infra import config, profiles, versions
+from mlops import configdoc, render
 from tests.support.rendering import SENTINELS, evaluate, raw_config
 
 P = "mlops-platform"
@@ -688,7 +689,7 @@ def test_project_file_declares_keys_of_the_model() -> None:
 def test_the_configuration_reference_is_written_from_the_models() -> None:
     committed = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     assert committed == configdoc.document(), (
-        "docs/configuration.md is stale: .venv/bin/python -m infra.configdoc > "
+        "docs/configuration.md is stale: .venv/bin/python -m mlops.configdoc > "
         "docs/configuration.md"
     )
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import render
 from infra.dashboards import DashboardContext, build_all, expressions
 from infra.observability import quantity
+from mlops import render
 from tests.support.promql import metric_names
 from tests.support.rendering import STACKS, evaluate, pod_specs, stack_rendering
 from tests.support.tools import promtool

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra import drift
+from mlops import drift
 
 URN = "urn:pulumi:dev::mlops-platform::mlops:platform:Platform${}::{}"
 
@@ -69,7 +69,7 @@ def run(tmp_path: Path, digest: Any, status: int = 0) -> subprocess.CompletedPro
     report.write_text(digest if isinstance(digest, str) else json.dumps(digest))
     summary = tmp_path / "summary.md"
     return subprocess.run(
-        [sys.executable, "-m", "infra.drift", "dev", str(report), str(status)],
+        [sys.executable, "-m", "mlops.drift", "dev", str(report), str(status)],
         cwd=Path(__file__).resolve().parents[2],
         env={"GITHUB_STEP_SUMMARY": str(summary), "PATH": "/usr/bin:/bin"},
         capture_output=True,

@@ -11,8 +11,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from infra import clientconfig, kube, render, versions
+from infra import kube, versions
 from infra.components import flyte, kserve
+from mlops import clientconfig, render
 from tests.support.rendering import SENTINELS, evaluate, unwrap
 
 REGISTRY = "registry.example.com:5000"

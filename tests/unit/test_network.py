@@ -12,7 +12,7 @@ import pytest
 
 from infra import network
 from infra.observability import ScrapeTarget, Telemetry
-from infra.render import Rendering
+from mlops.render import Rendering
 from policy import rules
 from tests.support import network as net
 from tests.support.rendering import INGRESSES, SENTINELS, STACKS, evaluate, stack_rendering

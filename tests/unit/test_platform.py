@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from infra import kube, profiles, render
+from infra import kube, profiles
 from infra.components import flyte
+from mlops import render
 from policy import rules
 from tests.support.rendering import (
     INGRESSES,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra import render
+from mlops import render
 from policy import rules
 from tests.support.rendering import pod_specs
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra import config, render, versions
+from infra import config, versions
 from infra.components import redis
+from mlops import render
 from tests.support.rendering import (
     SENTINELS,
     component_objects,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from infra import render
+from mlops import render
 from tests.support.rendering import stack_rendering
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_render(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "infra.render", *args],
+        [sys.executable, "-m", "mlops.render", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from infra import config, kube, render
+from infra import config, kube
+from mlops import render
 from tests.support.rendering import (
     ALL_RECEIVERS,
     RECEIVER_SECRETS,

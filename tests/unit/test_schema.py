@@ -5,7 +5,8 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from infra import render, versions
+from infra import versions
+from mlops import render
 from tests.support.rendering import INGRESSES, evaluate
 
 

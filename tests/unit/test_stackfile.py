@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import config, stackfile, versions
+from infra import config, versions
+from mlops import stackfile
 
 # Alert receivers' credentials: needed only once their receiver is set, and never generated.
 FLYTE_GENERATED = ("flyteClientSecret", "flytePropellerClientSecret", "flyteSessionKey")

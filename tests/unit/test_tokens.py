@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient
 
-from infra import kube, render
+from infra import kube
 from infra.components import flyte
+from mlops import render
 from tests.support.rendering import SENTINELS, evaluate, pod_specs, stack_rendering
 
 CASES = ("dev", "ci", "staging", "prod", "kind")

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from infra import config, render, versions
+from infra import config, versions
+from mlops import render
 from tests.support.rendering import (
     STACKS,
     evaluate,

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infra import render
 from infra.components import feast as feast_component
+from mlops import render
 from tests.support.feast_store import platform_store
 from tests.support.rendering import SENTINELS, declared_metrics, evaluate, pod_container
 from tests.support.servers import (

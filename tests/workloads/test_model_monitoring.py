@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from infra import render
+from mlops import render
 from tests.support.golden import RUN_AT, SEED, SIZES, VENV_BIN, Stack, serving
 from tests.support.kserve import fetch_like_storage_initializer
 from tests.support.monitoring import (

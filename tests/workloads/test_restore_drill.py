@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from infra import render
 from infra.components import backup as backup_component
+from mlops import render
 from tests.support.golden import SEED, SIZES, Stack, fraud_events
 from tests.support.mlflow_server import VENV_BIN, mlflow_server
 from tests.support.monitoring import running_pushgateway

@@ -1,6 +1,6 @@
 """The stack configuration reference, written from the config models.
 
-    python -m infra.configdoc > docs/configuration.md
+    python -m mlops.configdoc > docs/configuration.md
 
 Every key, its type, default, per-profile value and description come from `infra/config.py`
 (the models, their rules and the profiles); a unit test keeps the committed file equal to
@@ -24,7 +24,7 @@ from infra.configtypes import Component, allowed_of, by_alias, model_at, model_o
 HEADER = """\
 # Stack configuration reference
 
-<!-- Written by `python -m infra.configdoc` from infra/config.py: edit the models, not this. -->
+<!-- Written by `python -m mlops.configdoc` from infra/config.py: edit the models, not this. -->
 
 All keys live in the `mlops-platform:` namespace of a stack file (`stacks/Pulumi.<stack>.yaml`);
 objects are YAML maps. A profile (`small`, `standard`, `ha`) sets what a stack leaves out: the

@@ -1,6 +1,6 @@
 """Reads a `pulumi refresh --preview-only --json` report: which resources differ from their state.
 
-    python -m infra.drift <stack> <report.json> <refresh exit status>
+    python -m mlops.drift <stack> <report.json> <refresh exit status>
 
 scripts/drift.sh runs the refresh and then this. Exit status: 0 nothing drifted, 1 drift (one
 line per resource on standard error, and a table in $GITHUB_STEP_SUMMARY when set), 2 the

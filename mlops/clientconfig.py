@@ -1,6 +1,6 @@
 """Client settings for a stack, written from its outputs so nobody copies host names by hand.
 
-    python -m infra.clientconfig --stack dev --out ~/.mlops/dev
+    python -m mlops.clientconfig --stack dev --out ~/.mlops/dev
 
 writes `flyte/config.yaml` (for pyflyte and flytectl: `--config` or FLYTECTL_CONFIG),
 `mlflow.env` (MLFLOW_TRACKING_URI and the user name), `feast/feature_store.yaml` (the
@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from infra import config, render
+from infra import config
+from mlops import render
 
 # Where pyflyte and flytectl read the client secret from; the task pods carry the same variable.
 CLIENT_SECRET_ENV = "FLYTE_CREDENTIALS_CLIENT_SECRET"
@@ -113,7 +114,7 @@ def workloads_env(outputs: dict[str, Any], store_config: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m infra.clientconfig", description=__doc__.split("\n")[0]
+        prog="python -m mlops.clientconfig", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--stack", required=True)
     parser.add_argument("--out", required=True, type=Path)

@@ -1,6 +1,6 @@
 """Offline render: evaluate the program under Pulumi mocks and write every object as YAML.
 
-    python -m infra.render --stack dev --out rendered/dev
+    python -m mlops.render --stack dev --out rendered/dev
 
 Needs no cluster and no Pulumi CLI. Secret values are redacted. Stack files keep secrets
 encrypted, so the render substitutes a placeholder for each; reviews, GitOps diffs and policy
@@ -23,8 +23,9 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from infra import config, network, platform, stackfile
+from infra import config, network, platform
 from infra.observability import Telemetry
+from mlops import stackfile
 
 REDACTED = "[redacted]"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -250,7 +251,7 @@ def write(rendering: Rendering, out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m infra.render", description=__doc__.split("\n")[0]
+        prog="python -m mlops.render", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
     parser.add_argument("--out", required=True, type=Path, help="directory to write YAML into")

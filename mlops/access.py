@@ -1,7 +1,7 @@
 """How an engineer reaches a stack's services from a workstation: the Service and port of each
 UI and API, and where its login is. scripts/port-forward.sh prints or runs the port-forwards.
 
-    python -m infra.access --stack dev
+    python -m mlops.access --stack dev
 
 prints one line per service of an enabled component:
 `<name> <namespace> <service> <port> <login> <local address> <what it is>`, where login is
@@ -14,8 +14,9 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-from infra import config, stackfile
+from infra import config
 from infra.components import flyte, flyteauth, grafana, mlflow, prometheus
+from mlops import stackfile
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def services(cfg: config.PlatformConfig) -> list[Access]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.access")
+    parser = argparse.ArgumentParser(prog="python -m mlops.access")
     parser.add_argument("--stack", required=True)
     args = parser.parse_args(argv)
     try:

@@ -1,6 +1,6 @@
 """Stack files (`stacks/Pulumi.<stack>.yaml`) read without the Pulumi CLI, and the secret plan.
 
-    python -m infra.stackfile secrets --stack dev
+    python -m mlops.stackfile secrets --stack dev
 
 prints, for each secret key, what `scripts/bootstrap-secrets.sh` must do with it: `set` (the
 stack has it), `generate` (a random value will do), `generate-rsa` (an RSA private key),
@@ -8,12 +8,12 @@ stack has it), `generate` (a random value will do), `generate-rsa` (an RSA priva
 service or a registry token: only its owner knows it) or `unused` (its component is disabled,
 or its section unset).
 
-    python -m infra.stackfile images --stack dev
+    python -m mlops.stackfile images --stack dev
 
 prints the stack's project images, one `<target> <reference>` per line, the target being the
 workloads/Dockerfile target to build under that name (`workloads`, `serving`).
 
-    python -m infra.stackfile charts --stack dev
+    python -m mlops.stackfile charts --stack dev
 
 prints the Helm chart repositories a deploy of the stack pulls from, one per line.
 """
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     """`secrets`: the secret plan, one `<key> <action>` per line. `images`: the project images,
     one `<target> <reference>` per line. `charts`: the chart repositories the stack pulls from,
     one per line."""
-    parser = argparse.ArgumentParser(prog="python -m infra.stackfile")
+    parser = argparse.ArgumentParser(prog="python -m mlops.stackfile")
     parser.add_argument("command", choices=["secrets", "images", "charts"])
     parser.add_argument("--stack", required=True)
     parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help=argparse.SUPPRESS)

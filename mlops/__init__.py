@@ -1,0 +1,1 @@
+"""The `mlops` command: one entry point that stands up, checks, uses and tears down a stack."""
