@@ -1,9 +1,7 @@
 """Reads a `pulumi refresh --preview-only --json` report: which resources differ from their state.
 
-    python -m mlops.drift <stack> <report.json> <refresh exit status>
-
-scripts/drift.sh runs the refresh and then this. Exit status: 0 nothing drifted, 1 drift (one
-line per resource on standard error, and a table in $GITHUB_STEP_SUMMARY when set), 2 the
+`mlops drift <stack>` runs the refresh and then `judge`. Exit status: 0 nothing drifted, 1 drift
+(one line per resource on standard error, and a table in $GITHUB_STEP_SUMMARY when set), 2 the
 refresh failed (its diagnostics are printed).
 """
 
@@ -55,11 +53,11 @@ def drifted(digest: dict[str, Any]) -> list[Drift]:
     return found
 
 
-def main(argv: list[str]) -> int:
-    stack, path, status = argv[0], argv[1], int(argv[2])
+def judge(stack: str, text: str, status: int) -> int:
+    """Reads the report of `pulumi refresh --preview-only --json` (its text and exit status),
+    says what drifted, and returns 0 (none), 1 (drift) or 2 (the refresh failed)."""
     try:
-        with open(path) as report:
-            digest = json.load(report)
+        digest = json.loads(text)
     except ValueError:
         digest = None
     if status != 0 or not isinstance(digest, dict):
@@ -80,7 +78,3 @@ def main(argv: list[str]) -> int:
             out.write(f"### Drift in `{stack}`\n\n| type | name | change |\n|---|---|---|\n")
             out.writelines(f"| `{d.type}` | `{d.name}` | {d.change} |\n" for d in found)
     return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -15,7 +15,7 @@
 set -Eeuo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-STATE_ROOT="${MLOPS_LOCAL_CLUSTER_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/mlops-platform/local-cluster}"
+STATE_ROOT="${MLOPS_LOCAL_CLUSTER_DIR:-${MLOPS_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/mlops-platform}/local-cluster}"
 STATE_DIR="$STATE_ROOT/kserve"
 # The controller reads its config from this namespace (POD_NAMESPACE), as in the chart.
 NAMESPACE="kserve"

@@ -17,13 +17,13 @@
 # scripts/kserve-controller.sh adds the KServe controller to a cluster that is up.
 #
 # State (kwokctl's work directory: certificates, kubeconfig, pids, logs, etcd data) lives outside
-# the repository in MLOPS_LOCAL_CLUSTER_DIR (default
-# ${XDG_STATE_HOME:-~/.local/state}/mlops-platform/local-cluster). kwokctl picks free loopback
+# the repository in MLOPS_LOCAL_CLUSTER_DIR (default: local-cluster/ in mlops's state directory,
+# ${MLOPS_STATE_DIR:-${XDG_STATE_HOME:-~/.local/state}/mlops-platform}). kwokctl picks free loopback
 # ports; MLOPS_LOCAL_CLUSTER_API_PORT fixes the API port.
 set -Eeuo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-STATE_DIR="${MLOPS_LOCAL_CLUSTER_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/mlops-platform/local-cluster}"
+STATE_DIR="${MLOPS_LOCAL_CLUSTER_DIR:-${MLOPS_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/mlops-platform}/local-cluster}"
 CLUSTER="mlops-local"
 CLUSTER_DIR="$STATE_DIR/clusters/$CLUSTER"
 KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig.yaml"
