@@ -551,17 +551,19 @@ def _describe(e: Any, root: type[Model], stack: str, secret_names: list[str]) ->
     kind = e["type"]
     if field is not None and secret_of(field) is not None:
         name = loc[-1]
+        give = f'printf %s "$VALUE" | mlops secrets set {stack} {name}'
         if kind == "missing":
             state = "enabled" if issubclass(parent, Component) else "set"
+            marker = secret_of(field)
+            how = f"generate it: mlops secrets bootstrap {stack}, or give it: {give}"
             return (
                 f"{PROJECT}:{name} is not set (required while {'.'.join(loc[:-1])} is {state}); "
-                f"run ./scripts/bootstrap-secrets.sh {stack} "
-                f"or: pulumi config set --secret {name} <value> --stack {stack}"
+                + (how if marker is not None and marker.generated else f"give it: {give}")
             )
         if kind == "plain_secret":
             return (
                 f"{PROJECT}:{name} is stored in plain text: it must be a secret; "
-                f"run: pulumi config set --secret {name} <value> --stack {stack}"
+                f"give it as one: {give}"
             )
         # The rule's own message (never the value), or the common one for a wrong type.
         rule = e["msg"] if kind == "secret_value" else SECRET_RULE

@@ -1,22 +1,13 @@
 """How an engineer reaches a stack's services from a workstation: the Service and port of each
-UI and API, and where its login is. scripts/port-forward.sh prints or runs the port-forwards.
-
-    python -m mlops.access --stack dev
-
-prints one line per service of an enabled component:
-`<name> <namespace> <service> <port> <login> <local address> <what it is>`, where login is
-`none` or `<user>:<secret>/<key>` (the Kubernetes Secret holding the password).
-"""
+UI and API, and where its login is (`<user>`, and the Kubernetes Secret and key holding the
+password). `mlops connect` forwards them and `mlops status` lists them."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 
 from infra import config
 from infra.components import flyte, flyteauth, grafana, mlflow, prometheus
-from mlops import stackfile
 
 
 @dataclass(frozen=True)
@@ -92,30 +83,3 @@ def services(cfg: config.PlatformConfig) -> list[Access]:
             ),
         ]
     return found
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlops.access")
-    parser.add_argument("--stack", required=True)
-    args = parser.parse_args(argv)
-    try:
-        cfg = stackfile.read(args.stack).config()
-    except config.ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for access in services(cfg):
-        login = "none" if access.login is None else "{}:{}/{}".format(*access.login)
-        print(
-            access.name,
-            access.namespace,
-            access.service,
-            access.port,
-            login,
-            access.local_address,
-            access.what,
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

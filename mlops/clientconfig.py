@@ -1,33 +1,24 @@
-"""Client settings for a stack, written from its outputs so nobody copies host names by hand.
+"""Client settings for a stack, written from its outputs so nobody copies host names by hand
+(`mlops connect` writes them for its port-forwards).
 
-    python -m mlops.clientconfig --stack dev --out ~/.mlops/dev
+`flyte/config.yaml` (for pyflyte and flytectl: `--config` or FLYTECTL_CONFIG), `mlflow.env`
+(MLFLOW_TRACKING_URI and the user name), `feast/feature_store.yaml` (the platform's store:
+`FEAST_FS_YAML_FILE_PATH` selects it for the reference repo) and `workloads.env` (what the
+training workflow reads: where MLflow keeps artifacts, the model namespace, the workload image,
+the store config), for registering and running it from a laptop.
 
-writes `flyte/config.yaml` (for pyflyte and flytectl: `--config` or FLYTECTL_CONFIG),
-`mlflow.env` (MLFLOW_TRACKING_URI and the user name), `feast/feature_store.yaml` (the
-platform's store: `FEAST_FS_YAML_FILE_PATH` selects it for the reference repo) and
-`workloads.env` (what the training workflow reads: where MLflow keeps artifacts, the model
-namespace, the workload image, the store config), for registering and running it from a
-laptop.
-
-Addresses are the in-cluster ones; from a laptop, pass `--flyte-endpoint localhost:8089
---mlflow-uri http://localhost:5000` for a port-forward or the ingress names. No secret is
-written: the MLflow password stays in the stack (`pulumi config get mlflowAdminPassword
---stack <stack>`), as does Flyte's client secret, which pyflyte reads from
-FLYTE_CREDENTIALS_CLIENT_SECRET (`pulumi config get flyteClientSecret --stack <stack>`); Feast
-reads its credentials from FEAST_REGISTRY_URL, FEAST_POSTGRES_PASSWORD and FEAST_REDIS_PASSWORD.
+Addresses are the in-cluster ones unless a port-forward's or ingress's are given. No secret is
+written: the MLflow password and Flyte's client secret stay in the stack (`mlops env` exports
+them by reading `mlops secrets get` when the shell evaluates the line); Feast reads its
+credentials from FEAST_REGISTRY_URL, FEAST_POSTGRES_PASSWORD and FEAST_REDIS_PASSWORD.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-from infra import config
-from mlops import render
 
 # Where pyflyte and flytectl read the client secret from; the task pods carry the same variable.
 CLIENT_SECRET_ENV = "FLYTE_CREDENTIALS_CLIENT_SECRET"
@@ -110,26 +101,3 @@ def workloads_env(outputs: dict[str, Any], store_config: Path) -> str:
         "# FEAST_REGISTRY_URL, FEAST_POSTGRES_PASSWORD, FEAST_REDIS_PASSWORD: from the stack's\n"
         "# Secrets (kubectl -n <namespace> get secret feast postgres-feast redis)\n"
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m mlops.clientconfig", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--stack", required=True)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--flyte-endpoint", help="host:port of Flyte's gRPC API from where you are")
-    parser.add_argument("--mlflow-uri", help="MLflow tracking URI from where you are")
-    args = parser.parse_args(argv)
-    try:
-        outputs = render.render_stack(args.stack).outputs
-    except config.ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for path in write(outputs, args.out, args.flyte_endpoint, args.mlflow_uri):
-        print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from rich.console import Console
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def say(message: str) -> None:

@@ -3,11 +3,12 @@ around it (the cluster, the backend, the secrets, the images), checked before an
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pulumi import automation as auto
@@ -44,6 +45,22 @@ def record_of(stack: str) -> state.StackRecord:
     """The stack's record here, or (on a pipeline's runner) the environment's."""
     pinned = stackfile.read(stack).values.get(cluster.CONTEXT_KEY)
     return state.require(stack, pinned)
+
+
+def ensure_record(stack: str) -> state.StackRecord:
+    """The stack's record, made (unpinned, in its backend) when it has none: its secrets can
+    be set before its first `up`."""
+    found = state.load(stack)
+    if found is not None:
+        return found
+    if os.environ.get("PULUMI_BACKEND_URL") or os.environ.get("PULUMI_ACCESS_TOKEN"):
+        backend = state.backend_for(stack)
+    else:
+        backend = state.local_backend()
+    record = state.StackRecord(stack, backend, state.passphrase_for(backend), "", "")
+    workspace.open_stack(record, tools.pulumi_tools(), create=True)
+    record.save()
+    return record
 
 
 def target_of(record: state.StackRecord) -> cluster.Target:
@@ -103,10 +120,11 @@ def up(
     """Stands the stack up (or updates it) on its pinned cluster."""
     stack_file = read_stack(stack)
     record = state.load(stack)
+    pinned = target_of(record) if record is not None and record.context else None
     own = cluster.OWN_CLUSTER.get(stack)
-    docker = record is not None or own != cluster.KIND or tools.docker_ready()
-    target = cluster.resolve(stack_file, target_of(record) if record else None, context, docker)
-    if record is None and target.cluster == cluster.CONTEXT:
+    docker = pinned is not None or own != cluster.KIND or tools.docker_ready()
+    target = cluster.resolve(stack_file, pinned, context, docker)
+    if pinned is None and target.cluster == cluster.CONTEXT:
         # Secrets only the user knows, missing: said now, before any stack exists.
         missing = secrets.missing_supplied(stack)
         if missing:
@@ -131,6 +149,10 @@ def up(
             target.context,
             target.kubeconfig,
         )
+    elif pinned is None:
+        record = replace(
+            record, cluster=target.cluster, context=target.context, kubeconfig=target.kubeconfig
+        )
     live = workspace.open_stack(record, pulumi, create=True)
     record.save()
     if (
@@ -139,12 +161,12 @@ def up(
     ):
         console.say(f"secrets passphrase: {record.passphrase_file} (back it up)")
     secrets.bootstrap(record, pulumi)
-    pinned = live.get_all_config().get(cluster.CONTEXT_KEY)
-    if pinned is None:
+    in_config = live.get_all_config().get(cluster.CONTEXT_KEY)
+    if in_config is None:
         live.set_config(cluster.CONTEXT_KEY, auto.ConfigValue(target.context))
-    elif pinned.value != target.context:
+    elif in_config.value != target.context:
         raise UserError(
-            f"stack {stack}'s config pins kube context '{pinned.value}', its record here "
+            f"stack {stack}'s config pins kube context '{in_config.value}', its record here "
             f"'{target.context}' ({record.path}): remove the stale one"
         )
     if target.cluster == cluster.KIND and build_images:

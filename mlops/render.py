@@ -1,6 +1,5 @@
-"""Offline render: evaluate the program under Pulumi mocks and write every object as YAML.
-
-    python -m mlops.render --stack dev --out rendered/dev
+"""Offline render (`mlops render <stack> --out <dir>`): evaluate the program under Pulumi mocks
+and write every object as YAML.
 
 Needs no cluster and no Pulumi CLI. Secret values are redacted. Stack files keep secrets
 encrypted, so the render substitutes a placeholder for each; reviews, GitOps diffs and policy
@@ -9,10 +8,7 @@ scanners see the objects exactly as `pulumi up` would send them, less the secret
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,29 +243,3 @@ def write(rendering: Rendering, out: Path) -> list[Path]:
     written.append(out / "outputs.yaml")
     written[-1].write_text(_dump(rendering.outputs))
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m mlops.render", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
-    parser.add_argument("--out", required=True, type=Path, help="directory to write YAML into")
-    parser.add_argument(
-        "--stacks-dir", type=Path, default=stackfile.STACKS_DIR, help=argparse.SUPPRESS
-    )
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    try:
-        rendering = render_stack(args.stack, args.stacks_dir)
-    except config.ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    files = write(rendering, args.out)
-    elapsed = time.perf_counter() - started
-    print(f"rendered stack {args.stack}: {len(files)} files in {args.out} ({elapsed:.2f} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

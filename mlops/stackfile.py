@@ -1,28 +1,12 @@
-"""Stack files (`stacks/Pulumi.<stack>.yaml`) read without the Pulumi CLI, and the secret plan.
-
-    python -m mlops.stackfile secrets --stack dev
-
-prints, for each secret key, what `scripts/bootstrap-secrets.sh` must do with it: `set` (the
-stack has it), `generate` (a random value will do), `generate-rsa` (an RSA private key),
-`supply` (the credential of an external
-service or a registry token: only its owner knows it) or `unused` (its component is disabled,
-or its section unset).
-
-    python -m mlops.stackfile images --stack dev
-
-prints the stack's project images, one `<target> <reference>` per line, the target being the
-workloads/Dockerfile target to build under that name (`workloads`, `serving`).
-
-    python -m mlops.stackfile charts --stack dev
-
-prints the Helm chart repositories a deploy of the stack pulls from, one per line.
-"""
+"""Stack files (`stacks/Pulumi.<stack>.yaml`) read without the Pulumi CLI: the plain config
+validated as `pulumi up` would, the secret plan (`set`: the stack has it, `generate`: a random
+value will do, `generate-rsa`: an RSA private key, `supply`: only its owner knows it, an external
+service's login or a registry token, `unused`: its component is off), the project images and
+the Helm chart repositories a deploy pulls from."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,32 +92,3 @@ def project_images(stack_file: StackFile) -> dict[str, str]:
     runs it under."""
     images = stack_file.config().images
     return {"workloads": images.workloads, "serving": images.serving}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`secrets`: the secret plan, one `<key> <action>` per line. `images`: the project images,
-    one `<target> <reference>` per line. `charts`: the chart repositories the stack pulls from,
-    one per line."""
-    parser = argparse.ArgumentParser(prog="python -m mlops.stackfile")
-    parser.add_argument("command", choices=["secrets", "images", "charts"])
-    parser.add_argument("--stack", required=True)
-    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    try:
-        stack_file = read(args.stack, args.stacks_dir)
-        if args.command == "charts":
-            lines = chart_repositories(stack_file)
-        elif args.command == "images":
-            lines = [f"{t} {ref}" for t, ref in project_images(stack_file).items()]
-        else:
-            lines = [f"{key} {action}" for key, action in secret_plan(stack_file).items()]
-    except config.ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for line in lines:
-        print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -44,7 +44,8 @@ class StackRecord:
     passphrase_file: the file holding the secrets passphrase, or PASSPHRASE_FROM_ENVIRONMENT
         when PULUMI_CONFIG_PASSPHRASE(_FILE) or a cloud KMS provider supplies it each time.
     cluster: `kind` (a kind cluster mlops made), `local` (the local control plane) or
-        `context` (a kube context of the user's).
+        `context` (a kube context of the user's); empty with `context` until the first `up`
+        pins the stack (its secrets can be set before).
     context: the kube context the stack deploys to.
     kubeconfig: the kubeconfig holding that context, when it is not the user's own.
     """
@@ -63,6 +64,8 @@ class StackRecord:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        if not self.context:
+            return
         pin = kube_pin_path(self.stack)
         pin.write_text(
             f"apiVersion: v1\nkind: Config\ncurrent-context: {json.dumps(self.context)}\n"

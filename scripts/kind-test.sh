@@ -1,23 +1,22 @@
 #!/usr/bin/env bash
-# The kind job: the platform with real containers, from an empty kind cluster to nothing left.
-# .github/workflows/integration.yml runs only this, so a machine with Docker runs the same.
+# The kind job: the platform with real containers, from an empty kind cluster to nothing left,
+# through the same `mlops` commands a user runs. .github/workflows/integration.yml runs only this,
+# so a machine with Docker runs the same.
 #
 #   ./scripts/kind-test.sh
 #
-# 1. creates the kind cluster $MLOPS_KIND_CLUSTER (default mlops-kind; one of that name is
-#    replaced) from scripts/kind-cluster.yaml;
-# 2. ./scripts/up.sh kind: builds the workload images and `kind load`s them, the released
-#    Pulumi CLI of the pinned version (scripts/pulumi-cli.sh), and `pulumi up` of the kind stack
-#    with KServe and cert-manager from their chart repositories, its state in a throwaway file
-#    backend;
-# 3. ./scripts/verify.sh kind: tests/integration against the live cluster, where a skipped
-#    check fails the run;
-# 4. the golden path in the cluster (tests/integration/test_golden_path_live.py): seeded
-#    features, the training workflow registered and launched through Flyte, the
-#    InferenceService Ready, a transaction scored through it;
+# 1. removes a kind cluster named mlops-kind left by an earlier run;
+# 2. `mlops up kind --yes`: the kind cluster, the workload images built and `kind load`ed, the
+#    Pulumi CLI (the released one of the pinned version), secrets, and `pulumi up` of the kind
+#    stack with KServe and cert-manager from their chart repositories; its state in a throwaway
+#    state directory;
+# 3. `mlops verify kind`: tests/integration against the live cluster, a skipped check failing;
+# 4. the golden path (tests/integration/test_golden_path_live.py, which runs `mlops demo run
+#    kind`): seeded features, training through Flyte, the InferenceService, a scored transaction;
 # 5. on failure, saves logs, events and `kubectl describe` output in $MLOPS_KIND_ARTIFACTS
 #    (default ./kind-artifacts);
-# 6. `pulumi destroy`, a check that nothing of ours remains, and the cluster deleted.
+# 6. `mlops down kind --yes --delete-cluster`: destroy, the check that nothing of ours remains,
+#    the cluster deleted.
 #
 # MLOPS_KIND_KEEP=1 keeps the cluster and the stack afterwards. Needs Docker, kubectl, and Go
 # (it builds the kind of tools/kind/go.mod) or kind; without a Docker engine it stops before it
@@ -28,10 +27,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/kind.sh"
 cd "$REPO_ROOT"
 
 STACK=kind
-CLUSTER="${MLOPS_KIND_CLUSTER:-mlops-kind}"
+CLUSTER="mlops-$STACK"
 CONTEXT="kind-$CLUSTER"
 ARTIFACTS="${MLOPS_KIND_ARTIFACTS:-$REPO_ROOT/kind-artifacts}"
-SELECTOR="app.kubernetes.io/part-of=mlops-platform"
 started=$(date +%s)
 log() { printf '[kind-test] %s (%d s)\n' "$*" "$(($(date +%s) - started))" >&2; }
 
@@ -52,19 +50,17 @@ if ! command -v kubectl >/dev/null 2>&1; then
 fi
 kind="$(kind_cli)"
 kubectl() { command kubectl --context "$CONTEXT" "$@"; }
+./scripts/setup.sh
+mlops() { .venv/bin/mlops "$@"; }
 
-# The deploy writes the kube context and the encrypted secrets into the stack file; the file in
-# the repository is put back afterwards.
+# The deploy writes the kube context pin and the encrypted secrets into the stack file; the file
+# in the repository is put back afterwards.
 stack_file="stacks/Pulumi.$STACK.yaml"
 saved_stack_file="$(mktemp)"
 cp "$stack_file" "$saved_stack_file"
 state="$(mktemp -d)"
-export MLOPS_STATE_DIR="$state" PULUMI_BACKEND_URL="file://$state/pulumi"
-export PULUMI_CONFIG_PASSPHRASE_FILE="$state/passphrase"
-mkdir -p "$state/pulumi"
-(umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$PULUMI_CONFIG_PASSPHRASE_FILE")
-pulumi_env="$(./scripts/pulumi-cli.sh env)"
-eval "$pulumi_env"
+export MLOPS_STATE_DIR="$state"
+unset PULUMI_BACKEND_URL PULUMI_ACCESS_TOKEN PULUMI_CONFIG_PASSPHRASE PULUMI_CONFIG_PASSPHRASE_FILE
 
 collect() {
     log "saving logs, events and descriptions in $ARTIFACTS"
@@ -89,30 +85,6 @@ footprint() {
     kubectl describe nodes | awk '/^Allocatable:/,/^System Info:/; /^Allocated resources:/,/^Events:/' >&2 || true
 }
 
-# Everything labelled as ours, in the kinds a deploy creates; empty once destroyed.
-leftovers() {
-    local kind
-    for kind in namespaces clusterroles clusterrolebindings persistentvolumeclaims persistentvolumes \
-        pods secrets configmaps services serviceaccounts networkpolicies; do
-        kubectl get "$kind" -A -l "$SELECTOR" --no-headers -o name 2>/dev/null || true
-    done
-}
-
-destroy() {
-    log "pulumi destroy"
-    pulumi destroy --stack "$STACK" --yes --skip-preview --non-interactive
-    local deadline=$(($(date +%s) + 300)) left
-    while left="$(leftovers)" && [ -n "$left" ]; do
-        if (($(date +%s) > deadline)); then
-            echo "[kind-test] left after destroy:" >&2
-            echo "$left" >&2
-            return 1
-        fi
-        sleep 5
-    done
-    log "nothing labelled $SELECTOR remains"
-}
-
 finish() {
     local rc=$?
     trap - EXIT
@@ -132,26 +104,26 @@ finish() {
 }
 trap finish EXIT
 
-log "kind cluster $CLUSTER"
 if "$kind" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
+    log "removing the kind cluster $CLUSTER of an earlier run"
     "$kind" delete cluster --name "$CLUSTER"
 fi
-"$kind" create cluster --name "$CLUSTER" --config "$KIND_CONFIG" --wait 300s
 
-log "pulumi up of the $STACK stack (scripts/up.sh)"
-KUBE_CONTEXT="$CONTEXT" ./scripts/up.sh "$STACK" --yes --skip-preview --non-interactive
+log "mlops up $STACK"
+mlops up "$STACK" --yes
 log "deployed"
-footprint "after pulumi up"
+footprint "after mlops up"
 
-log "checks against the live cluster (scripts/verify.sh)"
-MLOPS_KUBE_CONTEXT="$CONTEXT" ./scripts/verify.sh "$STACK"
+log "mlops verify $STACK"
+mlops verify "$STACK"
 
-log "golden path in the cluster (verify.sh has set up its clients)"
+log "golden path in the cluster (mlops demo run $STACK)"
 MLOPS_VERIFY_STACK="$STACK" MLOPS_KUBE_CONTEXT="$CONTEXT" MLOPS_REQUIRE_CONTAINERS=1 \
     .venv/bin/python -m pytest tests/integration/test_golden_path_live.py -v -p no:cacheprovider
 footprint "with the model served"
 
 if [ "${MLOPS_KIND_KEEP:-0}" != 1 ]; then
-    destroy
+    log "mlops down $STACK"
+    mlops down "$STACK" --yes --delete-cluster
 fi
 log "passed"

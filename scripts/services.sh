@@ -44,7 +44,7 @@ require_installed() {
     exit 1
   fi
   if [ ! -x "$REPO/.venv/bin/weed" ]; then
-    echo "error: $REPO/.venv/bin/weed missing: run ./scripts/setup.sh --group workloads" >&2
+    echo "error: $REPO/.venv/bin/weed missing: run ./scripts/setup.sh" >&2
     exit 1
   fi
 }

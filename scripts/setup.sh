@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Creates .venv at the repository root (the one Pulumi.yaml names) from uv.lock.
+# Creates .venv at the repository root (the one Pulumi.yaml names) from uv.lock: the Pulumi
+# program, the mlops command, the test tools and the ML workloads' clients (pyflyte, feast,
+# mlflow), so every command in the README runs from it and no later run drops a group.
 #
-#   ./scripts/setup.sh              # the Pulumi program and the test tools
-#   ./scripts/setup.sh --group workloads   # also the ML workload libraries
+#   ./scripts/setup.sh              # .venv
 #   ./scripts/setup.sh --serving    # .venv-serving: the model server (dependency group serving)
 #   ./scripts/setup.sh --policy     # .venv-policy: the policy pack (dependency group policy)
 #
@@ -30,5 +31,9 @@ if [ "${1:-}" = "--policy" ]; then
   echo "[setup] .venv-policy ready: $(.venv-policy/bin/python -c 'import importlib.metadata as m; print("pulumi-policy", m.version("pulumi-policy"), "pulumi", m.version("pulumi"))')" >&2
   exit 0
 fi
-uv sync --locked --quiet "$@"
+if [ $# -gt 0 ]; then
+  echo "usage: ./scripts/setup.sh [--serving | --policy] (unknown: $*)" >&2
+  exit 2
+fi
+uv sync --locked --quiet --group workloads
 echo "[setup] .venv ready: $(.venv/bin/python --version), $(.venv/bin/python -c 'import pulumi, importlib.metadata as m; print("pulumi", m.version("pulumi"), "pulumi-kubernetes", m.version("pulumi-kubernetes"))')" >&2

@@ -13,15 +13,16 @@
 #   workloads    the local servers, .venv-serving (setup.sh --serving: the model server) and the
 #                monitoring servers (the drift test)
 #   integration  the control-plane toolchain with the KServe controller (toolchain.sh: about 30
-#                minutes the first time) and .venv-policy (setup.sh --policy: the policy pack)
+#                minutes the first time; a toolchain that cannot be built fails the run) and
+#                .venv-policy (setup.sh --policy: the policy pack)
 # It installs no system package: when one is missing it stops and names the command that does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 log() { printf '[test] %s\n' "$*" >&2; }
 
-# The workloads group brings the clients the contract tests drive (mlflow, ...).
-./scripts/setup.sh --group workloads
+# .venv with every client group: the contract tests drive mlflow and the others.
+./scripts/setup.sh
 
 # Which tiers the arguments select: pytest collects without running, and every node id starts
 # with tests/<tier>/. Selecting nothing is an error (a mistyped -k or -m would pass otherwise).
@@ -71,11 +72,13 @@ if selected integration; then
     log "policy pack environment"
     ./scripts/setup.sh --policy
     log "toolchain"
-    if MLOPS_TOOLCHAIN_TRIM=1 ./scripts/toolchain.sh >&2; then
-        export MLOPS_REQUIRE_INTEGRATION=1
-    else
-        log "the toolchain could not be built: the integration tier will be skipped"
+    # The integration tier is part of the test command: a toolchain that cannot be built fails
+    # the run, never skips the tier.
+    if ! MLOPS_TOOLCHAIN_TRIM=1 ./scripts/toolchain.sh >&2; then
+        log "the control-plane toolchain could not be built (scripts/toolchain.sh; logs under $(./scripts/toolchain.sh dir)/logs): the integration tier cannot run"
+        exit 1
     fi
+    export MLOPS_REQUIRE_INTEGRATION=1
 fi
 
 log "pytest"

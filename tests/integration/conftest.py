@@ -1,12 +1,12 @@
 """The cluster the integration tests check, in one of two modes.
 
-Local mode (the default, under ./scripts/test.sh): a real `pulumi up` of the ci stack onto the
-local control plane (scripts/local-cluster.sh: kube-apiserver and kwok, which fakes pods Ready
-and runs no container) with KServe's controller reconciling (scripts/kserve-controller.sh),
-then the platform checks, then the lifecycle tests (test_kserve_controller.py,
-test_pulumi_up.py), destroy last.
+Local mode (the default, under ./scripts/test.sh): `mlops up ci`, as a user without Docker runs
+it, stands the ci stack up on the local control plane (scripts/local-cluster.sh: kube-apiserver
+and kwok, which fakes pods Ready and runs no container) with KServe's controller reconciling
+(scripts/kserve-controller.sh); then the platform checks, then the lifecycle tests
+(test_kserve_controller.py, test_pulumi_up.py, test_pipeline.py), `mlops down` last.
 
-Live mode (`MLOPS_VERIFY_STACK=<stack>`, as scripts/verify.sh sets it): nothing is deployed or
+Live mode (`MLOPS_VERIFY_STACK=<stack>`, as `mlops verify` sets it): nothing is deployed or
 destroyed; the checks run against the stack already deployed in the current kube context
 (`KUBECONFIG` and `MLOPS_KUBE_CONTEXT` choose another), with the stack's config read from
 stacks/Pulumi.<stack>.yaml. Lifecycle tests skip there.
@@ -46,7 +46,7 @@ LOCAL_STACK = "ci"
 TIMINGS: list[tuple[str, float]] = []
 NO_CONTAINERS = (
     "kwok runs no container: this check runs on a real cluster "
-    "(scripts/kind-test.sh or scripts/verify.sh)"
+    "(scripts/kind-test.sh or mlops verify)"
 )
 LIVE_ONLY_CHECKS = "lifecycle tests deploy and destroy the ci stack: local mode only"
 # The node annotation kwok puts on the nodes it fakes.
@@ -198,119 +198,119 @@ class Cluster:
 
 @dataclass
 class Deployment:
-    """A copy of the project with its own Pulumi state, deploying the ci stack locally."""
+    """A copy of the project that deploys the ci stack with the `mlops` command, keeping its
+    state (file backend, passphrase, local control plane) in a directory of its own.
+
+    `env` is what a user's shell holds: the test's environment at first, and after the deploy
+    what `eval "$(mlops env ci)"` exports, so plain `pulumi` and `kubectl` reach the stack."""
 
     project: Path
     env: dict[str, str]
     kubectl: str
 
     def run(
-        self, *args: str, timeout: int = 900, cwd: Path | None = None
+        self,
+        *args: str,
+        timeout: int = 900,
+        cwd: Path | None = None,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """A command with the deployment's environment, in its project (or `cwd`)."""
         return subprocess.run(
             list(args),
             cwd=cwd or self.project,
             env=self.env,
+            input=input,
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
         )
 
+    def mlops(
+        self, *args: str, timeout: int = 1800, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The `mlops` command a user runs, from the project's own environment."""
+        started = time.monotonic()
+        result = self.run(
+            str(self.project / ".venv" / "bin" / "mlops"), *args, timeout=timeout, input=input
+        )
+        if args[0] in ("up", "preview", "down", "status", "drift") or args[:2] == (
+            "secrets",
+            "rotate",
+        ):
+            outcome = "ok" if result.returncode == 0 else "failed"
+            TIMINGS.append((f"mlops {' '.join(args)} ({outcome})", time.monotonic() - started))
+        return result
+
     def pulumi(
         self, *args: str, timeout: int = 900, stack: str = LOCAL_STACK
     ) -> subprocess.CompletedProcess[str]:
-        started = time.monotonic()
-        result = self.run("pulumi", *args, "--stack", stack, "--non-interactive", timeout=timeout)
-        if args[0] in ("up", "preview", "destroy"):
-            outcome = "ok" if result.returncode == 0 else "failed"
-            TIMINGS.append((f"pulumi {' '.join(args)} ({outcome})", time.monotonic() - started))
-        return result
+        """Plain `pulumi`, as a user runs it after `mlops env`."""
+        return self.run("pulumi", *args, "--stack", stack, "--non-interactive", timeout=timeout)
 
     def get(self, *args: str) -> dict[str, Any]:
         result = self.run(self.kubectl, "get", *args, "-o", "json", timeout=60)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)  # type: ignore[no-any-return]
 
+    def shell_after(self, command: str) -> dict[str, str]:
+        """The environment a shell has after `eval "$(<command>)"`."""
+        script = f'out="$({command})" || exit 1; eval "$out"; env -0'
+        result = self.run("bash", "-c", script, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return dict(item.split("=", 1) for item in result.stdout.split("\0") if "=" in item)
+
+
+# What the project copy holds: everything `mlops up` reads (tools/ keys the toolchain).
+PROJECT_FILES = ("Pulumi.yaml", "pyproject.toml", "uv.lock", "README.md")
+PROJECT_DIRS = ("infra", "mlops", "scripts", "tools", "policy")
+
 
 @pytest.fixture(scope="package")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """The local control plane and a project copy with the ci stack initialised (not yet up).
-    Torn down after the last integration test: destroy, then the control plane stops."""
+    """A project copy with its own state directory, ready for `mlops up ci` (not yet run).
+    Torn down after the last integration test: `mlops down ci --delete-cluster`."""
     if verify_stack():
         pytest.skip(LIVE_ONLY_CHECKS)
-    environment_after("./scripts/toolchain.sh env")
-    cluster = subprocess.run(
-        [str(ROOT / "scripts/local-cluster.sh"), "up"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert cluster.returncode == 0, cluster.stderr[-3000:]
-    tools = environment_after("./scripts/local-cluster.sh env")
-    # KServe's CRDs, config and webhooks, and its controller reconciling (the pinned release,
-    # built by scripts/toolchain.sh): the ci stack finds KServe installed, as on a cluster
-    # with its charts, and its ServingRuntime passes KServe's admission for real.
-    controller = subprocess.run(
-        [str(ROOT / "scripts/kserve-controller.sh"), "up"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert controller.returncode == 0, controller.stderr[-3000:]
-
-    # A copy of the project, so stack init and secrets do not touch the repository's files;
-    # its own .venv holds only the Pulumi program's dependencies.
+    tools = environment_after("./scripts/toolchain.sh env")
+    # A copy of the project, so the stack's secrets and pin do not touch the repository's files;
+    # its own .venv holds the Pulumi program and the mlops command, as `uv sync` gives a user.
     project = tmp_path_factory.mktemp("project")
-    for name in ("Pulumi.yaml", "pyproject.toml", "uv.lock"):
+    for name in PROJECT_FILES:
         shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "infra", project / "infra", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "scripts", project / "scripts")
+    for name in PROJECT_DIRS:
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (project / ".venv-policy").symlink_to(ROOT / ".venv-policy")
     (project / "stacks").mkdir()
     shutil.copy(ROOT / "stacks" / f"Pulumi.{LOCAL_STACK}.yaml", project / "stacks")
+    state = tmp_path_factory.mktemp("state")
     env = {
-        **tools,
-        "PULUMI_BACKEND_URL": f"file://{tmp_path_factory.mktemp('state')}",
-        "PULUMI_CONFIG_PASSPHRASE": "integration-test-passphrase",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "UV_PROJECT_ENVIRONMENT": str(project / ".venv"),
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PULUMI_", "KUBECONFIG", "MLOPS_", "VIRTUAL_ENV"))
     }
+    env.update(MLOPS_STATE_DIR=str(state), UV_PROJECT_ENVIRONMENT=str(project / ".venv"))
     deployment = Deployment(project, env, f"{tools['MLOPS_TOOLCHAIN_DIR']}/bin/kubectl")
     setup = deployment.run("uv", "sync", "--locked", "--no-dev", "--quiet", timeout=600)
     assert setup.returncode == 0, setup.stderr
-    init = deployment.run(
-        "pulumi",
-        "stack",
-        "init",
-        LOCAL_STACK,
-        "--secrets-provider",
-        "passphrase",
-        "--non-interactive",
-    )
-    assert init.returncode == 0, init.stderr
-    secrets = deployment.run("./scripts/bootstrap-secrets.sh", LOCAL_STACK)
-    assert secrets.returncode == 0, secrets.stderr
     try:
         yield deployment
     finally:
-        deployment.pulumi("destroy", "--yes", "--skip-preview")
-        subprocess.run(
-            [str(ROOT / "scripts/local-cluster.sh"), "down"],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
+        deployment.mlops("down", LOCAL_STACK, "--yes", "--delete-cluster")
+        # Stopped even when the stack never came up (down then refuses an unknown stack).
+        deployment.run(str(project / "scripts" / "local-cluster.sh"), "down", timeout=300)
 
 
 @pytest.fixture(scope="package")
 def deployed(deployment: Deployment) -> Deployment:
-    """The ci stack after a real `pulumi up`."""
-    up = deployment.pulumi("up", "--yes", "--skip-preview", timeout=1800)
+    """The ci stack after `mlops up ci` (the local control plane, the KServe controller, the
+    backend, secrets and `pulumi up`), with the user's shell set by `mlops env ci`."""
+    up = deployment.mlops("up", LOCAL_STACK, "--yes", timeout=3600)
     assert up.returncode == 0, (up.stdout + up.stderr)[-5000:]
+    deployment.env = deployment.shell_after(
+        f"{deployment.project / '.venv' / 'bin' / 'mlops'} env {LOCAL_STACK}"
+    )
     return deployment
 
 
@@ -332,7 +332,7 @@ def _runs_containers(cluster: Cluster) -> bool:
 def _live_cluster(stack: str) -> Cluster:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        pytest.fail("kubectl is not on PATH (scripts/verify.sh adds the toolchain's when built)")
+        pytest.fail("kubectl is not on PATH (mlops verify adds the one it runs with)")
     cluster = Cluster(
         stack=stack,
         config=_stack_config(stack),
@@ -368,7 +368,6 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
             containers=False,
             kubectl_path=deployed.kubectl,
             env=deployed.env,
-            kubeconfig=deployed.env["KUBECONFIG"],
         )
     # testinfra's kubectl backend runs `kubectl` from PATH.
     with pytest.MonkeyPatch.context() as patch:

@@ -1,9 +1,11 @@
-"""The lifecycle of the ci stack on the local control plane: its outputs, a preview with no
-changes, one config change, bad config, and a destroy that leaves nothing (last of all).
+"""The lifecycle of the ci stack on the local control plane, through the `mlops` command a user
+runs: its status and outputs, a preview with no changes, one config change, a rotated secret,
+bad input, and `mlops down` leaving nothing (last of all).
 
-The deploy itself is the session fixture `deployed` (conftest.py); the platform checks
-(test_platform.py) run on it before these tests. Local mode only: in live mode
-(MLOPS_VERIFY_STACK) these skip, since they change and destroy the stack.
+The deploy itself is the session fixture `deployed` (conftest.py: `mlops up ci`, then the shell
+`mlops env ci` gives); the platform checks (test_platform.py) run on it before these tests.
+Local mode only: in live mode (MLOPS_VERIFY_STACK) these skip, since they change and destroy the
+stack.
 """
 
 from __future__ import annotations
@@ -13,13 +15,24 @@ import time
 
 import pytest
 
-from tests.integration.conftest import Deployment
+from tests.integration.conftest import LOCAL_STACK, Deployment
 
 pytestmark = pytest.mark.lifecycle
 NAMESPACE = "mlops-ci"
 
 
+def test_status_shows_every_component_ready_and_where_its_ui_is(deployed: Deployment) -> None:
+    status = deployed.mlops("status", LOCAL_STACK)
+    assert status.returncode == 0, status.stdout + status.stderr
+    for component in ("postgres", "redis", "seaweedfs", "mlflow", "flyte", "feast", "grafana"):
+        assert component in status.stdout, status.stdout
+    assert "http://localhost:5000" in status.stdout
+    assert "localhost:8089" in status.stdout
+    assert f"mlops connect {LOCAL_STACK}" in status.stdout
+
+
 def test_stack_outputs_name_the_in_cluster_services(deployed: Deployment) -> None:
+    """Plain `pulumi` in the shell `mlops env` sets finds the stack, its backend and secrets."""
     result = deployed.pulumi("stack", "output", "--json")
     assert result.returncode == 0, result.stderr
     outputs = json.loads(result.stdout)
@@ -42,25 +55,25 @@ def test_stack_outputs_name_the_in_cluster_services(deployed: Deployment) -> Non
 
 
 def test_a_second_preview_changes_nothing(deployed: Deployment) -> None:
-    preview = deployed.pulumi("preview", "--expect-no-changes")
+    preview = deployed.mlops("preview", LOCAL_STACK, "--expect-no-changes")
     assert preview.returncode == 0, (preview.stdout + preview.stderr)[-3000:]
 
 
 def test_one_config_change_changes_exactly_one_resource(deployed: Deployment) -> None:
     changed = deployed.pulumi("config", "set", "--path", "redis.resources.limits.cpu", "750m")
     assert changed.returncode == 0, changed.stderr
-    preview = deployed.pulumi("preview", "--json")
+    preview = deployed.mlops("preview", LOCAL_STACK, "--json")
     assert preview.returncode == 0, preview.stderr
     steps = [s for s in json.loads(preview.stdout)["steps"] if s["op"] != "same"]
     assert [(s["op"], s["urn"].split("::")[-1]) for s in steps] == [("update", "redis")]
     assert "StatefulSet" in steps[0]["urn"]
-    up = deployed.pulumi("up", "--yes", "--skip-preview", timeout=1200)
+    up = deployed.mlops("up", LOCAL_STACK, "--yes", timeout=1200)
     assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
     redis = deployed.get("statefulset", "redis", "-n", NAMESPACE)
     assert redis["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == (
         "750m"
     )
-    again = deployed.pulumi("preview", "--expect-no-changes")
+    again = deployed.mlops("preview", LOCAL_STACK, "--expect-no-changes")
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
 
 
@@ -75,11 +88,21 @@ def test_a_rotated_password_reruns_its_init_job_and_rolls_its_readers(
     transformer copies), the init Job that applies it, and the pods and Job that read it. The
     kubernetes provider replaces a Secret whose data changes (enableSecretMutable is off)."""
     before = deployed.get("deployment", "feast", "-n", NAMESPACE)
-    rotated = deployed.pulumi(
-        "config", "set", "--secret", "postgresFeastPassword", "rotated-Feast-password-7f3a9c"
+    on_argv = deployed.mlops(
+        "secrets", "rotate", LOCAL_STACK, "postgresFeastPassword", "rotated-Feast-password-7f3a9c"
+    )
+    assert on_argv.returncode == 2
+    assert "never taken from the command line" in on_argv.stderr
+    rotated = deployed.mlops(
+        "secrets",
+        "rotate",
+        LOCAL_STACK,
+        "postgresFeastPassword",
+        "--no-apply",
+        input="rotated-Feast-password-7f3a9c",
     )
     assert rotated.returncode == 0, rotated.stderr
-    preview = deployed.pulumi("preview", "--json")
+    preview = deployed.mlops("preview", LOCAL_STACK, "--json")
     assert preview.returncode == 0, preview.stderr
     steps = {
         (
@@ -102,7 +125,7 @@ def test_a_rotated_password_reruns_its_init_job_and_rolls_its_readers(
         ("replace", "kubernetes:batch/v1:Job", "feast-apply"),
         ("update", "kubernetes:apps/v1:Deployment", "feast"),
     }
-    up = deployed.pulumi("up", "--yes", "--skip-preview", timeout=1200)
+    up = deployed.mlops("up", LOCAL_STACK, "--yes", timeout=1200)
     assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
     after = deployed.get("deployment", "feast", "-n", NAMESPACE)
     digest = "checksum/secrets"
@@ -111,11 +134,12 @@ def test_a_rotated_password_reruns_its_init_job_and_rolls_its_readers(
         != before["spec"]["template"]["metadata"]["annotations"][digest]
     )
     assert "rotated-Feast-password-7f3a9c" not in json.dumps(after)
-    again = deployed.pulumi("preview", "--expect-no-changes")
+    again = deployed.mlops("preview", LOCAL_STACK, "--expect-no-changes")
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
 
 
-def test_bad_config_fails_preview_with_one_clear_message(deployment: Deployment) -> None:
+def test_bad_config_fails_preview_with_one_clear_message(deployed: Deployment) -> None:
+    deployment = deployed
     init = deployment.run("pulumi", "stack", "init", "bad", "--non-interactive")
     assert init.returncode == 0, init.stderr
     missing = deployment.pulumi("preview", stack="bad")
@@ -123,7 +147,7 @@ def test_bad_config_fails_preview_with_one_clear_message(deployment: Deployment)
     assert missing.returncode != 0
     assert (
         "mlops-platform:postgresPassword is not set (required while postgres is enabled); "
-        "run ./scripts/bootstrap-secrets.sh bad" in output
+        "generate it: mlops secrets bootstrap bad" in output
     )
     assert "Traceback" not in output
     assert deployment.pulumi("config", "set", "profile", "huge", stack="bad").returncode == 0
@@ -137,9 +161,20 @@ def test_bad_config_fails_preview_with_one_clear_message(deployment: Deployment)
     )
 
 
+def test_a_pinned_stack_refuses_another_context(deployed: Deployment) -> None:
+    other = deployed.mlops("up", LOCAL_STACK, "--yes", "--context", "kind-elsewhere")
+    assert other.returncode == 2
+    assert (
+        f"stack {LOCAL_STACK} is pinned to kube context 'kwok-mlops-local', not 'kind-elsewhere'"
+        in other.stderr
+    )
+    assert "Traceback" not in other.stderr
+
+
 def test_destroy_leaves_nothing_of_ours(deployed: Deployment) -> None:
-    destroy = deployed.pulumi("destroy", "--yes", "--skip-preview", timeout=1200)
+    destroy = deployed.mlops("down", LOCAL_STACK, "--yes", timeout=1200)
     assert destroy.returncode == 0, (destroy.stdout + destroy.stderr)[-3000:]
+    assert "nothing labelled app.kubernetes.io/part-of=mlops-platform remains" in destroy.stderr
     selector = "app.kubernetes.io/part-of=mlops-platform"
     deadline = time.monotonic() + 180
     while True:

@@ -63,7 +63,7 @@ def require_module(name: str, why: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError:
-        message = f"{name} is not installed ({why}): run ./scripts/setup.sh --group workloads"
+        message = f"{name} is not installed ({why}): run ./scripts/setup.sh"
         if os.environ.get("MLOPS_REQUIRE_SERVICES") == "1":
             pytest.fail(message)
         pytest.skip(message, allow_module_level=True)

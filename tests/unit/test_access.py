@@ -55,19 +55,26 @@ def test_disabled_components_have_nothing_to_reach() -> None:
     assert [a.name for a in access.services(cfg)] == ["mlflow"]
 
 
-def test_port_forward_prints_the_commands_and_where_the_logins_are() -> None:
+def test_connect_prints_each_address_and_where_its_login_is(tmp_path: Path) -> None:
     result = subprocess.run(
-        [str(ROOT / "scripts" / "port-forward.sh"), "ci", "--print"],
+        [sys.executable, "-m", "mlops", "connect", "ci", "--print"],
         cwd=ROOT,
-        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "KUBE_CONTEXT": "kind-x"},
+        env={
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "MLOPS_STATE_DIR": str(tmp_path),
+            "HOME": str(tmp_path),
+        },
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert "kubectl --context kind-x -n mlops-ci port-forward svc/mlflow 5000:5000" in lines
-    assert "kubectl --context kind-x -n mlops-ci port-forward svc/flyte-grpc 8089:8089" in lines
-    assert any("kubectl -n mlops-ci get secret grafana" in line for line in lines)
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert "mlflow http://localhost:5000 MLflow UI and tracking API" in lines
+    assert any(line.startswith("flyte-api localhost:8089 ") for line in lines)
+    assert any(
+        "kubectl -n mlops-ci get secret grafana -o jsonpath={.data.admin-password}" in line
+        for line in lines
+    )
     assert sum("no login of its own" in line for line in lines) == 2

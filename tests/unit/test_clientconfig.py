@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlops import clientconfig
 from tests.support.rendering import SENTINELS, stack_rendering
@@ -15,26 +17,32 @@ from tests.support.tools import require_module
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_cli_writes_flyte_and_mlflow_settings(tmp_path: Path) -> None:
+def test_connect_writes_flyte_and_mlflow_settings_for_its_port_forwards(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mlops.clientconfig", "--stack", "ci", "--out", str(tmp_path)],
+        [sys.executable, "-m", "mlops", "connect", "ci", "--print"],
         cwd=ROOT,
+        env={**os.environ, "MLOPS_STATE_DIR": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    clients = tmp_path / "clients" / "ci"
     env = dict(
         line.split("=", 1)
-        for line in (tmp_path / "mlflow.env").read_text().splitlines()
+        for line in (clients / "mlflow.env").read_text().splitlines()
         if not line.startswith("#")
     )
     assert env == {
-        "MLFLOW_TRACKING_URI": "http://mlflow.mlops-ci.svc.cluster.local:5000",
+        "MLFLOW_TRACKING_URI": "http://localhost:5000",
         "MLFLOW_TRACKING_USERNAME": "admin",
     }
-    assert (tmp_path / "flyte" / "config.yaml").exists()
+    flyte = yaml.safe_load((clients / "flyte" / "config.yaml").read_text())
+    assert flyte["admin"]["endpoint"] == "dns:///localhost:8089"
+    # No secret is written: each client reads its login from the environment.
+    written = "".join(p.read_text() for p in clients.rglob("*") if p.is_file())
+    assert "[secret]" not in written and "placeholder" not in written
 
 
 def test_flytekit_reads_the_endpoint_and_the_client_login(

@@ -365,9 +365,9 @@ def test_services_with_a_login_need_no_auth_annotation_nor_know_the_opt_in(servi
 def test_missing_secret_names_the_command_that_fixes_it() -> None:
     secrets = {k: v for k, v in SENTINELS.items() if k != "redisPassword"}
     assert error_of({}, secrets) == (
-        f"{P}:redisPassword is not set (required while redis is enabled); run "
-        "./scripts/bootstrap-secrets.sh dev or: pulumi config set --secret redisPassword "
-        "<value> --stack dev"
+        f"{P}:redisPassword is not set (required while redis is enabled); generate it: "
+        'mlops secrets bootstrap dev, or give it: printf %s "$VALUE" | mlops secrets set dev '
+        "redisPassword"
     )
 
 
@@ -377,9 +377,8 @@ LOGIN = {"registry": "registry.example.com:5000", "username": "robot"}
 def test_a_registry_login_without_its_token_names_the_command_that_sets_it() -> None:
     secrets = {k: v for k, v in SENTINELS.items() if k != "imagePullPassword"}
     assert error_of({"images": {"pullSecret": LOGIN}}, secrets) == (
-        f"{P}:imagePullPassword is not set (required while images.pullSecret is set); run "
-        "./scripts/bootstrap-secrets.sh dev or: pulumi config set --secret imagePullPassword "
-        "<value> --stack dev"
+        f"{P}:imagePullPassword is not set (required while images.pullSecret is set); "
+        'give it: printf %s "$VALUE" | mlops secrets set dev imagePullPassword'
     )
 
 
@@ -388,8 +387,8 @@ def test_the_registry_token_is_refused_in_plain_text_or_inside_its_section() -> 
     with pytest.raises(config.ConfigError) as caught:
         config.load("dev", raw, keys - {f"{P}:imagePullPassword"})
     assert str(caught.value).endswith(
-        f"{P}:imagePullPassword is stored in plain text: it must be a secret; run: "
-        "pulumi config set --secret imagePullPassword <value> --stack dev"
+        f"{P}:imagePullPassword is stored in plain text: it must be a secret; give it "
+        'as one: printf %s "$VALUE" | mlops secrets set dev imagePullPassword'
     )
     inline = {"images": {"pullSecret": {**LOGIN, "imagePullPassword": "plain-text-token"}}}
     message = error_of(inline)
@@ -455,8 +454,8 @@ def test_secret_stored_in_plain_text_is_rejected() -> None:
     with pytest.raises(config.ConfigError) as caught:
         config.load("dev", raw, keys - {f"{P}:objectStoreSecretKey"})
     assert str(caught.value).endswith(
-        f"{P}:objectStoreSecretKey is stored in plain text: it must be a secret; run: "
-        "pulumi config set --secret objectStoreSecretKey <value> --stack dev"
+        f"{P}:objectStoreSecretKey is stored in plain text: it must be a secret; give it "
+        'as one: printf %s "$VALUE" | mlops secrets set dev objectStoreSecretKey'
     )
 
 

@@ -6,8 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from infra import config
 from mlops import render
 from tests.support.rendering import stack_rendering
 
@@ -16,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_render(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mlops.render", *args],
+        [sys.executable, "-m", "mlops", "render", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -26,7 +28,7 @@ def run_render(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_writes_one_file_per_object_and_the_outputs(tmp_path: Path) -> None:
-    result = run_render("--stack", "dev", "--out", str(tmp_path))
+    result = run_render("dev", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.yaml"))
     assert "_cluster/namespace-mlops.yaml" in files
@@ -37,7 +39,7 @@ def test_cli_writes_one_file_per_object_and_the_outputs(tmp_path: Path) -> None:
     assert "charts/kserve-resources.yaml" in files
     secret = yaml.safe_load((tmp_path / "mlops/secret-redis.yaml").read_text())
     assert set(secret["stringData"].values()) == {render.REDACTED}
-    assert f"rendered stack dev: {len(files)} files" in result.stdout
+    assert f"rendered stack dev: {len(files)} files" in result.stderr
 
 
 def test_render_is_deterministic(tmp_path: Path) -> None:
@@ -55,7 +57,7 @@ def test_numbers_are_written_as_integers(tmp_path: Path) -> None:
 
 
 def test_unknown_stack_is_a_clean_error(tmp_path: Path) -> None:
-    result = run_render("--stack", "qa", "--out", str(tmp_path))
+    result = run_render("qa", "--out", str(tmp_path))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "known stacks: ci, dev, kind, prod, staging" in result.stderr
@@ -65,15 +67,12 @@ def test_bad_stack_config_is_a_clean_error(tmp_path: Path) -> None:
     stacks = tmp_path / "stacks"
     stacks.mkdir()
     (stacks / "Pulumi.bad.yaml").write_text("config:\n  mlops-platform:profile: huge\n")
-    result = run_render(
-        "--stack", "bad", "--out", str(tmp_path / "out"), "--stacks-dir", str(stacks)
+    with pytest.raises(config.ConfigError) as refused:
+        render.render_stack("bad", stacks)
+    assert str(refused.value) == (
+        "invalid stack config:\n"
+        "  mlops-platform:profile = 'huge': must be one of small, standard, ha"
     )
-    assert result.returncode == 2
-    assert result.stderr == (
-        "error: invalid stack config:\n"
-        "  mlops-platform:profile = 'huge': must be one of small, standard, ha\n"
-    )
-    assert not (tmp_path / "out").exists()
 
 
 def test_helm_releases_render_as_chart_records() -> None:

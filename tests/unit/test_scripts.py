@@ -1,4 +1,4 @@
-"""The pipeline scripts' behaviour where no cluster, Docker or backend is needed to see it."""
+"""The scripts' behaviour where no cluster, Docker or backend is needed to see it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import os
 import stat
 import subprocess
 from pathlib import Path
-
-from infra import versions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,13 +53,6 @@ def test_kind_test_stops_before_creating_anything_without_docker(tmp_path: Path)
     assert stack_file.read_text() == before
 
 
-def test_images_refuses_to_build_without_docker(tmp_path: Path) -> None:
-    path = fake_bin(tmp_path, docker="exit 1")
-    result = run("images.sh", "build", "kind", path=path)
-    assert result.returncode == 1
-    assert "no Docker engine answers" in result.stderr
-
-
 def test_kubeconfig_writes_yaml_or_base64_privately_and_exports_it(tmp_path: Path) -> None:
     kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n"
     for data in (kubeconfig, __import__("base64").b64encode(kubeconfig.encode()).decode()):
@@ -98,34 +89,3 @@ def test_pulumi_cli_version_is_the_toolchain_pin() -> None:
     assert result.returncode == 0, result.stderr
     go_mod = (ROOT / "tools" / "pulumi" / "go.mod").read_text()
     assert f"github.com/pulumi/pulumi/pkg/v3 v{result.stdout.strip()} " in go_mod
-
-
-def test_images_builds_each_target_under_its_stack_reference_and_loads_it(tmp_path: Path) -> None:
-    """What up.sh does on a kind context: one build per Dockerfile target, tagged with the
-    reference the stack runs, then `kind load` into that cluster (docker, kind and the go that
-    would build kind are stand-ins recording their calls)."""
-    calls = tmp_path / "calls"
-    path = fake_bin(
-        tmp_path,
-        docker=f'echo "docker $*" >> {calls}',
-        kind=f'echo "kind $*" >> {calls}',
-        go=f'echo "{tmp_path}/bin/kind"',
-    )
-    result = run("images.sh", "load", "dev", "mlops-dev", path=path)
-    assert result.returncode == 0, result.stderr
-    revision = (
-        subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-        or "unknown"
-    )
-    workloads, serving = versions.WORKLOADS_IMAGE, versions.SERVING_IMAGE
-    build = (
-        "docker build --file workloads/Dockerfile --target {} --build-arg REVISION={} --tag {} ."
-    )
-    assert [c for c in calls.read_text().splitlines() if c != "docker info"] == [
-        build.format("workloads", revision, workloads),
-        build.format("serving", revision, serving),
-        f"kind load docker-image {workloads} --name mlops-dev",
-        f"kind load docker-image {serving} --name mlops-dev",
-    ]

@@ -1,4 +1,4 @@
-"""Stack files read without the CLI, and the plan bootstrap-secrets.sh follows."""
+"""Stack files read without the CLI, and the plan `mlops up` follows for secrets."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_fresh_stack_generates_every_secret_it_uses() -> None:
         "imagePullPassword": "unused",
         # Only with flyte.auth.oidc, and then supplied by the identity provider's owner.
         "flyteOidcClientSecret": "unused",
-        # bootstrap-secrets.sh writes it with openssl.
+        # mlops writes it with openssl.
         "flyteTokenSigningKey": "generate-rsa",
     }
 
@@ -179,29 +179,13 @@ def test_images_are_the_dockerfile_targets_under_the_stacks_names(tmp_path: Path
     assert stackfile.project_images(stack) == {"workloads": digest, "serving": "serving:kind"}
 
 
-def test_images_command_prints_one_target_and_reference_per_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    write_stack(tmp_path, "  mlops-platform:images:\n    workloads: workloads:kind\n")
-    code = stackfile.main(["images", "--stack", "t", "--stacks-dir", str(tmp_path)])
-    assert code == 0
-    assert capsys.readouterr().out == (
-        f"workloads workloads:kind\nserving {versions.SERVING_IMAGE}\n"
-    )
-    # Each target the command names is a stage of the Dockerfile the deploy builds.
-    dockerfile = (Path(__file__).resolve().parents[2] / "workloads" / "Dockerfile").read_text()
-    stages = {line.split(" AS ")[-1] for line in dockerfile.splitlines() if " AS " in line}
-    assert set(stackfile.project_images(stackfile.read("t", tmp_path))) <= stages
-
-
-def test_images_command_refuses_a_bad_reference_with_the_config_message(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_bad_image_reference_is_refused_with_the_config_message(tmp_path: Path) -> None:
     write_stack(tmp_path, "  mlops-platform:images:\n    serving: UPPER:1\n")
-    assert stackfile.main(["images", "--stack", "t", "--stacks-dir", str(tmp_path)]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert "mlops-platform:images.serving = 'UPPER:1': must be an image reference" in captured.err
+    with pytest.raises(config.ConfigError) as refused:
+        stackfile.project_images(stackfile.read("t", tmp_path))
+    assert "mlops-platform:images.serving = 'UPPER:1': must be an image reference" in str(
+        refused.value
+    )
 
 
 def test_alert_receivers_credentials_are_supplied_once_their_receiver_is_set(
