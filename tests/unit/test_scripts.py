@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 from infra import versions
 
 ROOT = Path(__file__).resolve().parents[2]
+PULUMI = "github.com/pulumi/pulumi/pkg/v3"
 
 
 def fake_bin(tmp_path: Path, **commands: str) -> Path:
@@ -24,6 +27,7 @@ def fake_bin(tmp_path: Path, **commands: str) -> Path:
 
 
 def run(script: str, *args: str, path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The script with `path` first on PATH (or, given PATH in `env`, that PATH alone)."""
     return subprocess.run(
         [str(ROOT / "scripts" / script), *args],
         cwd=ROOT,
@@ -33,6 +37,18 @@ def run(script: str, *args: str, path: Path, **env: str) -> subprocess.Completed
         timeout=120,
         check=False,
     )
+
+
+def path_without(*commands: str) -> str:
+    """This PATH less every directory that holds one of the commands."""
+    directories = [
+        d
+        for d in os.environ["PATH"].split(os.pathsep)
+        if d and not any(os.access(Path(d) / c, os.X_OK) for c in commands)
+    ]
+    path = os.pathsep.join(directories)
+    assert all(shutil.which(c, path=path) is None for c in commands)
+    return path
 
 
 def test_kind_test_stops_before_creating_anything_without_docker(tmp_path: Path) -> None:
@@ -93,11 +109,84 @@ def test_kubeconfig_refuses_what_is_not_a_kubeconfig(tmp_path: Path) -> None:
     assert "KUBECONFIG_DATA is not a kubeconfig" in result.stderr
 
 
-def test_pulumi_cli_version_is_the_toolchain_pin() -> None:
-    result = run("pulumi-cli.sh", "version", path=ROOT)
+def go_mod_pin(go_mod: str, module: str) -> str:
+    """The version a go.mod's text requires of a module (a `require` line or block entry)."""
+    found = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+v(\S+)", go_mod, re.MULTILINE)
+    assert found, f"go.mod requires no {module}"
+    return found.group(1)
+
+
+def test_pulumi_cli_version_is_the_toolchain_pin_without_go(tmp_path: Path) -> None:
+    result = run("pulumi-cli.sh", "version", path=tmp_path, PATH=path_without("go"))
     assert result.returncode == 0, result.stderr
     go_mod = (ROOT / "tools" / "pulumi" / "go.mod").read_text()
-    assert f"github.com/pulumi/pulumi/pkg/v3 v{result.stdout.strip()} " in go_mod
+    assert result.stdout == f"{go_mod_pin(go_mod, PULUMI)}\n"
+
+
+def test_pulumi_cli_env_keeps_a_pulumi_of_the_pinned_version_without_go(tmp_path: Path) -> None:
+    pinned = go_mod_pin((ROOT / "tools" / "pulumi" / "go.mod").read_text(), PULUMI)
+    path = fake_bin(tmp_path, pulumi=f"echo v{pinned}")
+    result = run("pulumi-cli.sh", "env", path=path, PATH=f"{path}:{path_without('go')}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "export PULUMI_SKIP_UPDATE_CHECK=true\n"
+
+
+def test_pulumi_cli_env_puts_the_downloaded_cli_first_without_go(tmp_path: Path) -> None:
+    """A pulumi of another version on PATH: the one downloaded before (the cache) goes first."""
+    pinned = go_mod_pin((ROOT / "tools" / "pulumi" / "go.mod").read_text(), PULUMI)
+    path = fake_bin(tmp_path, pulumi="echo v3.1.0")
+    cached = tmp_path / "cache" / pinned
+    cached.mkdir(parents=True)
+    (cached / "pulumi").write_text("#!/bin/sh\n")
+    (cached / "pulumi").chmod(0o755)
+    result = run(
+        "pulumi-cli.sh",
+        "env",
+        path=path,
+        PATH=f"{path}:{path_without('go')}",
+        MLOPS_PULUMI_CACHE=str(tmp_path / "cache"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f'export PATH="{cached}:${{PATH}}"',
+        "export PULUMI_SKIP_UPDATE_CHECK=true",
+    ]
+
+
+def pinned_version(tmp_path: Path, go_mod: str) -> subprocess.CompletedProcess[str]:
+    """scripts/lib/go-tools.sh's pinned_version of the Pulumi module, over this go.mod text."""
+    (tmp_path / "pulumi").mkdir(exist_ok=True)
+    (tmp_path / "pulumi" / "go.mod").write_text(go_mod)
+    return subprocess.run(
+        [
+            "bash",
+            "-c",
+            'source scripts/lib/go-tools.sh; TOOLS_DIR="$1"; pinned_version pulumi "$2"',
+            "-",
+            str(tmp_path),
+            PULUMI,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PATH": path_without("go")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_pin_is_read_from_a_require_line_or_block_and_a_missing_one_is_named(
+    tmp_path: Path,
+) -> None:
+    block = (
+        "module m\n\nrequire (\n\tgithub.com/pulumi/pulumi/sdk/v3 v3.200.0\n"
+        f"\t{PULUMI} v3.274.1 // indirect\n)\n"
+    )
+    assert pinned_version(tmp_path, block).stdout == "v3.274.1\n"
+    line = f"module m\n\nrequire {PULUMI} v3.275.0\n\nrequire (\n\tother v1.0.0\n)\n"
+    assert pinned_version(tmp_path, line).stdout == "v3.275.0\n"
+    missing = pinned_version(tmp_path, "module m\n\n// github.com/pulumi/pulumi/pkg/v3 v3.1.0\n")
+    assert missing.returncode == 1
+    assert missing.stderr == f"tools/pulumi/go.mod requires no {PULUMI}\n"
 
 
 def test_images_builds_each_target_under_its_stack_reference_and_loads_it(tmp_path: Path) -> None:
