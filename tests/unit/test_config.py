@@ -308,6 +308,29 @@ BAD_CONFIGS = [
         {"mlflow": {"ingress": {"hosts": ["mlflow.example.com"], "tls": {"issuer": "CA"}}}},
         f"{P}:mlflow.ingress.tls.issuer = 'CA': must be the name of a cert-manager issuer",
     ),
+    (
+        {"kserve": {"certManager": {"install": "no"}}},
+        f"{P}:kserve.certManager.install = 'no': must be true or false",
+    ),
+    (
+        {"kserve": {"certManager": {"installed": False}}},
+        f"{P}:kserve.certManager.installed = false: unknown key; known keys: chartRepository, "
+        "imageRegistry, install",
+    ),
+    (
+        {"kserve": {"certManager": {"install": False, "imageRegistry": "mirror.example.com/q"}}},
+        f"{P}:kserve.certManager.imageRegistry = 'mirror.example.com/q': must be left out when "
+        "certManager.install is false (no cert-manager is installed)",
+    ),
+    (
+        {
+            "kserve": {
+                "certManager": {"install": False, "chartRepository": "https://charts.jetstack.io"}
+            }
+        },
+        f"{P}:kserve.certManager.chartRepository = 'https://charts.jetstack.io': must be left "
+        "out when certManager.install is false (no cert-manager is installed)",
+    ),
 ]
 
 
