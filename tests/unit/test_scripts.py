@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -47,13 +48,21 @@ def run(script: str, *args: str, path: Path, **env: str) -> subprocess.Completed
     )
 
 
-def path_without(*commands: str) -> str:
-    """This PATH less every directory that holds one of the commands."""
-    directories = [
-        d
-        for d in os.environ["PATH"].split(os.pathsep)
-        if d and not any(os.access(Path(d) / c, os.X_OK) for c in commands)
-    ]
+def path_without(tmp_path: Path, *commands: str) -> str:
+    """This PATH with the commands hidden: each directory that holds one is replaced by a
+    directory of links to everything else in it."""
+    directories = []
+    for index, directory in enumerate(os.environ["PATH"].split(os.pathsep)):
+        if not directory or not Path(directory).is_dir():
+            continue
+        if not any(os.access(Path(directory) / c, os.X_OK) for c in commands):
+            directories.append(directory)
+            continue
+        shadow = Path(tempfile.mkdtemp(prefix=f"path-{index}-", dir=tmp_path))
+        for entry in Path(directory).iterdir():
+            if entry.name not in commands:
+                (shadow / entry.name).symlink_to(entry)
+        directories.append(str(shadow))
     path = os.pathsep.join(directories)
     assert all(shutil.which(c, path=path) is None for c in commands)
     return path
@@ -125,7 +134,7 @@ def go_mod_pin(go_mod: str, module: str) -> str:
 
 
 def test_pulumi_cli_version_is_the_toolchain_pin_without_go(tmp_path: Path) -> None:
-    result = run("pulumi-cli.sh", "version", path=tmp_path, PATH=path_without("go"))
+    result = run("pulumi-cli.sh", "version", path=tmp_path, PATH=path_without(tmp_path, "go"))
     assert result.returncode == 0, result.stderr
     go_mod = (ROOT / "tools" / "pulumi" / "go.mod").read_text()
     assert result.stdout == f"{go_mod_pin(go_mod, PULUMI)}\n"
@@ -134,7 +143,7 @@ def test_pulumi_cli_version_is_the_toolchain_pin_without_go(tmp_path: Path) -> N
 def test_pulumi_cli_env_keeps_a_pulumi_of_the_pinned_version_without_go(tmp_path: Path) -> None:
     pinned = go_mod_pin((ROOT / "tools" / "pulumi" / "go.mod").read_text(), PULUMI)
     path = fake_bin(tmp_path, pulumi=f"echo v{pinned}")
-    result = run("pulumi-cli.sh", "env", path=path, PATH=f"{path}:{path_without('go')}")
+    result = run("pulumi-cli.sh", "env", path=path, PATH=f"{path}:{path_without(tmp_path, 'go')}")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "export PULUMI_SKIP_UPDATE_CHECK=true\n"
 
@@ -151,7 +160,7 @@ def test_pulumi_cli_env_puts_the_downloaded_cli_first_without_go(tmp_path: Path)
         "pulumi-cli.sh",
         "env",
         path=path,
-        PATH=f"{path}:{path_without('go')}",
+        PATH=f"{path}:{path_without(tmp_path, 'go')}",
         MLOPS_PULUMI_CACHE=str(tmp_path / "cache"),
     )
     assert result.returncode == 0, result.stderr
@@ -175,7 +184,7 @@ def pinned_version(tmp_path: Path, go_mod: str) -> subprocess.CompletedProcess[s
             PULUMI,
         ],
         cwd=ROOT,
-        env={**os.environ, "PATH": path_without("go")},
+        env={**os.environ, "PATH": path_without(tmp_path, "go")},
         capture_output=True,
         text=True,
         check=False,
@@ -283,7 +292,7 @@ def test_setup_installs_the_pinned_uv_into_a_private_venv_where_pip_is_refused(
     uv_wheel(tmp_path / "index", calls)
     bin_dir = externally_managed_python(tmp_path, refused)
     environment = {
-        "PATH": f"{bin_dir}:{path_without('uv')}",
+        "PATH": f"{bin_dir}:{path_without(tmp_path, 'uv')}",
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
         "PIP_NO_INDEX": "1",
         "PIP_FIND_LINKS": str(tmp_path / "index"),
@@ -347,7 +356,10 @@ def test_setup_without_python3_venv_names_the_package_to_install(tmp_path: Path)
     )
     cache = tmp_path / "cache"
     result = run(
-        "setup.sh", path=bin_dir, PATH=f"{bin_dir}:{path_without('uv')}", XDG_CACHE_HOME=str(cache)
+        "setup.sh",
+        path=bin_dir,
+        PATH=f"{bin_dir}:{path_without(tmp_path, 'uv')}",
+        XDG_CACHE_HOME=str(cache),
     )
     assert result.returncode == 1
     message = result.stderr.splitlines()[-1]
