@@ -424,11 +424,34 @@ class FeastConfig(Component):
 
 
 class CertManagerConfig(Model):
+    """cert-manager, which KServe's webhook certificate needs: installed with KServe, or the
+    cluster's own."""
+
     chart_repository: ChartRepository = Field(
         versions.CERT_MANAGER_CHART_REPOSITORY,
-        description="where the cert-manager chart comes from",
+        description="where the cert-manager chart comes from (only with `install: true`)",
     )
-    image_registry: Registry | None = Field(None, description="a mirror of quay.io")
+    image_registry: Registry | None = Field(
+        None, description="a mirror of quay.io (only with `install: true`)"
+    )
+    install: Flag = Field(
+        True,
+        description="false when the cluster already runs cert-manager: KServe's charts are "
+        "installed without cert-manager's",
+    )
+
+    @model_validator(mode="after")
+    def _mirrors_only_when_installed(self) -> CertManagerConfig:
+        if not self.install:
+            for key in ("chart_repository", "image_registry"):
+                if key in self.model_fields_set:
+                    raise refuse(
+                        type(self).model_fields[key].alias or key,
+                        getattr(self, key),
+                        "must be left out when certManager.install is false "
+                        "(no cert-manager is installed)",
+                    )
+        return self
 
 
 class DriftCheckConfig(Model):
@@ -456,7 +479,8 @@ class DriftCheckConfig(Model):
 
 
 class KserveConfig(Component):
-    """KServe in Standard mode after cert-manager (needs objectStore)."""
+    """KServe in Standard mode after cert-manager, installed with it unless
+    `certManager.install` is false (needs objectStore)."""
 
     cert_manager: CertManagerConfig = CertManagerConfig()
     drift_check: DriftCheckConfig = DriftCheckConfig()

@@ -48,9 +48,10 @@ FEAST_IMAGE = f"quay.io/feastdev/feature-server:{FEAST_VERSION}"
 FEAST_UID = 1001
 
 # This project's images, built from workloads/Dockerfile (its targets `workloads` and
-# `serving`) by installing uv.lock's dependency groups; CI pushes them tagged with the project
-# version (pyproject.toml). `workloads` runs the feast Jobs, the Flyte tasks and the
-# transformer; `serving` runs the predictor (MLServer's MLflow runtime).
+# `serving`) by installing uv.lock's dependency groups; the release workflow
+# (.github/workflows/release.yml) pushes and signs them, tagged with the project version
+# (pyproject.toml), when the tag v<version> is pushed. `workloads` runs the feast Jobs, the
+# Flyte tasks and the transformer; `serving` runs the predictor (MLServer's MLflow runtime).
 PROJECT_VERSION = "0.1.0"
 WORKLOADS_IMAGE = f"ghcr.io/mlops-platform/mlops-platform-workloads:{PROJECT_VERSION}"
 SERVING_IMAGE = f"ghcr.io/mlops-platform/mlops-platform-serving:{PROJECT_VERSION}"

@@ -80,11 +80,12 @@ def secret_plan(stack_file: StackFile) -> dict[str, str]:
 
 def chart_repositories(stack_file: StackFile) -> list[str]:
     """The Helm chart repositories a deploy of the stack pulls from (none when KServe is off
-    or already installed)."""
+    or already installed; not cert-manager's when the cluster runs its own)."""
     kserve = stack_file.config().kserve
     if kserve is None or not kserve.install:
         return []
-    return [kserve.cert_manager.chart_repository, kserve.chart_repository]
+    cert_manager = [kserve.cert_manager.chart_repository] if kserve.cert_manager.install else []
+    return [*cert_manager, kserve.chart_repository]
 
 
 def project_images(stack_file: StackFile) -> dict[str, str]:

@@ -4,6 +4,8 @@
 #   - postgresql: the local Postgres that the contract and workload tiers use (services.sh)
 #   - redis-server: the local Redis of the same tiers
 #   - shellcheck: the test command lints scripts/ and the rendered Job scripts with it
+#   - python3-venv, when python3 has no ensurepip (Debian, Ubuntu): setup.sh installs the pinned
+#     uv into a private virtualenv, as these systems refuse pip installs into their Python
 # Packages already there are left alone. Not installed here: Python 3.11 and Go 1.26 or newer
 # (the script says if they are missing); the Python packages come from uv.lock (setup.sh).
 #
@@ -16,9 +18,12 @@ missing=()
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip' 2>/dev/null; then
+  missing+=(python3-venv)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  log "postgresql, redis-server and shellcheck are installed"
+  log "postgresql, redis-server, shellcheck and python3's venv are installed"
 else
   if [ "$(id -u)" -eq 0 ]; then as_root=(); else as_root=(sudo); fi
   log "installing ${missing[*]} (apt-get)"

@@ -2,7 +2,7 @@
 # The released Pulumi CLI at the version tools/pulumi/go.mod pins (the one scripts/toolchain.sh
 # builds from source), for the jobs that deploy to a real cluster: scripts/kind-test.sh, and
 # scripts/up.sh when no pulumi is on PATH. The deploy workflow installs the same version with
-# pulumi/actions.
+# pulumi/actions. Neither command needs Go: the pin is read from go.mod's text.
 #
 #   scripts/pulumi-cli.sh version   print the pinned version, such as 3.274.1
 #   scripts/pulumi-cli.sh env       print exports that put that CLI first on PATH, downloading

@@ -3,8 +3,9 @@
 Install order, each step an explicit dependency of the next: cert-manager (its CRDs with it;
 Helm waits until the webhook answers), KServe's CRD chart, KServe's resources chart (its
 webhook certificate is a cert-manager Certificate), then the serving runtimes chart (sklearn
-and MLServer for MLflow models; the others are registered disabled). Chart repositories and
-every image registry can point at mirrors.
+and MLServer for MLflow models; the others are registered disabled). On a cluster that already
+runs cert-manager (`certManager.install: false`) the KServe charts are installed without it.
+Chart repositories and every image registry can point at mirrors.
 
 Whether it installs or finds KServe already there, the component creates the model namespace,
 an S3 credentials Secret annotated for KServe's storage initializer (from the object storage
@@ -390,16 +391,20 @@ class Kserve(pulumi.ComponentResource):
     def _install(self, cfg: KserveConfig) -> list[pulumi.Resource]:
         child = pulumi.ResourceOptions(parent=self)
         # The operators' own pods are not all restricted-ready: baseline, warned as restricted.
-        cert_ns = kube.namespace(CERT_MANAGER_NAMESPACE, child, enforce="baseline")
+        cert_manager: list[pulumi.Resource] = []
+        if cfg.cert_manager.install:
+            cert_ns = kube.namespace(CERT_MANAGER_NAMESPACE, child, enforce="baseline")
+            cert_manager.append(
+                self._release(
+                    "cert-manager",
+                    cfg.cert_manager.chart_repository,
+                    versions.CERT_MANAGER_VERSION,
+                    CERT_MANAGER_NAMESPACE,
+                    cert_manager_values(cfg),
+                    [cert_ns],
+                )
+            )
         kserve_ns = kube.namespace(NAMESPACE, child, enforce="baseline")
-        cert_manager = self._release(
-            "cert-manager",
-            cfg.cert_manager.chart_repository,
-            versions.CERT_MANAGER_VERSION,
-            CERT_MANAGER_NAMESPACE,
-            cert_manager_values(cfg),
-            [cert_ns],
-        )
         crds = self._release(
             "kserve-crd",
             cfg.chart_repository,
@@ -414,7 +419,7 @@ class Kserve(pulumi.ComponentResource):
             versions.KSERVE_VERSION,
             NAMESPACE,
             resources_values(cfg),
-            [kserve_ns, crds, cert_manager],
+            [kserve_ns, crds, *cert_manager],
         )
         runtimes = self._release(
             "kserve-runtime-configs",

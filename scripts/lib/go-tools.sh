@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Sourced, not run: what the scripts that build or check the Go tools under tools/ share
-# (toolchain.sh, prometheus.sh, lint-workflows.sh, test.sh).
+# (toolchain.sh, prometheus.sh, lint-workflows.sh, test.sh), and pulumi-cli.sh, which only reads a
+# pin (pinned_version, no Go needed).
 #
 # Every tool version lives in one place: tools/<tool>/go.mod names the upstream module and its
 # version, tools/<tool>/go.sum its checksums. Scripts ask Go for them (tool_version, tool_source)
@@ -63,10 +64,19 @@ tool_dir() {
 }
 
 # pinned_version TOOL MODULE: the version tools/TOOL/go.mod requires of MODULE, read from the file
-# alone (`go mod edit -json`: no module download).
+# alone, without Go: a machine without Go can still learn which released binary to fetch.
 pinned_version() {
-    go mod edit -json "$TOOLS_DIR/$1/go.mod" | python3 -c '
-import json, sys
-found = [r["Version"] for r in json.load(sys.stdin).get("Require") or [] if r["Path"] == sys.argv[1]]
-print(found[0] if found else sys.exit(f"tools/{sys.argv[2]}/go.mod requires no {sys.argv[1]}"))' "$2" "$1"
+    local go_mod="$TOOLS_DIR/$1/go.mod" found
+    found="$(awk -v module="$2" '
+        { sub(/\/\/.*/, "") }
+        /^require[ \t]*\([ \t]*$/ { block = 1; next }
+        block && /^\)/ { block = 0; next }
+        block && $1 == module { print $2; exit }
+        !block && $1 == "require" && $2 == module { print $3; exit }
+    ' "$go_mod")" || return 1
+    if [[ -z "$found" ]]; then
+        echo "tools/$1/go.mod requires no $2" >&2
+        return 1
+    fi
+    echo "$found"
 }

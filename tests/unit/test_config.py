@@ -309,6 +309,29 @@ BAD_CONFIGS = [
         {"mlflow": {"ingress": {"hosts": ["mlflow.example.com"], "tls": {"issuer": "CA"}}}},
         f"{P}:mlflow.ingress.tls.issuer = 'CA': must be the name of a cert-manager issuer",
     ),
+    (
+        {"kserve": {"certManager": {"install": "no"}}},
+        f"{P}:kserve.certManager.install = 'no': must be true or false",
+    ),
+    (
+        {"kserve": {"certManager": {"installed": False}}},
+        f"{P}:kserve.certManager.installed = false: unknown key; known keys: chartRepository, "
+        "imageRegistry, install",
+    ),
+    (
+        {"kserve": {"certManager": {"install": False, "imageRegistry": "mirror.example.com/q"}}},
+        f"{P}:kserve.certManager.imageRegistry = 'mirror.example.com/q': must be left out when "
+        "certManager.install is false (no cert-manager is installed)",
+    ),
+    (
+        {
+            "kserve": {
+                "certManager": {"install": False, "chartRepository": "https://charts.jetstack.io"}
+            }
+        },
+        f"{P}:kserve.certManager.chartRepository = 'https://charts.jetstack.io': must be left "
+        "out when certManager.install is false (no cert-manager is installed)",
+    ),
 ]
 
 
@@ -687,10 +710,7 @@ def test_project_file_declares_keys_of_the_model() -> None:
 
 def test_the_configuration_reference_is_written_from_the_models() -> None:
     committed = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
-    assert committed == configdoc.document(), (
-        "docs/configuration.md is stale: .venv/bin/python -m mlops.configdoc > "
-        "docs/configuration.md"
-    )
+    assert committed == configdoc.document(), "docs/configuration.md is stale: run mlops docs"
 
 
 def test_the_reference_names_every_key_with_its_profile_values() -> None:

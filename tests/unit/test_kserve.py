@@ -8,6 +8,7 @@ import pytest
 
 from infra import versions
 from infra.components import kserve
+from mlops import render
 from tests.support.rendering import SENTINELS, evaluate, secret_data, stack_rendering
 from tests.unit import kserve_v0_20_runtimes
 
@@ -45,6 +46,48 @@ def test_resources_chart_waits_for_the_crds_and_cert_manager() -> None:
     assert all(not r.inputs.get("skipAwait") for r in releases.values())
     model_namespace = rendering.find("Namespace", "mlops-models")
     assert releases["kserve-runtime-configs"].urn in model_namespace.depends_on
+
+
+def dangling_dependencies(rendering: render.Rendering) -> list[tuple[str, str]]:
+    """(resource, what it depends on or is parented to) where that is not in the program."""
+    urns = {r.urn for r in rendering.resources}
+    return [
+        (r.name, needed)
+        for r in rendering.resources
+        for needed in (*r.depends_on, *([r.parent] if r.parent else []))
+        if needed not in urns and "::pulumi:pulumi:Stack::" not in needed
+    ]
+
+
+def test_by_default_cert_manager_is_installed_first_in_its_own_namespace() -> None:
+    rendering = evaluate({})
+    assert rendering.config.kserve is not None
+    assert rendering.config.kserve.cert_manager.install is True
+    releases = {r.name: r for r in rendering.resources if r.type == render.HELM_RELEASE}
+    assert releases["cert-manager"].inputs["namespace"] == "cert-manager"
+    assert rendering.find("Namespace", "cert-manager").urn in releases["cert-manager"].depends_on
+    assert releases["cert-manager"].urn in releases["kserve-resources"].depends_on
+    assert dangling_dependencies(rendering) == []
+
+
+def test_a_cluster_with_its_own_cert_manager_gets_the_kserve_charts_without_it() -> None:
+    rendering = evaluate({"kserve": {"certManager": {"install": False}}})
+    found = charts({"kserve": {"certManager": {"install": False}}})
+    assert sorted(found) == ["kserve-crd", "kserve-resources", "kserve-runtime-configs"]
+    assert all(found[name]["version"] == versions.KSERVE_VERSION for name in found)
+    namespaces = {o["metadata"]["name"] for o in rendering.objects() if o["kind"] == "Namespace"}
+    assert "cert-manager" not in namespaces
+    assert "kserve" in namespaces
+    releases = {r.name: r for r in rendering.resources if r.type == render.HELM_RELEASE}
+    assert set(releases["kserve-resources"].depends_on) == {
+        rendering.find("Namespace", "kserve").urn,
+        releases["kserve-crd"].urn,
+    }
+    assert dangling_dependencies(rendering) == []
+    assert not [r.name for r in rendering.resources if "cert-manager" in r.urn]
+    # What models need is there as before.
+    for kind, name in (("ServiceAccount", "kserve-models"), ("Secret", "kserve-s3")):
+        assert rendering.find(kind, name).manifest()["metadata"]["namespace"] == "mlops-models"
 
 
 def test_standard_mode_without_ingress_by_default() -> None:

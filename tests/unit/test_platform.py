@@ -58,7 +58,10 @@ def test_namespaces_enforce_the_restricted_standard(stack: render.Rendering) -> 
     namespaces and Flyte's project-domain namespaces enforce baseline (their injected,
     upstream and users' task pods need it) and warn and audit against restricted."""
     namespaces = {o["metadata"]["name"]: o for o in stack.objects() if o["kind"] == "Namespace"}
-    operators = {"cert-manager", "kserve"} if stack.config.kserve.install else set()
+    kserve = stack.config.kserve
+    operators = {"kserve"} if kserve.install else set()
+    if kserve.install and kserve.cert_manager.install:
+        operators.add("cert-manager")
     models = stack.config.kserve.model_namespace
     assert models == f"{stack.config.namespace}-models"
     projects = set(flyte.project_namespaces(stack.config.flyte))

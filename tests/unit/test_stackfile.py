@@ -133,6 +133,18 @@ def test_chart_repositories_are_those_kserve_installs_from(tmp_path: Path) -> No
     assert stackfile.chart_repositories(installed) == []
 
 
+def test_a_cluster_with_its_own_cert_manager_pulls_only_the_kserve_charts(tmp_path: Path) -> None:
+    stack = stackfile.read(
+        "t",
+        write_stack(
+            tmp_path,
+            "  mlops-platform:kserve:\n    chartRepository: oci://mirror.example.com/kserve\n"
+            "    certManager:\n      install: false\n",
+        ),
+    )
+    assert stackfile.chart_repositories(stack) == ["oci://mirror.example.com/kserve"]
+
+
 def test_a_registry_token_is_always_supplied_never_generated(tmp_path: Path) -> None:
     stack = stackfile.read(
         "t",
