@@ -6,8 +6,8 @@ emptyDir; then the workloads image uploads the dumps (encrypted with the stack's
 `backups.encrypt`), deletes those past the retention and pushes the run's metrics to the
 Pushgateway (workloads/backup). The scripts live in infra/backup/, shipped in one ConfigMap.
 
-The restore Jobs are suspended CronJobs that never run on their own: `scripts/restore.sh`
-instantiates them with the backup to restore (kubectl create job --from=cronjob/...), so the
+The restore Jobs are suspended CronJobs that never run on their own: `mlops restore`
+instantiates each as a Job with the backup to restore set on its fetch container, so the
 restore runs exactly the rendered pod: fetch (and decrypt) with the workloads image, then
 pg_restore or the RDB swap with the server's image.
 """
@@ -279,7 +279,7 @@ class Backup(pulumi.ComponentResource):
         )
 
     def _fetch_env(self, store: str, databases: list[str]) -> list[kube.Spec]:
-        # restore.sh sets BACKUP_ID on the Job it creates; the template restores the newest.
+        # `mlops restore` sets BACKUP_ID on the Job it creates; the template restores the newest.
         return [*self._common_env(store, databases), {"name": "BACKUP_ID", "value": "latest"}]
 
     def _pod(self, first: kube.Spec, second: kube.Spec, volumes: list[kube.Spec]) -> kube.Spec:
