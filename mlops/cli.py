@@ -11,24 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from infra import config
-from mlops import (
-    cluster,
-    configdoc,
-    connect,
-    console,
-    deploy,
-    drift,
-    images,
-    render,
-    restore,
-    secrets,
-    status,
-    verify,
-    workspace,
-)
+from mlops import console
 from mlops.errors import UserError
 from mlops.paths import ROOT
 
@@ -80,6 +64,8 @@ def up(
 ) -> None:
     """Stand the platform up (or update it): the cluster, backend, secrets and images it needs,
     then `pulumi up`."""
+    from mlops import cluster, deploy
+
     if stack is None:
         stack = default_stack()
         console.say(
@@ -99,6 +85,8 @@ def preview(
     json_out: Annotated[bool, typer.Option("--json", help="print every step as JSON")] = False,
 ) -> None:
     """What `mlops up` would change, without changing it."""
+    from mlops import deploy
+
     found = deploy.preview(
         stack,
         policy_pack=str(ROOT / "policy") if policy_pack else None,
@@ -117,12 +105,18 @@ def down(
     ] = False,
 ) -> None:
     """Destroy the stack, then check that nothing labelled as the platform's is left."""
+    from mlops import deploy
+
     deploy.down(stack, yes=yes, delete_cluster=delete_cluster)
 
 
 @app.command("status")
 def status_command(stack: Stack) -> None:
     """Every component's readiness, and where each UI is."""
+    from rich.table import Table
+
+    from mlops import connect, status
+
     found = status.status(stack)
     table = Table(title=f"stack {stack} on {found.context}")
     for column in ("component", "kind", "name", "ready", ""):
@@ -141,6 +135,8 @@ def status_command(stack: Stack) -> None:
 def env(stack: Stack) -> None:
     """Print the exports for plain pulumi, kubectl, pyflyte and MLflow:
     eval "$(mlops env <stack>)"."""
+    from mlops import connect
+
     for line in connect.exports(stack):
         console.out.print(line, markup=False)
 
@@ -151,6 +147,8 @@ def connect_command(
     print_only: Annotated[bool, typer.Option("--print", help="print the addresses only")] = False,
 ) -> None:
     """Forward every UI and API to localhost and write the client settings for them."""
+    from mlops import connect
+
     if print_only:
         connect.write_clients(stack)
         for line in connect.describe(stack):
@@ -162,6 +160,8 @@ def connect_command(
 @secrets_app.command("bootstrap")
 def secrets_bootstrap(stack: Stack) -> None:
     """Generate every missing secret a random value will do for; name the ones only you know."""
+    from mlops import deploy, secrets
+
     record = deploy.record_of(stack)
     secrets.bootstrap(record, deploy.pulumi_for(deploy.target_of(record)))
 
@@ -194,6 +194,8 @@ Extra = Annotated[list[str] | None, typer.Argument(hidden=True)]
 @secrets_app.command("set")
 def secrets_set(stack: Stack, key: SecretKey, value: Extra = None) -> None:
     """Set one secret, its value read from standard input."""
+    from mlops import deploy, secrets
+
     _refuse_value_on_command_line(value or [], key)
     secrets.require_secret_key(key)
     record = deploy.record_of(stack)
@@ -204,6 +206,8 @@ def secrets_set(stack: Stack, key: SecretKey, value: Extra = None) -> None:
 @secrets_app.command("get")
 def secrets_get(stack: Stack, key: SecretKey) -> None:
     """Print one secret (for a shell's command substitution)."""
+    from mlops import deploy, secrets
+
     secrets.require_secret_key(key)
     record = deploy.record_of(stack)
     sys.stdout.write(
@@ -224,6 +228,9 @@ def secrets_rotate(
 ) -> None:
     """Replace one secret (from standard input, or --generate) and apply it: its init Jobs
     re-run and the pods that read it roll (docs/security.md)."""
+    from infra import config
+    from mlops import deploy, secrets
+
     _refuse_value_on_command_line(value or [], key)
     secrets.require_secret_key(key)
     record = deploy.record_of(stack)
@@ -244,12 +251,16 @@ def secrets_rotate(
 @app.command("verify", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def verify_command(ctx: typer.Context, stack: Stack) -> None:
     """Check a deployed stack from outside and inside its pods (extra arguments go to pytest)."""
+    from mlops import verify
+
     raise typer.Exit(verify.verify(stack, list(ctx.args)))
 
 
 @app.command("drift")
 def drift_command(stack: Stack) -> None:
     """Compare the stack's state with its cluster, changing neither; exit 1 on drift."""
+    from mlops import deploy, drift, workspace
+
     record = deploy.record_of(stack)
     pulumi = deploy.pulumi_for(deploy.target_of(record))
     workspace.open_stack(record, pulumi)
@@ -282,6 +293,8 @@ def restore_command(
     ],
 ) -> None:
     """Restore the stack's Postgres databases and Redis from a backup."""
+    from mlops import restore
+
     restore.restore(stack, backup)
 
 
@@ -292,6 +305,8 @@ def render_command(
 ) -> None:
     """Every object of the stack as YAML, secrets redacted, without a cluster or the Pulumi CLI."""
     import time
+
+    from mlops import render
 
     started = time.perf_counter()
     files = render.write(render.render_stack(stack), out)
@@ -304,6 +319,8 @@ def docs_command(
     check: Annotated[bool, typer.Option(help="fail if docs/configuration.md is stale")] = False,
 ) -> None:
     """Write docs/configuration.md from the config models."""
+    from mlops import configdoc
+
     target = ROOT / "docs" / "configuration.md"
     document = configdoc.document()
     if check:
@@ -317,6 +334,8 @@ def docs_command(
 @images_app.command("list")
 def images_list(stack: Stack) -> None:
     """The project images the stack runs: one `<Dockerfile target> <reference>` per line."""
+    from mlops import images
+
     for image in images.of_stack(stack):
         console.out.print(f"{image.target} {image.reference}", markup=False)
 
@@ -324,6 +343,8 @@ def images_list(stack: Stack) -> None:
 @images_app.command("build")
 def images_build(stack: Stack) -> None:
     """Build the stack's project images with Docker."""
+    from mlops import images
+
     images.build(images.of_stack(stack))
 
 
@@ -332,12 +353,21 @@ def images_load(
     stack: Stack, cluster_name: Annotated[str, typer.Argument(help="the kind cluster")]
 ) -> None:
     """Build the stack's project images and load them into a kind cluster."""
+    from mlops import images
+
     images.load(images.of_stack(stack), cluster_name)
 
 
 def main(argv: list[str] | None = None) -> Any:
     try:
         return app(args=argv, prog_name="mlops")
-    except (UserError, config.ConfigError) as error:
+    except UserError as error:
+        console.err.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+        sys.exit(2)
+    except Exception as error:
+        from infra.configtypes import ConfigError
+
+        if not isinstance(error, ConfigError):
+            raise
         console.err.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
         sys.exit(2)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pulumi import automation as auto
@@ -30,6 +31,8 @@ def open_stack(
     record: state.StackRecord, tools: PulumiTools, *, create: bool = False
 ) -> auto.Stack:
     """The stack in its backend (created there when `create`)."""
+    if record.backend.startswith("file://"):
+        Path(record.backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     workspace = auto.LocalWorkspace(
         work_dir=str(ROOT),
         pulumi_home=tools.home,

@@ -214,12 +214,13 @@ class Deployment:
         timeout: int = 900,
         cwd: Path | None = None,
         input: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """A command with the deployment's environment, in its project (or `cwd`)."""
+        """A command with the deployment's environment (and `env`), in its project (or `cwd`)."""
         return subprocess.run(
             list(args),
             cwd=cwd or self.project,
-            env=self.env,
+            env={**self.env, **(env or {})},
             input=input,
             capture_output=True,
             text=True,
@@ -228,13 +229,16 @@ class Deployment:
         )
 
     def mlops(
-        self, *args: str, timeout: int = 1800, input: str | None = None
+        self,
+        *args: str,
+        timeout: int = 1800,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """The `mlops` command a user runs, from the project's own environment."""
         started = time.monotonic()
-        result = self.run(
-            str(self.project / ".venv" / "bin" / "mlops"), *args, timeout=timeout, input=input
-        )
+        command = str(self.project / ".venv" / "bin" / "mlops")
+        result = self.run(command, *args, timeout=timeout, input=input, env=env)
         if args[0] in ("up", "preview", "down", "status", "drift") or args[:2] == (
             "secrets",
             "rotate",

@@ -49,7 +49,7 @@ def test_offline_preview_validates_and_plans_without_backend_or_cluster(
 
 
 def test_drift_check_names_an_out_of_band_change(deployed: Deployment, tmp_path: Path) -> None:
-    clean = deployed.run("./scripts/drift.sh", LOCAL_STACK, timeout=600)
+    clean = deployed.mlops("drift", LOCAL_STACK, timeout=600)
     assert clean.returncode == 0, clean.stderr[-3000:]
     assert f"{LOCAL_STACK} matches its cluster" in clean.stdout
     namespace = "mlops-ci"
@@ -59,14 +59,8 @@ def test_drift_check_names_an_out_of_band_change(deployed: Deployment, tmp_path:
     assert scaled.returncode == 0, scaled.stderr
     try:
         summary = tmp_path / "summary.md"
-        drifted = subprocess.run(
-            ["./scripts/drift.sh", LOCAL_STACK],
-            cwd=deployed.project,
-            env={**deployed.env, "GITHUB_STEP_SUMMARY": str(summary)},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
+        drifted = deployed.mlops(
+            "drift", LOCAL_STACK, timeout=600, env={"GITHUB_STEP_SUMMARY": str(summary)}
         )
         assert drifted.returncode == 1, drifted.stdout + drifted.stderr[-3000:]
         listed = [line for line in drifted.stderr.splitlines() if line.startswith("  ")]
@@ -85,4 +79,4 @@ def test_drift_check_names_an_out_of_band_change(deployed: Deployment, tmp_path:
             check=False,
         )
         assert restored.returncode == 0, (restored.stdout + restored.stderr)[-3000:]
-    assert deployed.run("./scripts/drift.sh", LOCAL_STACK, timeout=600).returncode == 0
+    assert deployed.mlops("drift", LOCAL_STACK, timeout=600).returncode == 0
