@@ -126,7 +126,7 @@ def up(
         record = state.StackRecord(
             stack,
             backend,
-            state.passphrase_for(backend),
+            state.passphrase_for(backend, stack),
             target.cluster,
             target.context,
             target.kubeconfig,

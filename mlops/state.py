@@ -18,7 +18,10 @@ import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
+
 from mlops.errors import UserError
+from mlops.paths import STACKS_DIR
 
 # Where the passphrase of a stack comes from when the environment names none.
 PASSPHRASE_FROM_ENVIRONMENT = "environment"
@@ -125,9 +128,30 @@ def backend_for(stack: str) -> str:
     return local_backend()
 
 
-def passphrase_for(backend: str) -> str:
-    """The passphrase source of a new stack: the environment's when it sets one, else the
-    generated file (made once, 0600) for the local backend."""
+def is_pulumi_cloud(backend: str) -> bool:
+    """Pulumi Cloud (or a self-hosted Pulumi service): an HTTP(S) backend, not a bucket."""
+    return backend.startswith(("https://", "http://"))
+
+
+def passphrase_needed(stack: str, backend: str) -> bool:
+    """Whether the stack's secrets are encrypted with a passphrase. Its stack file says:
+    `encryptionsalt` for the passphrase, a `secretsprovider` URL (awskms://, gcpkms://, ...) for
+    a cloud KMS; with neither, the stack is new and gets the backend's default provider, Pulumi
+    Cloud's own there, the passphrase elsewhere."""
+    path = STACKS_DIR / f"Pulumi.{stack}.yaml"
+    document = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+    provider = document.get("secretsprovider")
+    if provider:
+        return bool(provider == "passphrase")
+    return bool(document.get("encryptionsalt")) or not is_pulumi_cloud(backend)
+
+
+def passphrase_for(backend: str, stack: str) -> str:
+    """The passphrase source of a new stack: the environment's when it sets one (or when the
+    stack needs none: a KMS or Pulumi Cloud provider), else the generated file (made once,
+    0600) for the local backend."""
+    if not passphrase_needed(stack, backend):
+        return PASSPHRASE_FROM_ENVIRONMENT
     if os.environ.get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get(
         "PULUMI_CONFIG_PASSPHRASE_FILE"
     ):
@@ -151,7 +175,7 @@ def pulumi_env(record: StackRecord) -> dict[str, str]:
     env = {"PULUMI_BACKEND_URL": record.backend, "PULUMI_SKIP_UPDATE_CHECK": "true"}
     if record.passphrase_file != PASSPHRASE_FROM_ENVIRONMENT:
         env["PULUMI_CONFIG_PASSPHRASE_FILE"] = record.passphrase_file
-    elif not (
+    elif passphrase_needed(record.stack, record.backend) and not (
         os.environ.get("PULUMI_CONFIG_PASSPHRASE")
         or os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
     ):

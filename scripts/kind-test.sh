@@ -10,8 +10,8 @@
 #    Pulumi CLI of the pinned version (scripts/pulumi-cli.sh), and `pulumi up` of the kind stack
 #    with KServe and cert-manager from their chart repositories, its state in a throwaway file
 #    backend;
-# 3. ./scripts/verify.sh kind: tests/integration against the live cluster, where a skipped
-#    check fails the run;
+# 3. mlops verify kind: tests/integration against the live cluster, where a skipped check
+#    fails the run;
 # 4. the golden path in the cluster (tests/integration/test_golden_path_live.py): seeded
 #    features, the training workflow registered and launched through Flyte, the
 #    InferenceService Ready, a transaction scored through it;
@@ -143,10 +143,12 @@ KUBE_CONTEXT="$CONTEXT" ./scripts/up.sh "$STACK" --yes --skip-preview --non-inte
 log "deployed"
 footprint "after pulumi up"
 
-log "checks against the live cluster (scripts/verify.sh)"
-MLOPS_KUBE_CONTEXT="$CONTEXT" ./scripts/verify.sh "$STACK"
+log "checks against the live cluster (mlops verify, on the context the stack is pinned to)"
+# The workloads group: the checks and the golden path drive the platform's clients.
+./scripts/setup.sh --group workloads
+.venv/bin/mlops verify "$STACK"
 
-log "golden path in the cluster (verify.sh has set up its clients)"
+log "golden path in the cluster"
 MLOPS_VERIFY_STACK="$STACK" MLOPS_KUBE_CONTEXT="$CONTEXT" MLOPS_REQUIRE_CONTAINERS=1 \
     .venv/bin/python -m pytest tests/integration/test_golden_path_live.py -v -p no:cacheprovider
 footprint "with the model served"

@@ -4,10 +4,10 @@ pulumi 3.274 prints it; tests/integration/test_pipeline.py runs the real thing).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mlops import drift
 
@@ -64,37 +64,45 @@ def test_a_summary_with_changes_but_no_named_step_is_still_drift() -> None:
     assert found == [drift.Drift("(unnamed)", "", "1 to update")]
 
 
-def run(tmp_path: Path, digest: Any, status: int = 0) -> subprocess.CompletedProcess[str]:
-    report = tmp_path / "report.json"
-    report.write_text(digest if isinstance(digest, str) else json.dumps(digest))
+def judged(
+    capsys: pytest.CaptureFixture[str], digest: Any, status: int = 0, errors: str = ""
+) -> tuple[int, str, str]:
+    """`mlops drift`'s verdict on a refresh report: exit status, standard output and error."""
+    text = digest if isinstance(digest, str) else json.dumps(digest)
+    code = drift.judge("dev", text, status, errors)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_exit_status_says_clean_drifted_or_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     summary = tmp_path / "summary.md"
-    return subprocess.run(
-        [sys.executable, "-m", "mlops.drift", "dev", str(report), str(status)],
-        cwd=Path(__file__).resolve().parents[2],
-        env={"GITHUB_STEP_SUMMARY": str(summary), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=False,
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    clean = judged(capsys, {"steps": [], "changeSummary": {"same": 4}})
+    assert clean[:2] == (0, "drift: dev matches its cluster\n")
+    code, _, err = judged(
+        capsys, {"steps": [step("update", DEPLOYMENT, "grafana", diffReasons=["spec"])]}
     )
-
-
-def test_cli_exit_status_says_clean_drifted_or_failed(tmp_path: Path) -> None:
-    clean = run(tmp_path, {"steps": [], "changeSummary": {"same": 4}})
-    assert (clean.returncode, clean.stdout) == (0, "drift: dev matches its cluster\n")
-    drifted = run(
-        tmp_path, {"steps": [step("update", DEPLOYMENT, "grafana", diffReasons=["spec"])]}
-    )
-    assert drifted.returncode == 1
-    assert "  kubernetes:apps/v1:Deployment grafana: update spec" in drifted.stderr
-    assert (
-        "| `kubernetes:apps/v1:Deployment` | `grafana` | update spec |"
-        in (tmp_path / "summary.md").read_text()
-    )
-    failed = run(
-        tmp_path,
+    assert code == 1
+    assert "  kubernetes:apps/v1:Deployment grafana: update spec" in err
+    assert "| `kubernetes:apps/v1:Deployment` | `grafana` | update spec |" in summary.read_text()
+    code, _, err = judged(
+        capsys,
         {"diagnostics": [{"severity": "error", "message": "cluster unreachable\n"}]},
         status=255,
     )
-    assert failed.returncode == 2
-    assert "error: cluster unreachable" in failed.stderr
-    assert run(tmp_path, "not json", status=0).returncode == 2
+    assert code == 2
+    assert "error: cluster unreachable" in err
+    assert judged(capsys, "not json", status=0)[0] == 2
+
+
+def test_a_failed_refresh_without_a_report_says_why_from_its_error_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = judged(capsys, "", status=255, errors="error: no stack named 'dev' found\n")
+    assert code == 2
+    assert err.splitlines() == [
+        "drift: the refresh preview of dev failed (exit 255)",
+        "  error: no stack named 'dev' found",
+    ]

@@ -62,37 +62,6 @@ def test_images_refuses_to_build_without_docker(tmp_path: Path) -> None:
     assert "no Docker engine answers" in result.stderr
 
 
-def test_kubeconfig_writes_yaml_or_base64_privately_and_exports_it(tmp_path: Path) -> None:
-    kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n"
-    for data in (kubeconfig, __import__("base64").b64encode(kubeconfig.encode()).decode()):
-        github_env = tmp_path / "github-env"
-        github_env.write_text("")
-        result = run(
-            "kubeconfig.sh",
-            path=tmp_path,
-            KUBECONFIG_DATA=data,
-            RUNNER_TEMP=str(tmp_path),
-            GITHUB_ENV=str(github_env),
-        )
-        assert result.returncode == 0, result.stderr
-        written = tmp_path / "kubeconfig"
-        assert written.read_text().strip() == kubeconfig.strip()
-        assert stat.S_IMODE(written.stat().st_mode) == 0o600
-        assert github_env.read_text() == f"KUBECONFIG={written}\n"
-        assert data not in result.stderr
-
-
-def test_kubeconfig_refuses_what_is_not_a_kubeconfig(tmp_path: Path) -> None:
-    result = run(
-        "kubeconfig.sh",
-        path=tmp_path,
-        KUBECONFIG_DATA="not: a kubeconfig",
-        RUNNER_TEMP=str(tmp_path),
-    )
-    assert result.returncode == 1
-    assert "KUBECONFIG_DATA is not a kubeconfig" in result.stderr
-
-
 def test_pulumi_cli_version_is_the_toolchain_pin() -> None:
     result = run("pulumi-cli.sh", "version", path=ROOT)
     assert result.returncode == 0, result.stderr
