@@ -193,7 +193,7 @@ def plan(stack: str, repo: str | None, read_stdin: Callable[[], str | None]) -> 
         if scheme in CLOUD_LOGIN:
             found.by_hand.append(
                 f"the backend {record.backend} needs {CLOUD_LOGIN[scheme]} credentials in the "
-                "jobs: a login step before 'Stack and backend' (docs/deploy.md, OIDC)"
+                "jobs: a login step before 'Cluster credentials' (docs/deploy.md, OIDC)"
             )
     if state.passphrase_needed(stack, record.backend):
         values[PASSPHRASE] = passphrase_of(record, read_stdin)
