@@ -5,7 +5,6 @@ status 2, before anything is changed where they can be known in advance."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +14,7 @@ import typer
 from mlops import console
 from mlops.errors import UserError
 from mlops.paths import ROOT
+from mlops.pipeline import pipeline_app
 
 app = typer.Typer(
     name="mlops",
@@ -31,6 +31,7 @@ images_app = typer.Typer(
 )
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(images_app, name="images")
+app.add_typer(pipeline_app, name="pipeline")
 
 Stack = Annotated[str, typer.Argument(help="the stack: stacks/Pulumi.<stack>.yaml")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="apply without asking")]
@@ -258,31 +259,11 @@ def verify_command(ctx: typer.Context, stack: Stack) -> None:
 
 @app.command("drift")
 def drift_command(stack: Stack) -> None:
-    """Compare the stack's state with its cluster, changing neither; exit 1 on drift."""
-    from mlops import deploy, drift, workspace
+    """Compare the stack's state with its cluster, changing neither; exit 1 on drift, 2 when the
+    comparison failed."""
+    from mlops import drift
 
-    record = deploy.record_of(stack)
-    pulumi = deploy.pulumi_for(deploy.target_of(record))
-    workspace.open_stack(record, pulumi)
-    import os
-
-    result = subprocess.run(
-        [
-            pulumi.pulumi,
-            "refresh",
-            "--preview-only",
-            "--json",
-            "--stack",
-            stack,
-            "--non-interactive",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **workspace.environment(record, pulumi)},
-        check=False,
-    )
-    raise typer.Exit(drift.judge(stack, result.stdout, result.returncode))
+    raise typer.Exit(drift.check(stack))
 
 
 @app.command("restore")

@@ -57,7 +57,7 @@ def ensure_record(stack: str) -> state.StackRecord:
         backend = state.backend_for(stack)
     else:
         backend = state.local_backend()
-    record = state.StackRecord(stack, backend, state.passphrase_for(backend), "", "")
+    record = state.StackRecord(stack, backend, state.passphrase_for(backend, stack), "", "")
     workspace.open_stack(record, tools.pulumi_tools(), create=True)
     record.save()
     return record
@@ -144,7 +144,7 @@ def up(
         record = state.StackRecord(
             stack,
             backend,
-            state.passphrase_for(backend),
+            state.passphrase_for(backend, stack),
             target.cluster,
             target.context,
             target.kubeconfig,

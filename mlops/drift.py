@@ -1,17 +1,19 @@
-"""Reads a `pulumi refresh --preview-only --json` report: which resources differ from their state.
-
-`mlops drift <stack>` runs the refresh and then `judge`. Exit status: 0 nothing drifted, 1 drift
-(one line per resource on standard error, and a table in $GITHUB_STEP_SUMMARY when set), 2 the
-refresh failed (its diagnostics are printed).
+"""`mlops drift <stack>`: a `pulumi refresh --preview-only --json` of the stack, read for the
+resources that differ from their state. Exit status: 0 nothing drifted, 1 drift (one line per
+resource on standard error, and a table in $GITHUB_STEP_SUMMARY when set), 2 the refresh failed
+(its diagnostics, or the end of its error output, are printed).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
+
+from mlops.paths import ROOT
 
 
 @dataclass(frozen=True)
@@ -53,17 +55,43 @@ def drifted(digest: dict[str, Any]) -> list[Drift]:
     return found
 
 
-def judge(stack: str, text: str, status: int) -> int:
-    """Reads the report of `pulumi refresh --preview-only --json` (its text and exit status),
-    says what drifted, and returns 0 (none), 1 (drift) or 2 (the refresh failed)."""
+def check(stack: str) -> int:
+    """Runs the refresh preview of a deployed stack with its backend, passphrase and cluster,
+    and judges it."""
+    from mlops import deploy, workspace
+
+    record = deploy.record_of(stack)
+    pulumi = deploy.pulumi_for(deploy.target_of(record))
+    workspace.open_stack(record, pulumi)
+    command = ["refresh", "--preview-only", "--json", "--stack", stack, "--non-interactive"]
+    result = subprocess.run(
+        [pulumi.pulumi, *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **workspace.environment(record, pulumi)},
+        check=False,
+    )
+    return judge(stack, result.stdout, result.returncode, result.stderr)
+
+
+def judge(stack: str, text: str, status: int, errors: str = "") -> int:
+    """Reads the report of `pulumi refresh --preview-only --json` (its text, exit status and
+    error output), says what drifted, and returns 0 (none), 1 (drift) or 2 (the refresh
+    failed)."""
     try:
         digest = json.loads(text)
     except ValueError:
         digest = None
     if status != 0 or not isinstance(digest, dict):
         print(f"drift: the refresh preview of {stack} failed (exit {status})", file=sys.stderr)
-        for d in (digest or {}).get("diagnostics") or []:
+        diagnostics = (digest or {}).get("diagnostics") if isinstance(digest, dict) else None
+        for d in diagnostics or []:
             print(f"  {d.get('severity')}: {d.get('message', '').strip()}", file=sys.stderr)
+        if not diagnostics:
+            # Without a JSON report (no stack, no backend) the reason is on standard error.
+            for line in errors.strip().splitlines()[-10:]:
+                print(f"  {line}", file=sys.stderr)
         return 2
     found = drifted(digest)
     if not found:

@@ -6,6 +6,7 @@ stack lives in, the passphrase its secrets are encrypted with, and the cluster i
       passphrase               the generated passphrase of that backend's stacks (mode 0600)
       stacks/<stack>.json      the stack's record (a StackRecord)
       stacks/<stack>.kubeconfig  a kubeconfig whose only setting is the pinned context
+      stacks/<stack>.passphrase  the generated passphrase of a stack in a shared backend
       clients/<stack>/         the client settings `mlops connect` writes
       local-cluster/           the local control plane (scripts/local-cluster.sh)
 """
@@ -18,7 +19,10 @@ import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
+
 from mlops.errors import UserError
+from mlops.paths import STACKS_DIR
 
 # Where the passphrase of a stack comes from when the environment names none.
 PASSPHRASE_FROM_ENVIRONMENT = "environment"
@@ -128,19 +132,45 @@ def backend_for(stack: str) -> str:
     return local_backend()
 
 
-def passphrase_for(backend: str) -> str:
-    """The passphrase source of a new stack: the environment's when it sets one, else the
-    generated file (made once, 0600) for the local backend."""
+def is_pulumi_cloud(backend: str) -> bool:
+    """Pulumi Cloud (or a self-hosted Pulumi service): an HTTP(S) backend, not a bucket."""
+    return backend.startswith(("https://", "http://"))
+
+
+def passphrase_needed(stack: str, backend: str) -> bool:
+    """Whether the stack's secrets are encrypted with a passphrase. Its stack file says:
+    `encryptionsalt` for the passphrase, a `secretsprovider` URL (awskms://, gcpkms://, ...) for
+    a cloud KMS; with neither, the stack is new and gets the backend's default provider, Pulumi
+    Cloud's own there, the passphrase elsewhere."""
+    path = STACKS_DIR / f"Pulumi.{stack}.yaml"
+    document = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+    provider = document.get("secretsprovider")
+    if provider:
+        return bool(provider == "passphrase")
+    return bool(document.get("encryptionsalt")) or not is_pulumi_cloud(backend)
+
+
+def passphrase_for(backend: str, stack: str) -> str:
+    """The passphrase source of a new stack: the environment's when it sets one (or when the
+    stack needs none: a KMS or Pulumi Cloud provider); else a generated file (made once, 0600):
+    one for the local backend's stacks, one per stack in a shared backend, which `mlops pipeline
+    setup` hands to the pipeline. A stack whose file already holds secrets (made elsewhere)
+    needs the passphrase they were made with."""
+    if not passphrase_needed(stack, backend):
+        return PASSPHRASE_FROM_ENVIRONMENT
     if os.environ.get("PULUMI_CONFIG_PASSPHRASE") or os.environ.get(
         "PULUMI_CONFIG_PASSPHRASE_FILE"
     ):
         return PASSPHRASE_FROM_ENVIRONMENT
-    if backend != local_backend():
+    if backend == local_backend():
+        path = state_dir() / "passphrase"
+    elif _has_encrypted_values(stack):
         raise UserError(
-            f"backend {backend} has no passphrase here: set PULUMI_CONFIG_PASSPHRASE (the one "
-            "its stacks were made with, or a new one for a new stack)"
+            f"stack {stack}'s file holds secrets encrypted elsewhere: set "
+            "PULUMI_CONFIG_PASSPHRASE to the passphrase they were made with"
         )
-    path = state_dir() / "passphrase"
+    else:
+        path = state_dir() / "stacks" / f"{stack}.passphrase"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -149,12 +179,18 @@ def passphrase_for(backend: str) -> str:
     return str(path)
 
 
+def _has_encrypted_values(stack: str) -> bool:
+    path = STACKS_DIR / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text()) if path.exists() else None
+    return isinstance(document, dict) and "encryptionsalt" in document
+
+
 def pulumi_env(record: StackRecord) -> dict[str, str]:
     """The environment every Pulumi command of the stack runs with."""
     env = {"PULUMI_BACKEND_URL": record.backend, "PULUMI_SKIP_UPDATE_CHECK": "true"}
     if record.passphrase_file != PASSPHRASE_FROM_ENVIRONMENT:
         env["PULUMI_CONFIG_PASSPHRASE_FILE"] = record.passphrase_file
-    elif not (
+    elif passphrase_needed(record.stack, record.backend) and not (
         os.environ.get("PULUMI_CONFIG_PASSPHRASE")
         or os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
     ):

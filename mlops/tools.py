@@ -109,9 +109,10 @@ def _version(pulumi: str) -> tuple[int, ...] | None:
 
 
 def _sdk_version() -> tuple[int, ...]:
-    from pulumi import __version__ as sdk  # type: ignore[attr-defined]
+    # The pulumi package has no __version__: its distribution metadata has the version.
+    from importlib.metadata import version
 
-    return tuple(int(n) for n in re.findall(r"\d+", str(sdk))[:3])
+    return tuple(int(n) for n in re.findall(r"\d+", version("pulumi"))[:3])
 
 
 def pulumi_tools(*, toolchain_only: bool = False) -> PulumiTools:

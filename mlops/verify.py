@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from mlops import cluster, deploy, kube, state
+from mlops.errors import UserError
 from mlops.paths import ROOT
 
 
@@ -22,7 +23,15 @@ def verify(stack: str, pytest_args: list[str]) -> int:
     """Runs the checks; pytest's exit status. Every check must run where containers run (a
     skipped one fails), so on the local control plane the container checks may skip."""
     record = deploy.record_of(stack)
-    kubectl = deploy.kube_of(record).kubectl
+    k = deploy.kube_of(record)
+    # Every check would fail on its own otherwise, none saying why.
+    reason = k.reachable()
+    if reason is not None:
+        raise UserError(
+            f"stack {stack}'s kube context {record.context} does not answer: {reason} (set "
+            "KUBECONFIG to the kubeconfig that holds it)"
+        )
+    kubectl = k.kubectl
     requires = "0" if record.cluster == cluster.LOCAL else "1"
     env = {
         **os.environ,

@@ -64,17 +64,12 @@ def test_a_summary_with_changes_but_no_named_step_is_still_drift() -> None:
     assert found == [drift.Drift("(unnamed)", "", "1 to update")]
 
 
-def run(
-    tmp_path: Path,
-    digest: Any,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    status: int = 0,
+def judged(
+    capsys: pytest.CaptureFixture[str], digest: Any, status: int = 0, errors: str = ""
 ) -> tuple[int, str, str]:
-    """`mlops drift dev` on a refresh that printed `digest` and exited with `status`."""
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    """`mlops drift`'s verdict on a refresh report: exit status, standard output and error."""
     text = digest if isinstance(digest, str) else json.dumps(digest)
-    code = drift.judge("dev", text, status)
+    code = drift.judge("dev", text, status, errors)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -82,21 +77,32 @@ def run(
 def test_exit_status_says_clean_drifted_or_failed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def judged(digest: Any, status: int = 0) -> tuple[int, str, str]:
-        return run(tmp_path, digest, capsys, monkeypatch, status)
-
-    code, out, _ = judged({"steps": [], "changeSummary": {"same": 4}})
-    assert (code, out) == (0, "drift: dev matches its cluster\n")
-    code, _, err = judged({"steps": [step("update", DEPLOYMENT, "grafana", diffReasons=["spec"])]})
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    clean = judged(capsys, {"steps": [], "changeSummary": {"same": 4}})
+    assert clean[:2] == (0, "drift: dev matches its cluster\n")
+    code, _, err = judged(
+        capsys, {"steps": [step("update", DEPLOYMENT, "grafana", diffReasons=["spec"])]}
+    )
     assert code == 1
     assert "  kubernetes:apps/v1:Deployment grafana: update spec" in err
-    assert (
-        "| `kubernetes:apps/v1:Deployment` | `grafana` | update spec |"
-        in (tmp_path / "summary.md").read_text()
-    )
+    assert "| `kubernetes:apps/v1:Deployment` | `grafana` | update spec |" in summary.read_text()
     code, _, err = judged(
-        {"diagnostics": [{"severity": "error", "message": "cluster unreachable\n"}]}, status=255
+        capsys,
+        {"diagnostics": [{"severity": "error", "message": "cluster unreachable\n"}]},
+        status=255,
     )
     assert code == 2
     assert "error: cluster unreachable" in err
-    assert judged("not json")[0] == 2
+    assert judged(capsys, "not json", status=0)[0] == 2
+
+
+def test_a_failed_refresh_without_a_report_says_why_from_its_error_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = judged(capsys, "", status=255, errors="error: no stack named 'dev' found\n")
+    assert code == 2
+    assert err.splitlines() == [
+        "drift: the refresh preview of dev failed (exit 255)",
+        "  error: no stack named 'dev' found",
+    ]

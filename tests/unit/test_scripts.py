@@ -86,37 +86,6 @@ def test_kind_test_stops_before_creating_anything_without_docker(tmp_path: Path)
     assert stack_file.read_text() == before
 
 
-def test_kubeconfig_writes_yaml_or_base64_privately_and_exports_it(tmp_path: Path) -> None:
-    kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n"
-    for data in (kubeconfig, __import__("base64").b64encode(kubeconfig.encode()).decode()):
-        github_env = tmp_path / "github-env"
-        github_env.write_text("")
-        result = run(
-            "kubeconfig.sh",
-            path=tmp_path,
-            KUBECONFIG_DATA=data,
-            RUNNER_TEMP=str(tmp_path),
-            GITHUB_ENV=str(github_env),
-        )
-        assert result.returncode == 0, result.stderr
-        written = tmp_path / "kubeconfig"
-        assert written.read_text().strip() == kubeconfig.strip()
-        assert stat.S_IMODE(written.stat().st_mode) == 0o600
-        assert github_env.read_text() == f"KUBECONFIG={written}\n"
-        assert data not in result.stderr
-
-
-def test_kubeconfig_refuses_what_is_not_a_kubeconfig(tmp_path: Path) -> None:
-    result = run(
-        "kubeconfig.sh",
-        path=tmp_path,
-        KUBECONFIG_DATA="not: a kubeconfig",
-        RUNNER_TEMP=str(tmp_path),
-    )
-    assert result.returncode == 1
-    assert "KUBECONFIG_DATA is not a kubeconfig" in result.stderr
-
-
 def go_mod_pin(go_mod: str, module: str) -> str:
     """The version a go.mod's text requires of a module (a `require` line or block entry)."""
     found = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+v(\S+)", go_mod, re.MULTILINE)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from infra import versions
+from mlops import pipelinesetup
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -25,6 +26,9 @@ PROMOTION = ["dev", "staging", "prod"]
 # pulumi-cli.sh reads its pin without Go.
 GO_SCRIPTS = ("test.sh", "lint.sh", "kind-test.sh", "toolchain.sh")
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*$")
+# Every job runs the project's command from the environment setup.sh makes with this group.
+MLOPS = ".venv/bin/mlops"
+SETUP = "./scripts/setup.sh"
 
 
 def load(name: str) -> dict[str, Any]:
@@ -59,12 +63,16 @@ def needs(job: dict[str, Any]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def step_index(job: dict[str, Any], command: str) -> int:
+    """The index of the step whose script runs `command`."""
+    return next(i for i, s in enumerate(job["steps"]) if command in s.get("run", ""))
+
+
 def deploy_jobs() -> dict[str, dict[str, Any]]:
-    """The jobs that run `pulumi up`, by the stack they deploy (in file order), with `name`."""
+    """The jobs that run `mlops up`, by the stack they deploy (in file order), with `name`."""
     found = {}
     for name, job in jobs("deploy.yml").items():
-        commands = [s.get("with", {}).get("command") for s in job.get("steps", [])]
-        if "up" in commands:
+        if f'{MLOPS} up "$STACK" --yes' in runs(job):
             found[job["env"]["STACK"]] = {**job, "name": name}
     return found
 
@@ -95,11 +103,67 @@ def test_prod_deploys_in_the_prod_environment() -> None:
 
 def test_each_deploy_is_verified_before_the_next_environment() -> None:
     for stack, job in deploy_jobs().items():
-        steps = job["steps"]
-        up = next(i for i, s in enumerate(steps) if s.get("with", {}).get("command") == "up")
-        after = [s.get("run", "") for s in steps[up + 1 :]]
-        assert any('./scripts/verify.sh "$STACK"' in r for r in after), stack
-        assert not any(s.get("continue-on-error") for s in steps), stack
+        up = step_index(job, f'{MLOPS} up "$STACK"')
+        assert step_index(job, f'{MLOPS} verify "$STACK"') > up, stack
+        assert not any(s.get("continue-on-error") for s in job["steps"]), stack
+
+
+def test_each_deploy_checks_its_stack_and_sets_the_images_by_digest_first() -> None:
+    """`mlops up` would create a stack its backend lacks, and deploy the images the stack file
+    names: the stack is checked and the images of this commit set before it runs."""
+    for stack, job in deploy_jobs().items():
+        up = step_index(job, f'{MLOPS} up "$STACK"')
+        select = step_index(job, f"{MLOPS} pipeline stack")
+        assert job["steps"][select]["run"] == f'{MLOPS} pipeline stack "$STACK"', stack
+        assert select < up, stack
+        images = job["steps"][step_index(job, "images.workloads")]
+        assert step_index(job, "images.workloads") < up, stack
+        assert 'images.serving "$SERVING_IMAGE"' in images["run"], stack
+        for step in (images, job["steps"][up]):
+            assert step["env"]["PULUMI_CONFIG_PASSPHRASE"] == (
+                "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
+            )
+
+
+def test_every_job_runs_mlops_from_the_environment_setup_makes() -> None:
+    for name, job in jobs("deploy.yml").items():
+        if MLOPS not in runs(job):
+            continue
+        assert step_index(job, SETUP) < step_index(job, MLOPS), name
+        assert "uv run" not in runs(job), name
+
+
+def test_the_pipeline_commands_read_the_stacks_and_secrets_this_workflow_uses() -> None:
+    """`mlops pipeline setup` and `check` derive the stacks from the deploy jobs and name the
+    secrets and `-read` environments the jobs use."""
+    assert pipelinesetup.pipeline_stacks() == PROMOTION
+    assert pipelinesetup.reviewed_stack() == "prod"
+    text = (WORKFLOWS / "deploy.yml").read_text()
+    used = set(re.findall(r"secrets\.([A-Z_]+)", text)) - {"GITHUB_TOKEN"}
+    assert used == set(pipelinesetup.SECRET_NAMES)
+    workflow = jobs("deploy.yml")
+    for name in ("preview", "drift"):
+        assert workflow[name]["environment"] == "${{ matrix.stack }}" + pipelinesetup.READ_SUFFIX
+
+
+def test_the_preview_runs_in_the_backend_mlops_selected() -> None:
+    preview = jobs("deploy.yml")["preview"]
+    select = preview["steps"][step_index(preview, f"{MLOPS} pipeline stack")]
+    assert select["run"] == (
+        f'{MLOPS} pipeline stack "$STACK" --offline-fallback >> "$GITHUB_OUTPUT"'
+    )
+    (action,) = [s for s in preview["steps"] if s.get("with", {}).get("command") == "preview"]
+    assert action["with"]["cloud-url"] == f"${{{{ steps.{select['id']}.outputs.backend }}}}"
+    assert action["env"]["PULUMI_CONFIG_PASSPHRASE"] == (
+        f"${{{{ steps.{select['id']}.outputs.passphrase || secrets.PULUMI_CONFIG_PASSPHRASE }}}}"
+    )
+
+
+@pytest.mark.parametrize("workflow", ["ci.yml", "deploy.yml", "integration.yml"])
+def test_every_script_a_workflow_runs_exists(workflow: str) -> None:
+    text = (WORKFLOWS / workflow).read_text()
+    for script in re.findall(r"\./(scripts/[\w./-]+\.sh)", text):
+        assert (ROOT / script).is_file(), f"{workflow}: {script}"
 
 
 def test_each_stack_deploys_in_its_own_concurrency_group_without_cancelling() -> None:
@@ -152,7 +216,9 @@ def test_drift_checks_every_deployed_environment() -> None:
     drift = jobs("deploy.yml")["drift"]
     assert drift["strategy"]["matrix"]["stack"] == PROMOTION
     assert "schedule" in load("deploy.yml")["on"]
-    assert './scripts/drift.sh "$STACK"' in runs(drift)
+    assert step_index(drift, f'{MLOPS} pipeline stack "$STACK"') == step_index(
+        drift, f'{MLOPS} drift "$STACK"'
+    )
 
 
 @pytest.mark.parametrize("workflow", WORKFLOW_FILES)
