@@ -1,6 +1,7 @@
 """The `mlops` command. Each subcommand is a user's job on one stack; `mlops <command> --help`
 says what it does and what it needs. Problems the user can fix end in one message and exit
-status 2, before anything is changed where they can be known in advance."""
+status 2, before anything is changed where they can be known in advance; a step that ran and
+failed ends in one message and exit status 1."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from mlops import console
-from mlops.errors import UserError
+from mlops.demo.commands import demo_app
+from mlops.errors import StepFailed, UserError
 from mlops.paths import ROOT
 from mlops.pipeline import pipeline_app
 
@@ -32,6 +34,7 @@ images_app = typer.Typer(
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(images_app, name="images")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(demo_app, name="demo")
 
 Stack = Annotated[str, typer.Argument(help="the stack: stacks/Pulumi.<stack>.yaml")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="apply without asking")]
@@ -345,6 +348,9 @@ def main(argv: list[str] | None = None) -> Any:
     except UserError as error:
         console.err.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
         sys.exit(2)
+    except StepFailed as error:
+        console.err.print(f"[bold red]failed:[/] {error}", markup=True, highlight=False)
+        sys.exit(1)
     except Exception as error:
         from infra.configtypes import ConfigError
 

@@ -1,4 +1,4 @@
-"""The one kind of failure `mlops` reports without a traceback: something the user can fix."""
+"""The two kinds of failure `mlops` reports without a traceback."""
 
 from __future__ import annotations
 
@@ -6,3 +6,9 @@ from __future__ import annotations
 class UserError(Exception):
     """What is wrong and what to do about it, printed as one message; the command exits 2.
     Raised before anything is changed wherever the problem can be known in advance."""
+
+
+class StepFailed(Exception):
+    """A step that started and did not succeed (a Job, a training run, a wait that ran out):
+    what happened, in the words of the tool that said so, printed as one message; the command
+    exits 1."""

@@ -16,6 +16,9 @@ import yaml
 
 from mlops.errors import UserError
 
+# The annotation kwok puts on the nodes it fakes: pods there are reported Ready, none runs.
+FAKE_NODE = ("kwok.x-k8s.io/node", "fake")
+
 
 def kubeconfig_paths() -> list[Path]:
     """The user's kubeconfig files ($KUBECONFIG, else ~/.kube/config)."""
@@ -41,6 +44,12 @@ def contexts(paths: list[Path] | None = None) -> list[str]:
                 if item.get("name") and item["name"] not in found:
                     found.append(str(item["name"]))
     return found
+
+
+def runs_containers(nodes: list[dict[str, Any]]) -> bool:
+    """False when no node would run a container: none at all, or every one a kwok fake."""
+    key, fake = FAKE_NODE
+    return any((n["metadata"].get("annotations") or {}).get(key) != fake for n in nodes)
 
 
 @dataclass(frozen=True)

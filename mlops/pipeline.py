@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mlops import console, pipelinecheck, pipelinejob, pipelinesetup
+from mlops import console
 
 pipeline_app = typer.Typer(
     help="The deploy pipeline (.github/workflows/deploy.yml): set it up, check it, and the "
@@ -27,11 +27,8 @@ Repo = Annotated[
 PipelineStack = Annotated[
     str, typer.Argument(help="a stack the pipeline deploys: dev, staging, prod")
 ]
-COLOURS = {
-    pipelinecheck.OK: "green",
-    pipelinecheck.MISSING: "red",
-    pipelinecheck.UNCHECKED: "yellow",
-}
+# How each state of pipelinecheck (OK, MISSING, UNCHECKED) is shown.
+COLOURS = {"ok": "green", "missing": "red", "not checked": "yellow"}
 
 
 @pipeline_app.command("check")
@@ -42,6 +39,8 @@ def check_command(repo: Repo = None) -> None:
     secrets and prod's required reviewers (read with gh); the stack pinned to a kube context,
     its secrets committed, the stack in its backend. Exit 1 when something is missing or could
     not be checked."""
+    from mlops import pipelinecheck
+
     items = pipelinecheck.check(repo)
     table = Table(title="the deploy pipeline's needs")
     for column in ("stack", "need", "state", "detail"):
@@ -72,6 +71,8 @@ def setup_command(stack: PipelineStack, repo: Repo = None) -> None:
     passphrase of the stack's record, and (in <stack> only) KUBECONFIG_DATA, the pinned
     context's kubeconfig. Values go to gh on standard input; a passphrase that comes from your
     environment is read from standard input. Prints what is left to do by hand."""
+    from mlops import pipelinesetup
+
     found = pipelinesetup.plan(stack, repo, _stdin)
     pipelinesetup.apply(found)
     console.out.print(f"left to do by hand (then: mlops pipeline check --repo {found.hub.repo}):")
@@ -95,6 +96,8 @@ def stack_command(
     The one PULUMI_BACKEND_URL (or PULUMI_ACCESS_TOKEN) gives, which must hold the stack, its
     secrets committed. Prints backend=<url> (and for a throwaway backend passphrase=<its
     passphrase>, masked in the job's log) for $GITHUB_OUTPUT."""
+    from mlops import pipelinejob
+
     selected = pipelinejob.select(stack, offline_fallback)
     sys.stdout.write("".join(line + "\n" for line in selected.lines()))
 
@@ -105,4 +108,6 @@ def kubeconfig_command() -> None:
 
     $KUBECONFIG_DATA (YAML, or base64 of it) goes to a private file under $RUNNER_TEMP, and
     KUBECONFIG points at it in $GITHUB_ENV. Without KUBECONFIG_DATA it writes nothing."""
+    from mlops import pipelinejob
+
     pipelinejob.write_kubeconfig()

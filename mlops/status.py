@@ -35,19 +35,25 @@ def _rollout(kind: str, item: dict[str, Any]) -> Workload:
     )
 
 
-def _job(item: dict[str, Any]) -> Workload:
+def job_phase(item: dict[str, Any]) -> str:
+    """A Job's `complete`, `failed` or `running`, from its conditions."""
     conditions = {
         c["type"]: c["status"] for c in (item.get("status") or {}).get("conditions") or []
     }
-    labels = item["metadata"].get("labels") or {}
     if conditions.get("Complete") == "True":
-        ready, detail = True, "complete"
-    elif conditions.get("Failed") == "True":
-        ready, detail = False, "failed"
-    else:
-        ready, detail = False, "running"
+        return "complete"
+    return "failed" if conditions.get("Failed") == "True" else "running"
+
+
+def _job(item: dict[str, Any]) -> Workload:
+    labels = item["metadata"].get("labels") or {}
+    phase = job_phase(item)
     return Workload(
-        labels.get(NAME, item["metadata"]["name"]), "Job", item["metadata"]["name"], ready, detail
+        labels.get(NAME, item["metadata"]["name"]),
+        "Job",
+        item["metadata"]["name"],
+        phase == "complete",
+        phase,
     )
 
 

@@ -37,7 +37,7 @@ import testinfra
 from testinfra.host import Host
 
 from infra import config as platform_config
-from mlops import stackfile
+from mlops import kube, stackfile
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -49,8 +49,6 @@ NO_CONTAINERS = (
     "(scripts/kind-test.sh or mlops verify)"
 )
 LIVE_ONLY_CHECKS = "lifecycle tests deploy and destroy the ci stack: local mode only"
-# The node annotation kwok puts on the nodes it fakes.
-FAKE_NODE = ("kwok.x-k8s.io/node", "fake")
 
 
 def verify_stack() -> str | None:
@@ -328,9 +326,7 @@ def _stack_config(stack: str) -> platform_config.PlatformConfig:
 
 def _runs_containers(cluster: Cluster) -> bool:
     """False when every node is one kwok fakes (no container runs there)."""
-    nodes = cluster.get("nodes")["items"]
-    key, fake = FAKE_NODE
-    return not all(n["metadata"].get("annotations", {}).get(key) == fake for n in nodes)
+    return kube.runs_containers(cluster.get("nodes")["items"])
 
 
 def _live_cluster(stack: str) -> Cluster:

@@ -11,7 +11,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +41,13 @@ from tests.support.tools import require_module
 
 mlflow = require_module("mlflow", "the workloads dependency group")
 redis_client = require_module("redis", "the workloads dependency group")
+from mlops.demo.data import RUN_AT, materialize_window, seeded  # noqa: E402
 from workloads.feature_repo.datagen import fraud_events  # noqa: E402
 from workloads.monitoring.retraining import printed_outputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 SERVING_BIN = ROOT / ".venv-serving" / "bin"
-SEED = 7
-SIZES = fraud_events.Sizes(customers=400, merchants=40, days=35)
-RUN_AT = fraud_events.END.replace(tzinfo=None)
 
 
 @dataclass
@@ -145,20 +142,15 @@ def loopback_platform(work: Path) -> Iterator[Stack]:
     redis_client.Redis(host=redis.host, port=redis.port, password=redis.password).flushdb()
 
     feast_env = platform_store(rendering, pg, redis, work / "etc-feast")
-    dataset = fraud_events.generate(SEED, SIZES)
+    # The data `mlops demo seed` loads, and the window `mlops demo materialize` takes.
+    dataset = seeded()
     fraud_events.load_postgres(dataset, feast_env["FEAST_REGISTRY_URL"].split("?")[0])
     repo = ROOT / "workloads" / "feature_repo"
     feast_run = {**os.environ, **feast_env, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
-    events = dataset.transactions["event_timestamp"]
     cronjob = rendering.find("CronJob", "feast-materialize").manifest()
     for command in (
         pod_container(rendering, "Job", "feast-apply")["command"],
-        [
-            "feast",
-            "materialize",
-            (events.min() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S"),
-            (events.max() + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S"),
-        ],
+        ["feast", "materialize", *materialize_window(dataset)],
         cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"],
     ):
         done = subprocess.run(

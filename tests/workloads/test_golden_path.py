@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support.golden import SEED, SERVING_BIN, SIZES, VENV_BIN, Stack, serving
+from tests.support.golden import SERVING_BIN, VENV_BIN, Stack, serving
 from tests.support.kserve import (
     fetch_like_storage_initializer,
     transformer_command,
@@ -32,6 +32,8 @@ from tests.support.servers import exposed_series, free_port, running_server
 from tests.support.tools import require_module
 
 mlflow = require_module("mlflow", "the workloads dependency group")
+from mlops.demo.data import SEED, UNKNOWN_ID, Transaction, seeded, transactions_of  # noqa: E402
+from mlops.demo.serving import predict  # noqa: E402
 from workloads.feature_repo.datagen import fraud_events  # noqa: E402
 from workloads.model_inputs import FEATURES, MODEL_NAME, model_frame  # noqa: E402
 from workloads.training import registry  # noqa: E402
@@ -59,7 +61,7 @@ def test_training_logs_registers_and_promotes(
     assert window == tuple(f"{day}T00:00:00+00:00" for day in days)
     assert (params["feature_service"], tags["feature_service"]) == ("fraud_model_v1",) * 2
     assert tags["code_revision"] == "golden-path"
-    events = fraud_events.generate(SEED, SIZES).transactions
+    events = seeded().transactions
     start, end = (fraud_events.END - timedelta(days=d) for d in (28, 7))
     in_window = events[(events["event_timestamp"] >= start) & (events["event_timestamp"] < end)]
     assert metrics["train_rows"] == len(in_window)
@@ -132,9 +134,8 @@ def test_served_predictions_equal_in_process_ones(
     assert _versions(VENV_BIN / "python", list(pins)) == pins
 
     with serving(stack, manifest, model_dir, tmp_path) as base:
-        url = f"{base}/v1/models/{MODEL_NAME}"
-        _score_and_compare(stack, url, monkeypatch)
-        _bad_requests_name_the_field(url)
+        _score_and_compare(stack, base, monkeypatch)
+        _bad_requests_name_the_field(f"{base}/v1/models/{MODEL_NAME}")
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
             exposition = r.read().decode()
     counts = _request_counts(exposition)
@@ -145,40 +146,33 @@ def test_served_predictions_equal_in_process_ones(
     } <= exposed_series(exposition)
 
 
-def _instances() -> list[dict[str, Any]]:
+def _instances() -> list[Transaction]:
     """Transactions of the data (known customers and merchants) and a few unknown ones."""
-    events = fraud_events.generate(SEED, SIZES).transactions
-    picked = events.sample(40, random_state=SEED)
-    rows = [
-        {"customer_id": int(c), "merchant_id": int(m), "amount": float(a)}
-        for c, m, a in zip(
-            picked["customer_id"], picked["merchant_id"], picked["amount"], strict=True
-        )
+    picked = seeded().transactions.sample(40, random_state=SEED)
+    return [
+        *transactions_of(picked),
+        Transaction(UNKNOWN_ID, 5_000, 12.5),
+        Transaction(1_000, UNKNOWN_ID, 990.0),
     ]
-    rows += [
-        {"customer_id": 999_999, "merchant_id": 5_000, "amount": 12.5},
-        {"customer_id": 1_000, "merchant_id": 999_999, "amount": 990.0},
-    ]
-    return rows
 
 
-def _score_and_compare(stack: Stack, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _score_and_compare(stack: Stack, base: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from workloads.training.data import feature_store
 
     rows = _instances()
-    status, single = _post(f"{url}:predict", {"instances": rows[:1]})
-    assert status == 200, single
-    status, batch = _post(f"{url}:predict", {"instances": rows})
-    assert status == 200, batch
-    served = [p["fraud_probability"] for p in batch["predictions"]]
-    assert {p["model_version"] for p in batch["predictions"]} == {"1"}
-    assert single["predictions"][0]["fraud_probability"] == served[0]
+    # Read as `mlops demo score` reads the transformer's answer.
+    [single] = predict(base, rows[:1])
+    batch = predict(base, rows)
+    served = [p.fraud_probability for p in batch]
+    assert {p.model_version for p in batch} == {"1"}
+    assert single.fraud_probability == served[0]
 
     for key, value in stack.feast_env.items():
         monkeypatch.setenv(key, value)
     store = feature_store()
     features = store.get_online_features(
-        features=store.get_feature_service("fraud_model_v1"), entity_rows=rows
+        features=store.get_feature_service("fraud_model_v1"),
+        entity_rows=[row.instance() for row in rows],
     ).to_dict()
     frame = model_frame(features)
     # Unknown entities read no features: every one is filled as in training.
@@ -221,7 +215,7 @@ def test_a_dead_predictor_is_a_5xx_not_a_score(
     )
     url = f"http://127.0.0.1:{port}/v1/models/{MODEL_NAME}"
     with running_server(command, url, tmp_path, stack.transformer_env(env)):
-        status, answer = _post(f"{url}:predict", {"instances": _instances()[:1]})
+        status, answer = _post(f"{url}:predict", {"instances": [_instances()[0].instance()]})
     assert status >= 500 and "predictor" in answer["error"], answer
     assert "predictions" not in answer
 

@@ -17,7 +17,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from mlops import render
-from tests.support.golden import RUN_AT, SEED, SIZES, VENV_BIN, Stack, serving
+from tests.support.golden import VENV_BIN, Stack, serving
 from tests.support.kserve import fetch_like_storage_initializer
 from tests.support.monitoring import (
     Prometheus,
@@ -44,6 +44,8 @@ from tests.support.tools import require_module
 
 mlflow = require_module("mlflow", "the workloads dependency group")
 boto3 = require_module("boto3", "the workloads dependency group")
+from mlops.demo.data import RUN_AT, SEED, Transaction, seeded, transactions_of  # noqa: E402
+from mlops.demo.serving import predict  # noqa: E402
 from workloads.feature_repo.datagen import fraud_events  # noqa: E402
 from workloads.model_inputs import MODEL_NAME  # noqa: E402
 from workloads.monitoring import prediction_log, retraining  # noqa: E402
@@ -69,7 +71,7 @@ class Loop:
     receiver: Receiver
     log: prediction_log.LogLocation
 
-    def score(self, rows: list[dict[str, Any]]) -> datetime:
+    def score(self, rows: list[Transaction]) -> datetime:
         return score(self.url, rows)
 
     def logged(self) -> float:
@@ -107,17 +109,12 @@ def after(moment: datetime) -> datetime:
     return (moment + timedelta(seconds=1)).replace(microsecond=0)
 
 
-def score(url: str, rows: list[dict[str, Any]]) -> datetime:
-    """Scores the rows in batches, each with a request id; the time before the first."""
+def score(url: str, rows: list[Transaction]) -> datetime:
+    """Scores the rows in batches, each with a request id, as `mlops demo score` sends them;
+    the time before the first."""
     started = datetime.now(UTC)
     for i in range(0, len(rows), BATCH):
-        request = urllib.request.Request(
-            f"{url}/v1/models/{MODEL_NAME}:predict",
-            data=json.dumps({"instances": rows[i : i + BATCH]}).encode(),
-            headers={"Content-Type": "application/json", "x-request-id": f"req-{i}"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200
+        predict(url, rows[i : i + BATCH], request_id=f"req-{i}", timeout=30)
     return started
 
 
@@ -130,24 +127,18 @@ def finished(process: subprocess.Popen[str]) -> tuple[dict[str, Any], dict[str, 
     return outputs["o0"], outputs["o1"]
 
 
-def transactions() -> list[dict[str, Any]]:
+def transactions() -> list[Transaction]:
     """Transactions of the reference data's last week, in a seeded order."""
-    events = fraud_events.generate(SEED, SIZES).transactions
+    events = seeded().transactions
     recent = events[events["event_timestamp"] >= fraud_events.END - timedelta(days=7)]
-    picked = recent.sample(TRAFFIC_ROWS, random_state=SEED)
-    return [
-        {"customer_id": int(c), "merchant_id": int(m), "amount": float(a)}
-        for c, m, a in zip(
-            picked["customer_id"], picked["merchant_id"], picked["amount"], strict=True
-        )
-    ]
+    return transactions_of(recent.sample(TRAFFIC_ROWS, random_state=SEED))
 
 
-def drifted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    events = fraud_events.generate(SEED, SIZES).transactions
+def drifted(rows: list[Transaction]) -> list[Transaction]:
+    events = seeded().transactions
     busiest = events["merchant_id"].value_counts().index[:MERCHANTS].tolist()
     return [
-        {**row, "amount": row["amount"] * AMOUNT_FACTOR, "merchant_id": int(busiest[i % MERCHANTS])}
+        replace(row, amount=row.amount * AMOUNT_FACTOR, merchant_id=int(busiest[i % MERCHANTS]))
         for i, row in enumerate(rows)
     ]
 
@@ -235,7 +226,7 @@ def test_reference_like_traffic_is_no_drift_and_launches_nothing(loop: Loop) -> 
     assert set(logged["model_version"]) == {loop.champion}
     assert logged["request_id"].str.startswith("req-").all()
     fields = ["customer_id", "merchant_id", "amount"]
-    assert logged[fields].to_dict("records") == rows
+    assert logged[fields].to_dict("records") == [row.instance() for row in rows]
 
     end = after(datetime.now(UTC))
     hours = (end - start).total_seconds() / 3600 + 1e-4
