@@ -249,7 +249,9 @@ def config_files(args: FlyteArgs) -> dict[str, dict[str, Any]]:
                 },
             },
         },
-        "004-auth.yaml": flyteauth.config_file(cfg, args.namespace, ingress_urls),
+        "004-auth.yaml": flyteauth.config_file(
+            cfg, args.namespace, (f"{COMPONENT}-http", HTTP_PORT), ingress_urls
+        ),
     }
 
 

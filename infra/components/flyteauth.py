@@ -69,18 +69,24 @@ def derived_key(session_key: str, purpose: str, size: int) -> str:
     return base64.b64encode(digest[:size]).decode().rstrip("=")
 
 
-def authorized_uris(namespace: str, ingress_urls: tuple[str, ...]) -> list[str]:
-    """Where clients reach flyteadmin: the in-cluster Service names (as the upstream chart lists
-    them), the port-forward addresses, and the ingress hosts."""
-    found = []
-    for service, port in (("flyte-http", 8088), ("flyte-grpc", 8089)):
-        found += [
-            f"http://{service}.{namespace}.svc.cluster.local:{port}",
-            f"http://{service}.{namespace}.svc:{port}",
-            f"http://{service}.{namespace}:{port}",
-            f"http://{service}:{port}",
-        ]
-    return [*found, "http://localhost:8088", "http://localhost:8089", *ingress_urls]
+def authorized_uris(
+    namespace: str, service: str, port: int, ingress_urls: tuple[str, ...]
+) -> list[str]:
+    """Where clients reach flyteadmin's HTTP port: the in-cluster Service names (as the upstream
+    chart lists them), a port-forward's localhost, and the ingress hosts.
+
+    flyteadmin answers a client with the entry whose host (then port) matches the address it
+    dialled, else the first, and builds the token endpoint and the tokens' audience from it.
+    Only the HTTP port serves /oauth2/token, so the gRPC port is listed nowhere: a client
+    dialling flyte-grpc gets the in-cluster HTTP address, one dialling localhost:8089 gets
+    localhost:8088, and both its token request and its calls see the same audience."""
+    found = [
+        f"http://{service}.{namespace}.svc.cluster.local:{port}",
+        f"http://{service}.{namespace}.svc:{port}",
+        f"http://{service}.{namespace}:{port}",
+        f"http://{service}:{port}",
+    ]
+    return [*found, f"http://localhost:{port}", *ingress_urls]
 
 
 def issuer_url(cfg: FlyteConfig) -> str:
@@ -97,8 +103,11 @@ def _client(client: str, grants: list[str]) -> dict[str, Any]:
     }
 
 
-def config_file(cfg: FlyteConfig, namespace: str, ingress_urls: tuple[str, ...]) -> dict[str, Any]:
-    """The auth settings (004-auth.yaml): no secret, no hash."""
+def config_file(
+    cfg: FlyteConfig, namespace: str, http: tuple[str, int], ingress_urls: tuple[str, ...]
+) -> dict[str, Any]:
+    """The auth settings (004-auth.yaml): no secret, no hash. `http` is the Service and port
+    of flyteadmin's HTTP API."""
     oidc = cfg.auth.oidc
     return {
         "auth": {
@@ -113,7 +122,7 @@ def config_file(cfg: FlyteConfig, namespace: str, ingress_urls: tuple[str, ...])
                     }
                 },
             },
-            "authorizedUris": authorized_uris(namespace, ingress_urls),
+            "authorizedUris": authorized_uris(namespace, *http, ingress_urls),
             "userAuth": {
                 "openId": {
                     "baseUrl": issuer_url(cfg),

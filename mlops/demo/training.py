@@ -1,6 +1,10 @@
 """The train step: the training workflow registered with the stack's workload image (`--copy
 none`: the image holds the code the tasks run) and launched through Flyte's API as the client
-mlops-ci, over a port-forward to flyte-grpc, then followed until it ends.
+mlops-ci, over port-forwards to flyte-grpc and flyte-http, then followed until it ends.
+
+flyteadmin sends a client that dials localhost to the token endpoint http://localhost:8088 (its
+authorized URIs, infra/components/flyteauth.py), so flyte-http is forwarded to that local port,
+or one already there (`mlops connect`) is used.
 
 The client's secret is read from the cluster's Secret and handed to pyflyte and FlyteRemote
 in memory and through the child's environment; it is never printed or written to a file.
@@ -15,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +33,7 @@ from infra.components import flyte, flyteauth
 from mlops import clientconfig, console
 from mlops.demo import data
 from mlops.demo.target import DemoTarget
-from mlops.errors import StepFailed
+from mlops.errors import StepFailed, UserError
 from mlops.paths import ROOT
 
 WORKFLOW = "workloads.training.workflow.training"
@@ -134,6 +139,34 @@ def follow(remote: Any, execution: Any, name: str, timeout: float) -> Any:
     return execution
 
 
+@contextmanager
+def token_endpoint(target: DemoTarget) -> Iterator[None]:
+    """flyteadmin's HTTP port on localhost:8088, where its token endpoint is for a client on
+    localhost: a port-forward, or the one `mlops connect` already runs there."""
+    with contextlib.ExitStack() as forwards:
+        try:
+            forwards.enter_context(
+                target.kube.forward(
+                    target.namespace,
+                    f"{flyte.COMPONENT}-http",
+                    flyte.HTTP_PORT,
+                    local=flyte.HTTP_PORT,
+                )
+            )
+        except UserError as refused:
+            try:
+                urllib.request.urlopen(
+                    f"http://localhost:{flyte.HTTP_PORT}/healthcheck", timeout=10
+                ).close()
+            except OSError:
+                raise UserError(
+                    f"local port {flyte.HTTP_PORT} is taken by something other than this "
+                    "stack's Flyte, and Flyte issues logins there to a client on localhost: "
+                    f"free it, or run mlops connect {target.stack} in another shell ({refused})"
+                ) from None
+        yield
+
+
 def train(target: DemoTarget, timeout: float = TRAINING_TIMEOUT) -> Trained:
     """Registers the training workflow, runs it on the seeded data's last day and waits for
     it: its deploy task creates or updates the InferenceService."""
@@ -151,8 +184,9 @@ def train(target: DemoTarget, timeout: float = TRAINING_TIMEOUT) -> Trained:
     )
     service = f"{flyte.COMPONENT}-grpc"
     with (
+        token_endpoint(target),
         target.kube.forward(target.namespace, service, flyte.GRPC_PORT) as port,
-        flyte_client_config(f"127.0.0.1:{port}") as config,
+        flyte_client_config(f"localhost:{port}") as config,
     ):
         register(config, secret, target.config.images.workloads, project, domain, version)
         try:

@@ -162,3 +162,49 @@ def test_the_oidc_client_secret_is_needed_only_with_a_provider() -> None:
     raw, keys = raw_config({}, secrets)
     assert config.load("dev", raw, keys).flyte is not None
     assert "flyteOidcClientSecret" in load_error({"flyte": OIDC}, secrets)
+
+
+def public_url(dialled: str, authorized: list[str]) -> str:
+    """The URL flyteadmin 1.16 answers a client with, as `auth.GetPublicURL` picks it
+    (flyteadmin/auth/handler_utils.go at v1.16.8): the address the client dialled, read as
+    https://<host:port>, against the authorized URIs; an entry with the same scheme and host wins
+    at once, else the last with the same host and port, else the last with the same host, else
+    the first. The token endpoint is that URL's /oauth2/token and a token's audience is the URL
+    its token request got; a call's token must carry the URL the call gets."""
+    host, _, port = dialled.partition(":")
+    same_host = same_port = None
+    for uri in authorized:
+        scheme, rest = uri.split("://")
+        entry_host, _, entry_port = rest.partition(":")
+        if entry_host == host:
+            same_host = uri
+            if entry_port == port:
+                same_port = uri
+            if scheme == "https":
+                return uri
+    return same_port or same_host or authorized[0]
+
+
+# (who, the gRPC address it dials, the port-forwards it has: local port -> Service port)
+CLIENTS = [
+    ("a Flyte task pod", "flyte-grpc.mlops.svc.cluster.local:8089", None),
+    ("propeller in the Flyte pod", "localhost:8089", None),
+    ("pyflyte after mlops connect", "localhost:8089", {8088: 8088, 8089: 8089}),
+]
+
+
+@pytest.mark.parametrize(("who", "dialled", "forwards"), CLIENTS, ids=[c[0] for c in CLIENTS])
+def test_every_client_gets_a_token_endpoint_on_the_http_port_and_a_token_its_calls_accept(
+    who: str, dialled: str, forwards: dict[int, int] | None
+) -> None:
+    uris = core_files(stack_rendering("dev"))["004-auth.yaml"]["auth"]["authorizedUris"]
+    issued_by = public_url(dialled, uris)
+    token_host = issued_by.split("://")[1]
+    # The token endpoint is flyteadmin's HTTP port, reached where the client is.
+    port = int(token_host.rpartition(":")[2])
+    if forwards is not None:
+        assert forwards.get(port) == 8088, (who, token_host)
+    else:
+        assert port == 8088, (who, token_host)
+    # The token request, made to that endpoint, gets the same URL: the audience the calls want.
+    assert public_url(token_host, uris) == issued_by, who
