@@ -18,8 +18,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from infra import render  # noqa: E402
-from infra.observability import quantity  # noqa: E402
+from infra.sizes import quantity  # noqa: E402
+from mlops import render  # noqa: E402
 
 STACKS = tuple(sorted(p.name.split(".")[1] for p in (ROOT / "stacks").glob("Pulumi.*.yaml")))
 # GitHub-hosted ubuntu-24.04 runners: the standard one of public repositories, and of private.

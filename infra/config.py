@@ -86,9 +86,8 @@ from infra.configtypes import (
     refuse,
     secret_fields,
 )
-from infra.kube import CLUSTER_ISSUER_ANNOTATION, ISSUER_ANNOTATION, Resources
-from infra.observability import quantity
 from infra.profiles import PROFILE_DEFAULTS, PROFILES, ProfileName
+from infra.sizes import Resources, quantity
 
 __all__ = ["PROJECT", "ConfigError", "PlatformConfig", "load"]
 
@@ -269,6 +268,11 @@ class BackupsConfig(Component):
     retention_days: Days = Field(description="older backups are deleted after a successful run")
     schedule: BackupSchedule = Field("0 2 * * *", description="when the backups run")
     encryption_key: GeneratedSecret = Field(alias="backupEncryptionKey")
+
+
+# cert-manager's ingress-shim reads these and issues the certificate of the Ingress's `tls`.
+CLUSTER_ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
+ISSUER_ANNOTATION = "cert-manager.io/issuer"
 
 
 class IngressTls(Model):

@@ -12,45 +12,20 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.configtypes import Model, Quantity
-
-if TYPE_CHECKING:
-    # config.py builds its models from this module's Resources: imported for types only.
-    from infra.config import IngressConfig
+from infra.config import CLUSTER_ISSUER_ANNOTATION, ISSUER_ANNOTATION, IngressConfig
+from infra.sizes import Resources
 
 PART_OF = "mlops-platform"
-# cert-manager's ingress-shim reads these and issues the certificate of the Ingress's `tls`.
-CLUSTER_ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
-ISSUER_ANNOTATION = "cert-manager.io/issuer"
 MANAGED_BY = "pulumi"
 # Pod Security Standard every platform namespace enforces.
 POD_SECURITY_LEVEL = "restricted"
 
 Spec = dict[str, Any]
-
-
-class Quantities(Model):
-    cpu: Quantity
-    memory: Quantity
-
-
-class Resources(Model):
-    """A container's requests and limits, shaped as in a pod spec (and in stack config)."""
-
-    requests: Quantities
-    limits: Quantities
-
-    @staticmethod
-    def of(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> Resources:
-        return Resources(
-            requests=Quantities(cpu=cpu_request, memory=memory_request),
-            limits=Quantities(cpu=cpu_limit, memory=memory_limit),
-        )
 
 
 # A shell-and-client container that waits or runs one short script.

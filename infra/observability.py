@@ -17,31 +17,9 @@ from pathlib import Path
 import pulumi
 import yaml
 
-from infra.kube import Resources
+from infra.sizes import Resources, quantity
 
 ALERTS_DIR = Path(__file__).resolve().parent / "alerts"
-
-_QUANTITY = re.compile(r"^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_FACTORS = {
-    None: 1.0,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-}
-
-
-def quantity(text: str) -> float:
-    """A Kubernetes quantity as a number: "250m" is 0.25 (cores), "512Mi" is 536870912."""
-    match = _QUANTITY.match(text)
-    if match is None:
-        raise ValueError(f"not a Kubernetes quantity: {text!r}")
-    return float(match.group(1)) * _FACTORS[match.group(2)]
 
 
 def histogram(name: str) -> frozenset[str]:

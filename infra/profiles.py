@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from infra.kube import Resources
+from infra.sizes import Resources
 
 ProfileName = Literal["small", "standard", "ha"]
 PROFILES: tuple[ProfileName, ...] = ("small", "standard", "ha")

@@ -22,7 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import cron, kube, network, versions
+from infra import cron, kube, network, sizes, versions
 from infra.components.postgres import PostgresDatabase
 from infra.components.redis import RedisEndpoint
 from infra.config import BackupsConfig
@@ -38,8 +38,8 @@ BACKUP_DIR = "/backup"
 # Both stores' images run as 999; the upload container runs the workloads image as that user
 # too, so the dumps' emptyDir and Redis's volume are writable by every container.
 UID = versions.POSTGRES_UID
-DUMP_SIZE = kube.Resources.of("50m", "64Mi", "1", "512Mi")
-UPLOAD_SIZE = kube.Resources.of("50m", "192Mi", "1", "512Mi")
+DUMP_SIZE = sizes.Resources.of("50m", "64Mi", "1", "512Mi")
+UPLOAD_SIZE = sizes.Resources.of("50m", "192Mi", "1", "512Mi")
 UPLOAD = ["python", "-m", "workloads.backup", "upload"]
 FETCH = ["python", "-m", "workloads.backup", "fetch"]
 # A restore template's schedule: suspended, it never fires (February 31st does not exist).

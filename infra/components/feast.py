@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from infra import kube, network, versions
+from infra import kube, network, sizes, versions
 from infra.components.postgres import PostgresDatabase
 from infra.components.redis import RedisEndpoint
 from infra.config import FeastConfig
@@ -35,7 +35,7 @@ CONFIG_DIR = "/etc/feast"
 CONFIG_FILE = f"{CONFIG_DIR}/feature_store.yaml"
 # Where workloads/Dockerfile puts the feature repo.
 REPO_DIR = "/app/workloads/feature_repo"
-JOB_SIZE = kube.Resources.of("100m", "256Mi", "1", "1Gi")
+JOB_SIZE = sizes.Resources.of("100m", "256Mi", "1", "1Gi")
 # Environment variables the store config names; each comes from a Secret.
 REGISTRY_URL_ENV = "FEAST_REGISTRY_URL"
 POSTGRES_PASSWORD_ENV = "FEAST_POSTGRES_PASSWORD"

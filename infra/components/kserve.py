@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import kube, network, versions
+from infra import kube, network, sizes, versions
 from infra.components.feast import FeatureStoreClient
 from infra.components.object_store import S3Endpoint
 from infra.config import KserveConfig
@@ -109,7 +109,7 @@ PREDICTION_LOG = "prediction-log"
 # training's (uv.lock). workloads/serving/inference_service.py names it.
 MLFLOW_RUNTIME = "mlops-mlflow"
 MLFLOW_RUNTIME_PORTS = {"http": 8080, "grpc": 9000, "metrics": 8082}
-MLFLOW_RUNTIME_RESOURCES = kube.Resources.of("100m", "512Mi", "1", "1Gi")
+MLFLOW_RUNTIME_RESOURCES = sizes.Resources.of("100m", "512Mi", "1", "1Gi")
 # workloads/serving/inference_service.py reads these names in the model namespace.
 FEAST_CLIENT = "feast-client"
 FEAST_CLIENT_KEYS = {

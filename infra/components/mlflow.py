@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pulumi
 
-from infra import kube, network, versions
+from infra import kube, network, sizes, versions
 from infra.components.object_store import S3Endpoint
 from infra.components.postgres import PostgresDatabase
 from infra.config import MlflowConfig
@@ -31,7 +31,7 @@ from infra.observability import (
 COMPONENT = "mlflow"
 PORT = 5000
 SECRET_NAME = "mlflow"
-JOB_SIZE = kube.Resources.of("100m", "256Mi", "1", "1Gi")
+JOB_SIZE = sizes.Resources.of("100m", "256Mi", "1", "1Gi")
 AUTH_CONFIG_PATH = "/etc/mlflow/basic_auth.ini"
 PROMETHEUS_DIR = "/tmp/prometheus"
 METRICS_PATH = "/metrics"

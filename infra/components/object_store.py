@@ -13,7 +13,7 @@ from typing import Any
 
 import pulumi
 
-from infra import kube, network, versions
+from infra import kube, network, sizes, versions
 from infra.config import ObjectStoreConfig
 from infra.configtypes import reveal
 from infra.observability import ScrapeTarget, Telemetry, Workload, statefulset_pods
@@ -39,7 +39,7 @@ SERVER_PORTS = {
 }
 # The ports the server's parts and the bucket Job use among themselves.
 INTERNAL_PORTS = ("master", "master-grpc", "filer", "filer-grpc", "volume", "volume-grpc")
-JOB_SIZE = kube.Resources.of("10m", "64Mi", "500m", "256Mi")
+JOB_SIZE = sizes.Resources.of("10m", "64Mi", "500m", "256Mi")
 REGION = "us-east-1"
 
 BUCKETS_SCRIPT = r"""#!/bin/sh

@@ -27,9 +27,9 @@ from infra.observability import (
     ScrapeTarget,
     Telemetry,
     Workload,
-    quantity,
     statefulset_pods,
 )
+from infra.sizes import quantity
 
 PROMETHEUS = "prometheus"
 PORT = 9090

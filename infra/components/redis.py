@@ -16,7 +16,8 @@ import pulumi_kubernetes as k8s
 from infra import kube, network, versions
 from infra.config import RedisConfig
 from infra.configtypes import reveal
-from infra.observability import ScrapeTarget, Telemetry, Workload, quantity, statefulset_pods
+from infra.observability import ScrapeTarget, Telemetry, Workload, statefulset_pods
+from infra.sizes import quantity
 
 COMPONENT = "redis"
 PORT = 6379

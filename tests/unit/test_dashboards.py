@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from infra.dashboards import DashboardContext, build_all, expressions
-from infra.observability import quantity
+from infra.sizes import quantity
 from mlops import render
 from tests.support.promql import metric_names
 from tests.support.rendering import STACKS, evaluate, pod_specs, stack_rendering
