@@ -274,7 +274,7 @@ def test_a_receiver_without_its_secret_names_the_command_that_sets_it() -> None:
         "mlops-platform:alertmanagerWebhookUrl is not set (required while "
         "monitoring.alertmanager.receivers.webhook is set)" in str(error.value)
     )
-    assert "pulumi config set --secret alertmanagerWebhookUrl" in str(error.value)
+    assert "mlops secrets set test alertmanagerWebhookUrl" in str(error.value)
 
 
 def test_a_webhook_secret_that_is_not_a_url_is_refused_without_echoing_it() -> None:

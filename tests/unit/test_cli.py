@@ -12,8 +12,8 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import click
 import pytest
 import typer
 
@@ -237,28 +237,44 @@ def test_the_pin_file_makes_kubectl_use_the_stacks_context_not_the_current_one(
     assert "prod" in user.read_text()
 
 
-def command_tree() -> click.Command:
+def command_tree() -> Any:
     return typer.main.get_command(app)
 
 
-def find(words: list[str]) -> tuple[click.Command, list[str]]:
+def find(words: list[str]) -> tuple[Any, list[str]]:
     """The command a line of words names, and the words after it."""
     command = command_tree()
     rest = list(words)
-    while rest and isinstance(command, click.Group) and rest[0] in command.commands:
+    while rest and rest[0] in getattr(command, "commands", {}):
         command = command.commands[rest.pop(0)]
     return command, rest
 
 
+def shell_blocks(text: str) -> list[str]:
+    """The lines of a Markdown file's shell code blocks (fenced as bash, sh, console or plain)."""
+    lines, inside, shell = [], False, False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            if not inside:
+                shell = line.strip().removeprefix("```") in ("", "bash", "sh", "console")
+            inside = not inside
+        elif inside and shell:
+            lines.append(line)
+    return lines
+
+
 def documented_commands() -> list[tuple[str, list[str]]]:
-    """Every `mlops ...` line in the README's and docs' code blocks."""
+    """Every `mlops ...` line in the README's and docs' shell code blocks."""
     found = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", doc.read_text(), re.S):
-            for line in block.splitlines():
-                line = line.split("#")[0].strip()
-                for match in re.finditer(r"(?:^|[|;&(]\s*|\$\()mlops\s+([^|;&)]*)", line):
-                    found.append((doc.name, match.group(1).split()))
+    for doc in [
+        ROOT / "README.md",
+        ROOT / "workloads" / "README.md",
+        *(ROOT / "docs").glob("*.md"),
+    ]:
+        for line in shell_blocks(doc.read_text()):
+            line = line.split("#")[0].strip()
+            for match in re.finditer(r"(?:^|[|;&(]\s*|\$\(|/)mlops\s+([^|;&)<>]*)", line):
+                found.append((doc.name, match.group(1).split()))
     return found
 
 
@@ -268,7 +284,7 @@ def test_every_documented_mlops_command_and_flag_exists() -> None:
     for doc, words in documented:
         command, rest = find(words)
         assert command is not command_tree(), f"{doc}: mlops {' '.join(words)}: no such command"
-        assert not isinstance(command, click.Group), f"{doc}: mlops {' '.join(words)}: incomplete"
+        assert not hasattr(command, "commands"), f"{doc}: mlops {' '.join(words)}: incomplete"
         options = {name for p in command.params for name in getattr(p, "opts", [])}
         options |= {name for p in command.params for name in getattr(p, "secondary_opts", [])}
         for word in rest:
