@@ -104,6 +104,20 @@ def train_command(stack: Stack, timeout: TrainingMinutes = 40) -> None:
     _train(target_of(stack), timeout)
 
 
+@demo_app.command("schedule")
+def schedule_command(stack: Stack) -> None:
+    """Put training and the drift check on their schedules.
+
+    Registers the training workflow (launch plan training_weekly: every Monday) and the drift
+    check (hourly; it retrains the model when its inputs drift) with their launch plans
+    active."""
+    from mlops.demo import training
+
+    target = target_of(stack)
+    version = training.schedule(target)
+    console.say(f"stack {stack}: training and the drift check scheduled (version {version})")
+
+
 @demo_app.command("serve")
 def serve_command(stack: Stack, timeout: ReadySeconds = 900) -> None:
     """Wait for the model's InferenceService to be Ready.

@@ -38,6 +38,8 @@ from mlops.paths import ROOT
 
 WORKFLOW = "workloads.training.workflow.training"
 WORKFLOW_FILE = "workloads/training/workflow.py"
+# The workflows whose launch plans run on a schedule: weekly training, the hourly drift check.
+SCHEDULED_FILES = (WORKFLOW_FILE, "workloads/monitoring/workflow.py")
 # The first run builds the training frames and trains on the kind runner in about 15 minutes.
 TRAINING_TIMEOUT = 40 * 60
 POLL_SECONDS = 10.0
@@ -68,8 +70,17 @@ def flyte_client_config(endpoint: str) -> Iterator[Path]:
 
 
 def register(
-    config: Path, secret: str, image: str, project: str, domain: str, version: str
+    config: Path,
+    secret: str,
+    image: str,
+    project: str,
+    domain: str,
+    version: str,
+    files: tuple[str, ...] = (WORKFLOW_FILE,),
+    activate: bool = False,
 ) -> None:
+    """`pyflyte register` of the workflow files with the image (`--activate-launchplans`: their
+    scheduled launch plans start running)."""
     command = [
         str(Path(sys.executable).parent / "pyflyte"),
         "--config",
@@ -85,9 +96,10 @@ def register(
         domain,
         "--version",
         version,
-        WORKFLOW_FILE,
+        *(["--activate-launchplans"] if activate else []),
+        *files,
     ]
-    with console.step(f"registering {WORKFLOW_FILE} as {project}/{domain} version {version}"):
+    with console.step(f"registering {', '.join(files)} as {project}/{domain} version {version}"):
         done = subprocess.run(
             command,
             cwd=ROOT,
@@ -212,3 +224,31 @@ def train(target: DemoTarget, timeout: float = TRAINING_TIMEOUT) -> Trained:
         message = failure.message if failure is not None else "no error reported"
         raise StepFailed(f"training execution {name} ended {phase}: {redact(message, secret)}")
     return Trained(project, domain, version, execution.id.name, phase)
+
+
+def schedule(target: DemoTarget) -> str:
+    """Registers the training and drift-check workflows with their launch plans active (weekly
+    training, the hourly drift check that retrains on drift); the version registered."""
+    settings = target.config.flyte
+    assert settings is not None, "checked by target_of"
+    project, domain = settings.projects[0], settings.domains[0]
+    version = f"scheduled-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    secret = target.kube.secret_value(
+        target.namespace, flyteauth.AUTH_SECRET, flyteauth.CI_SECRET_FILE
+    )
+    with (
+        token_endpoint(target),
+        target.kube.forward(target.namespace, f"{flyte.COMPONENT}-grpc", flyte.GRPC_PORT) as port,
+        flyte_client_config(f"localhost:{port}") as config,
+    ):
+        register(
+            config,
+            secret,
+            target.config.images.workloads,
+            project,
+            domain,
+            version,
+            files=SCHEDULED_FILES,
+            activate=True,
+        )
+    return version
