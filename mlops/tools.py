@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops.errors import UserError
-from mlops.paths import ROOT, SCRIPTS
+from mlops.paths import SCRIPTS
 
-GO_MOD_PULUMI = ROOT / "tools" / "pulumi" / "go.mod"
 _EXPORT = re.compile(r'^export ([A-Z_][A-Z0-9_]*)="(.*)"$')
 
 
@@ -29,13 +28,14 @@ def cache_dir() -> Path:
 
 
 def pulumi_cli_pin() -> str:
-    """The Pulumi CLI version tools/pulumi/go.mod pins, read from the file (no Go needed)."""
-    found = re.search(
-        r"^\s*github\.com/pulumi/pulumi/pkg/v3 v(\S+)", GO_MOD_PULUMI.read_text(), re.M
+    """The Pulumi CLI version tools/pulumi/go.mod pins (scripts/pulumi-cli.sh reads it; no Go
+    needed)."""
+    result = subprocess.run(
+        [str(SCRIPTS / "pulumi-cli.sh"), "version"], capture_output=True, text=True, check=False
     )
-    if found is None:
-        raise UserError(f"{GO_MOD_PULUMI} requires no github.com/pulumi/pulumi/pkg/v3")
-    return found.group(1)
+    if result.returncode != 0:
+        raise UserError(f"the pinned Pulumi CLI version: {result.stderr.strip()}")
+    return result.stdout.strip()
 
 
 def parse_exports(text: str, base: dict[str, str] | None = None) -> dict[str, str]:

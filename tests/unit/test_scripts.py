@@ -100,36 +100,6 @@ def test_pulumi_cli_version_is_the_toolchain_pin_without_go(tmp_path: Path) -> N
     assert result.stdout == f"{go_mod_pin(go_mod, PULUMI)}\n"
 
 
-def test_pulumi_cli_env_keeps_a_pulumi_of_the_pinned_version_without_go(tmp_path: Path) -> None:
-    pinned = go_mod_pin((ROOT / "tools" / "pulumi" / "go.mod").read_text(), PULUMI)
-    path = fake_bin(tmp_path, pulumi=f"echo v{pinned}")
-    result = run("pulumi-cli.sh", "env", path=path, PATH=f"{path}:{path_without(tmp_path, 'go')}")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "export PULUMI_SKIP_UPDATE_CHECK=true\n"
-
-
-def test_pulumi_cli_env_puts_the_downloaded_cli_first_without_go(tmp_path: Path) -> None:
-    """A pulumi of another version on PATH: the one downloaded before (the cache) goes first."""
-    pinned = go_mod_pin((ROOT / "tools" / "pulumi" / "go.mod").read_text(), PULUMI)
-    path = fake_bin(tmp_path, pulumi="echo v3.1.0")
-    cached = tmp_path / "cache" / pinned
-    cached.mkdir(parents=True)
-    (cached / "pulumi").write_text("#!/bin/sh\n")
-    (cached / "pulumi").chmod(0o755)
-    result = run(
-        "pulumi-cli.sh",
-        "env",
-        path=path,
-        PATH=f"{path}:{path_without(tmp_path, 'go')}",
-        MLOPS_PULUMI_CACHE=str(tmp_path / "cache"),
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        f'export PATH="{cached}:${{PATH}}"',
-        "export PULUMI_SKIP_UPDATE_CHECK=true",
-    ]
-
-
 def pinned_version(tmp_path: Path, go_mod: str) -> subprocess.CompletedProcess[str]:
     """scripts/lib/go-tools.sh's pinned_version of the Pulumi module, over this go.mod text."""
     (tmp_path / "pulumi").mkdir(exist_ok=True)
