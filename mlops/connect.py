@@ -130,10 +130,15 @@ def exports(stack: str) -> list[str]:
     variables = workspace.environment(record, pulumi)
     # Selecting the stack in Pulumi's workspace lets plain `pulumi` commands find it.
     workspace.open_stack(record, pulumi)
-    path = variables.get("PATH", os.environ.get("PATH", ""))
-    variables["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"
+    # PATH gains this environment's commands (mlops, pyflyte) and the stack's Pulumi CLI, ahead
+    # of the shell's own PATH, not a copy of this process's.
+    variables.pop("PATH", None)
+    first = [str(Path(sys.executable).parent)]
+    if pulumi.root is not None:
+        first.append(str(pulumi.root / "bin"))
     variables["KUBECONFIG"] = kubeconfig_value(record)
     lines = [f"export {name}={shlex.quote(value)}" for name, value in sorted(variables.items())]
+    lines.append(f'export PATH={shlex.quote(os.pathsep.join(first))}"{os.pathsep}$PATH"')
     lines.append(
         f"# pulumi stack select {stack} has been run; kubectl uses context {record.context}"
     )

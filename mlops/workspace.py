@@ -18,8 +18,9 @@ from mlops.errors import UserError
 from mlops.paths import ROOT
 from mlops.tools import PulumiTools
 
-# Resource operations that change something (the others: same, read, refresh).
-CHANGES = {"create", "update", "delete", "replace", "create-replacement", "delete-replaced"}
+# Resource operations that change something, as a person counts them: a replacement's own
+# create-replacement and delete-replaced steps are part of its one "replace".
+CHANGES = {"create", "update", "delete", "replace"}
 
 
 def environment(record: state.StackRecord, tools: PulumiTools) -> dict[str, str]:
