@@ -242,7 +242,9 @@ class Deployment:
             "rotate",
         ):
             outcome = "ok" if result.returncode == 0 else "failed"
-            TIMINGS.append((f"mlops {' '.join(args)} ({outcome})", time.monotonic() - started))
+            # A secret's command line is named by its key only, whatever else it was given.
+            shown = args[:4] if args[0] == "secrets" else args
+            TIMINGS.append((f"mlops {' '.join(shown)} ({outcome})", time.monotonic() - started))
         return result
 
     def pulumi(

@@ -1,5 +1,5 @@
-"""The deploy pipeline's scripts against the local control plane: the offline preview a pull
-request gets without backend or cluster credentials, and the drift check."""
+"""The deploy pipeline's commands against the local control plane: the offline preview a pull
+request gets without backend or cluster credentials, and `mlops drift`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LOCAL_STACK, Deployment
+from tests.integration.conftest import LOCAL_STACK, Deployment, environment_after
 
 pytestmark = pytest.mark.lifecycle
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_offline_preview_validates_and_plans_without_backend_or_cluster(
     deployment: Deployment, tmp_path: Path
 ) -> None:
+    """What a pull request's preview job runs, on a machine with no mlops state, no backend and
+    no cluster: `mlops pipeline stack <stack> --offline-fallback`, then a plain preview."""
     project = tmp_path / "project"
     shutil.copytree(
         deployment.project, project, symlinks=True, ignore=shutil.ignore_patterns(".venv")
@@ -28,11 +30,22 @@ def test_offline_preview_validates_and_plans_without_backend_or_cluster(
     env = {
         k: v
         for k, v in deployment.env.items()
-        if not k.startswith(("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "KUBECONFIG"))
+        if not k.startswith(("PULUMI_", "KUBECONFIG", "MLOPS_"))
     }
-    env["KUBECONFIG"] = str(tmp_path / "no-kubeconfig")
+    # The Pulumi CLI on PATH, as pulumi/actions puts it on a runner.
+    env.update(environment_after("./scripts/toolchain.sh env"))
+    env.update(MLOPS_STATE_DIR=str(tmp_path / "state"), KUBECONFIG=str(tmp_path / "none"))
     copy = Deployment(project, env, deployment.kubectl)
-    selected = copy.run("./scripts/pipeline-stack.sh", LOCAL_STACK, "--offline-fallback")
+    # `-m` runs the copy's mlops (the shared .venv's editable install names the other copy).
+    selected = copy.run(
+        str(project / ".venv" / "bin" / "python"),
+        "-m",
+        "mlops",
+        "pipeline",
+        "stack",
+        LOCAL_STACK,
+        "--offline-fallback",
+    )
     assert selected.returncode == 0, selected.stderr
     outputs = dict(line.split("=", 1) for line in selected.stdout.splitlines())
     assert set(outputs) == {"backend", "passphrase"}
