@@ -241,7 +241,7 @@ class Deployment:
             "secrets",
             "rotate",
         ):
-            outcome = "ok" if result.returncode == 0 else "failed"
+            outcome = f"exit {result.returncode}"
             # A secret's command line is named by its key only, whatever else it was given.
             shown = args[:4] if args[0] == "secrets" else args
             TIMINGS.append((f"mlops {' '.join(shown)} ({outcome})", time.monotonic() - started))
