@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced, not run: the kind CLI of scripts/up.sh, scripts/images.sh and scripts/kind-test.sh.
+# Sourced, not run: the kind CLI of scripts/kind.sh (which mlops calls) and scripts/kind-test.sh.
 
 # shellcheck source=go-tools.sh
 source "$(dirname "${BASH_SOURCE[0]}")/go-tools.sh"

@@ -26,7 +26,7 @@ from tests.support.tools import require_module
 require_module("flytekit", "the workloads dependency group")
 from workloads.model_inputs import MODEL_NAME  # noqa: E402
 
-# Not part of scripts/verify.sh: it trains and serves a model, so it runs where the stack is
+# Not part of `mlops verify`: it trains and serves a model, so it runs where the stack is
 # a test stack (scripts/kind-test.sh), never on a deploy's way to prod.
 pytestmark = [pytest.mark.containers, pytest.mark.golden_path]
 

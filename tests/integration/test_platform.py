@@ -1,7 +1,7 @@
 """Platform checks on a deployed stack: what a platform engineer checks after a deploy.
 
 They run in both modes of the integration tier (conftest.py): on the local control plane right
-after the ci stack's `pulumi up`, and against a live stack (scripts/verify.sh). Checks of the
+after `mlops up ci`, and against a live stack (`mlops verify`). Checks of the
 objects run everywhere; checks marked `containers` look inside the running pods (testinfra's
 kubectl backend, which needs /bin/sh in the image) or talk to the servers through
 `kubectl port-forward`, and skip on kwok, where no container runs.

@@ -1,4 +1,4 @@
-"""What scripts/port-forward.sh reaches: each named Service and port is one the stack renders,
+"""What `mlops connect` reaches: each named Service and port is one the stack renders,
 and each login points at the Secret key that holds the password."""
 
 from __future__ import annotations
