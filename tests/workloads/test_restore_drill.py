@@ -29,7 +29,8 @@ import pytest
 
 from infra.components import backup as backup_component
 from mlops import render
-from tests.support.golden import SEED, SIZES, Stack, fraud_events
+from mlops.demo import data
+from tests.support.golden import Stack
 from tests.support.mlflow_server import VENV_BIN, mlflow_server
 from tests.support.monitoring import running_pushgateway
 from tests.support.rendering import secret_data
@@ -201,7 +202,7 @@ def _online(feast_env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> di
     for key, value in feast_env.items():
         monkeypatch.setenv(key, value)
     store = feature_store()
-    picked = fraud_events.generate(SEED, SIZES).transactions.sample(40, random_state=SEED)
+    picked = data.seeded().transactions.sample(40, random_state=data.SEED)
     rows = [
         {"customer_id": int(c), "merchant_id": int(m), "amount": float(a)}
         for c, m, a in zip(
