@@ -46,7 +46,7 @@ mlflow = require_module("mlflow", "the workloads dependency group")
 boto3 = require_module("boto3", "the workloads dependency group")
 from workloads.feature_repo.datagen import fraud_events  # noqa: E402
 from workloads.model_inputs import MODEL_NAME  # noqa: E402
-from workloads.monitoring import prediction_log, retraining  # noqa: E402
+from workloads.monitoring import log_store, retraining  # noqa: E402
 from workloads.training import registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ class Loop:
     champion: str
     prometheus: Prometheus
     receiver: Receiver
-    log: prediction_log.LogLocation
+    log: log_store.LogLocation
 
     def score(self, rows: list[dict[str, Any]]) -> datetime:
         return score(self.url, rows)
@@ -213,7 +213,7 @@ def loop(
             champion.version,
             prometheus,
             receiver,
-            prediction_log.LogLocation.parse(log_uri),
+            log_store.LogLocation.parse(log_uri),
         )
 
 
@@ -228,7 +228,7 @@ def test_reference_like_traffic_is_no_drift_and_launches_nothing(loop: Loop) -> 
         aws_secret_access_key=loop.stack.s3.secret_key,
         region_name="us-east-1",
     )
-    logged = prediction_log.read_window(
+    logged = log_store.read_window(
         loop.log, MODEL_NAME, start, datetime.now(UTC) + timedelta(seconds=1), s3
     )
     assert len(logged) == len(rows)
