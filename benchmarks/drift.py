@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd
 
-from benchmarks.inference import LOG_BUCKET, calibration, prediction_log_env
+from benchmarks.inference import LOG_BUCKET, prediction_log_env
+from benchmarks.inference_report import calibration
 from workloads.feature_repo.datagen import fraud_events
 from workloads.model_inputs import FEATURES, MONITORED
 from workloads.monitoring import drift, log_store
