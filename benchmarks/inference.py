@@ -63,7 +63,7 @@ from benchmarks.feast_online import (
     prepare_repo,
     redis_server,
 )
-from benchmarks.inference_report import print_report
+from benchmarks.inference_report import FLOOR, Loaded, print_report
 from benchmarks.load import Outcome, closed_loop
 from benchmarks.serving_stacks import ROOT, Stack, Tree, checkout, deployed
 from tests.support.servers import local_postgres, local_s3
@@ -87,6 +87,18 @@ def main() -> None:
     parser.add_argument("--merchants", type=int, default=100)
     parser.add_argument("--days", type=int, default=35)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--predictor-pod",
+        action="store_true",
+        help="also deploy the working tree with its predictor in a network namespace of its own"
+        " (a pod reached over a veth pair, as without collocation; needs root)",
+    )
+    parser.add_argument(
+        "--cpu-limits",
+        action="store_true",
+        help="run each transformer and predictor under its container's CPU limit, as a CFS"
+        " quota, and report the share of 100 ms periods throttled (needs root)",
+    )
     args = parser.parse_args()
     levels = [int(n) for n in args.clients.split(",")]
     started = time.monotonic()
@@ -112,9 +124,26 @@ def main() -> None:
             logs = i in (0, len(trees) - 1)
             log_env = prediction_log_env(f"{tree.path.name}-{i}") if logs else None
             stacks += running.enter_context(
-                deployed(tree, work, model_dir, env, log_env, redis, REDIS_DB)
+                deployed(
+                    tree, work, model_dir, env, log_env, redis, REDIS_DB, limit_cpu=args.cpu_limits
+                )
             )
-        floor = Floor(stacks[-1].store_config, model_dir)
+        if args.predictor_pod:
+            stacks += running.enter_context(
+                deployed(
+                    trees[-1],
+                    work,
+                    model_dir,
+                    env,
+                    None,
+                    redis,
+                    REDIS_DB,
+                    predictor_pod=1,
+                    limit_cpu=args.cpu_limits,
+                )
+            )
+        working = next(s for s in stacks if s.label == trees[-1].label and not s.logged)
+        floor = Floor(working.store_config, model_dir)
         rng = np.random.default_rng(args.seed)
         single = {
             size: timed_alternately(
@@ -127,7 +156,7 @@ def main() -> None:
             json.dumps({"instances": rows}).encode()
             for rows in entity_batches(dataset, 1, 2_000, rng)
         ]
-        loaded = asyncio.run(under_load(stacks, bodies, levels, args.rounds))
+        loaded = asyncio.run(under_load(stacks, floor, bodies, levels, args.rounds))
     redis.client().flushdb()
     local_postgres().query(f"DROP DATABASE IF EXISTS {REGISTRY_DATABASE} WITH (FORCE)")
     print_report(stacks, single, loaded, prepared, args, len(dataset.transactions))
@@ -232,12 +261,15 @@ class Floor:
         response = self.store.get_online_features(features=self.service, entity_rows=rows)
         return model_inputs(response.to_dict())
 
+    def score(self, rows: list[Row]) -> object:
+        return self.estimator.predict_proba(self.features(rows))
+
     def calls(self) -> dict[str, Callable[[list[Row]], object]]:
         def feast(rows: list[Row]) -> None:
             self.inputs[id(rows)] = self.features(rows)
 
         return {
-            "floor": lambda rows: self.estimator.predict_proba(self.features(rows)),
+            FLOOR: self.score,
             "  feast": feast,
             "  model": lambda rows: self.estimator.predict_proba(self.inputs[id(rows)]),
         }
@@ -285,24 +317,36 @@ def timed_alternately(
 
 
 async def under_load(
-    stacks: list[Stack], bodies: list[bytes], levels: list[int], rounds: int
-) -> dict[tuple[str, int], tuple[Outcome, tuple[float, float]]]:
-    """Per stack and number of clients: the closed loop's outcome over all rounds, and the
-    CPU seconds per request of the transformer and of the predictor."""
-    results: dict[tuple[str, int], tuple[Outcome, tuple[float, float]]] = {}
+    stacks: list[Stack], floor: Floor, bodies: list[bytes], levels: list[int], rounds: int
+) -> dict[tuple[str, int], Loaded]:
+    """Per stack and number of clients, over all rounds: the closed loop's outcome, the CPU
+    seconds per request and the share of CFS periods throttled (under --cpu-limits) of the
+    transformer and the predictor. The floor takes its turn in every round, one client, back
+    to back: (FLOOR, 1)."""
+    results: dict[tuple[str, int], Loaded] = {}
+    rows = [json.loads(body)["instances"] for body in bodies]
+    floor_outcome = Outcome()
     for clients in levels:
         per_turn = max(50, 25 * clients)
         total = {s.name: Outcome() for s in stacks}
         cpu = {s.name: np.zeros(2) for s in stacks}
+        periods = {s.name: np.zeros(4) for s in stacks}
         for stack in stacks:
             await closed_loop("127.0.0.1", stack.port, stack.path, bodies, clients, WARMUP)
-        for _ in range(rounds):
+        for round_ in range(rounds):
+            started = time.perf_counter()
+            for i in range(50):
+                call_started = time.perf_counter()
+                floor.score(rows[(round_ * 50 + i) % len(rows)])
+                floor_outcome.latencies.append((time.perf_counter() - call_started) * 1e3)
+            floor_outcome.seconds += time.perf_counter() - started
             for stack in stacks:
-                before = np.array(stack.cpu_seconds())
+                before, throttled = np.array(stack.cpu_seconds()), np.array(stack.throttled())
                 outcome = await closed_loop(
                     "127.0.0.1", stack.port, stack.path, bodies, clients, per_turn, TIMEOUT_SECONDS
                 )
                 cpu[stack.name] += np.array(stack.cpu_seconds()) - before
+                periods[stack.name] += np.array(stack.throttled()) - throttled
                 merged = total[stack.name]
                 merged.latencies += outcome.latencies
                 merged.errors += outcome.errors
@@ -311,8 +355,13 @@ async def under_load(
                 merged.first_error = merged.first_error or outcome.first_error
         for stack in stacks:
             served = max(1, len(total[stack.name].latencies))
-            per_request = cpu[stack.name] / served
-            results[stack.name, clients] = (total[stack.name], (per_request[0], per_request[1]))
+            run, throttled = periods[stack.name][[0, 2]], periods[stack.name][[1, 3]]
+            results[stack.name, clients] = Loaded(
+                total[stack.name],
+                tuple(cpu[stack.name] / served),
+                tuple(np.divide(throttled, run, out=np.full(2, np.nan), where=run > 0)),
+            )
+    results[FLOOR, 1] = Loaded(floor_outcome)
     return results
 
 

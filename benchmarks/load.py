@@ -58,7 +58,10 @@ class Connection:
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise ValueError(f"not an HTTP status line: {lines[0][:100]!r}")
+        status = int(parts[1])
         fields = (line.partition(":") for line in lines[1:] if line)
         headers = {name.strip().lower(): value.strip() for name, _, value in fields}
         body = await self.reader.readexactly(int(headers.get("content-length", "0")))

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks.host import cpu_limit, cpu_seconds, cpus, pod_network, throttling
 from tests.support.kserve import predictor_command, transformer_command
 from tests.support.servers import free_port, running_server
 from workloads.model_inputs import MODEL_NAME
@@ -32,7 +33,6 @@ from workloads.model_inputs import MODEL_NAME
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 SERVING_BIN = ROOT / ".venv-serving" / "bin"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Run with a tree's code on sys.path: what that tree deploys, as JSON.
 RENDER = """
 import json
@@ -48,34 +48,15 @@ print(json.dumps({
 """.replace("MODEL", MODEL_NAME)
 
 
-def cpu_seconds(root: int) -> float:
-    """CPU time so far of a process and of every process below it (/proc, Linux)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    family, frontier = {root}, [root]
-    while frontier:
-        children = [pid for pid, parent in parents.items() if parent in frontier]
-        family.update(children)
-        frontier = children
-    return sum(times.get(pid, 0.0) for pid in family)
-
-
 @dataclass(frozen=True)
 class Tree:
-    """Code to deploy: a label and where its files are."""
+    """Code to deploy: a label, where its files are, and the bin directories of the
+    environments its transformer (group workloads) and predictor (group serving) run in."""
 
     label: str
     path: Path
+    workloads_bin: Path = VENV_BIN
+    serving_bin: Path = SERVING_BIN
 
 
 @dataclass
@@ -89,6 +70,8 @@ class Stack:
     pids: tuple[int, int]
     # The store config the transformer reads features with.
     store_config: Path
+    # The transformer's and the predictor's cgroups, when their CPU limits are applied.
+    cgroups: tuple[Path | None, Path | None] = (None, None)
 
     @property
     def path(self) -> str:
@@ -102,11 +85,17 @@ class Stack:
         """CPU time so far of the transformer (and its writer) and of the predictor."""
         return cpu_seconds(self.pids[0]), cpu_seconds(self.pids[1])
 
+    def throttled(self) -> tuple[int, int, int, int]:
+        """CFS periods run and throttled so far: the transformer's, then the predictor's."""
+        return (*throttling(self.cgroups[0]), *throttling(self.cgroups[1]))
+
 
 def checkout(spec: str, work: Path) -> Tree:
-    """A git ref of this repository (its files written below `work`) or a directory."""
+    """A git ref of this repository (its files written below `work`) or a directory, with
+    environments from its own lock file when it differs from this checkout's (as its images
+    would be built from it)."""
     if Path(spec).is_dir():
-        return Tree(Path(spec).name, Path(spec).resolve())
+        return with_environments(Tree(Path(spec).name, Path(spec).resolve()), work)
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", spec],
         capture_output=True,
@@ -123,7 +112,29 @@ def checkout(spec: str, work: Path) -> Tree:
         file.seek(0)
         with tarfile.open(fileobj=file) as tar:
             tar.extractall(target, filter="data")
-    return Tree(f"{spec} ({commit})" if spec != commit else commit, target)
+    return with_environments(Tree(f"{spec} ({commit})" if spec != commit else commit, target), work)
+
+
+def with_environments(tree: Tree, work: Path) -> Tree:
+    locks = ("uv.lock", "pyproject.toml")
+    if all((tree.path / f).read_bytes() == (ROOT / f).read_bytes() for f in locks):
+        return tree
+    bins = []
+    for group in ("workloads", "serving"):
+        environment = work / f"env-{tree.path.name}-{group}"
+        done = subprocess.run(
+            ["uv", "sync", "--locked", "--quiet", "--no-default-groups", "--group", group],
+            cwd=tree.path,
+            env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(environment)},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{tree.label}: uv sync of {group} failed:\n{done.stderr[-2000:]}")
+        bins.append(environment / "bin")
+    return Tree(tree.label, tree.path, bins[0], bins[1])
 
 
 def rendered(tree: Tree) -> dict[str, Any]:
@@ -161,9 +172,13 @@ def deployed(
     log_env: dict[str, str] | None,
     redis: Any,
     redis_db: int,
+    predictor_pod: int | None = None,
+    limit_cpu: bool = False,
 ) -> Iterator[list[Stack]]:
     """The tree's predictor and transformers on loopback (with the prediction log when
-    `log_env` is given, to a prefix of the tree's own)."""
+    `log_env` is given, to a prefix of the tree's own); with `predictor_pod` (an index), the
+    predictor in a network namespace of its own, reached over a veth pair; with `limit_cpu`,
+    each under its container's CPU limit (both need root)."""
     manifests = rendered(tree)
     home = work / f"stack-{len(list(work.glob('stack-*')))}"
     home.mkdir()
@@ -171,11 +186,18 @@ def deployed(
     store.write_text(loopback_store_config(manifests["store_config"], redis, redis_db))
     ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
     command, predictor_env = predictor_command(
-        manifests["runtime"], manifests["isvc"], model_dir, ports, SERVING_BIN, tree.path
+        manifests["runtime"], manifests["isvc"], model_dir, ports, tree.serving_bin, tree.path
     )
-    predictor = f"127.0.0.1:{ports['http']}"
+    label = tree.label
     stacks = []
     with ExitStack() as running:
+        host = "127.0.0.1"
+        if predictor_pod is not None:
+            namespace, host = running.enter_context(pod_network(predictor_pod))
+            command = ["ip", "netns", "exec", namespace, *command]
+            predictor_env["MLSERVER_HOST"] = host
+            label = f"{tree.label}, predictor pod"
+        predictor = f"{host}:{ports['http']}"
         (home / "predictor").mkdir()
         process = running.enter_context(
             running_server(
@@ -187,10 +209,17 @@ def deployed(
             )
         )
         predictor_pid = process.pid
+        isvc = manifests["isvc"]["spec"]
+        predictor_group = None
+        if limit_cpu:
+            limit = cpus(isvc["predictor"]["model"]["resources"]["limits"]["cpu"])
+            predictor_group = running.enter_context(
+                cpu_limit(predictor_pid, limit, f"{home.name}-predictor")
+            )
         for logged in (False, True) if log_env is not None else (False,):
             port = free_port()
             command, container_env = transformer_command(
-                manifests["isvc"], predictor, port, VENV_BIN / "python"
+                manifests["isvc"], predictor, port, tree.workloads_bin / "python"
             )
             transformer_env = {
                 **env,
@@ -211,5 +240,20 @@ def deployed(
                     timeout=300,
                 )
             )
-            stacks.append(Stack(tree.label, logged, port, (process.pid, predictor_pid), store))
+            transformer_group = None
+            if limit_cpu:
+                limit = cpus(isvc["transformer"]["containers"][0]["resources"]["limits"]["cpu"])
+                transformer_group = running.enter_context(
+                    cpu_limit(process.pid, limit, f"{home.name}-{part.name}")
+                )
+            stacks.append(
+                Stack(
+                    label,
+                    logged,
+                    port,
+                    (process.pid, predictor_pid),
+                    store,
+                    (transformer_group, predictor_group),
+                )
+            )
         yield stacks

@@ -199,6 +199,8 @@ def mlflow_runtime(
         "MLSERVER_LOAD_MODELS_AT_STARTUP": "true",
         # Debug (the default) writes an access-log line per request and logs at DEBUG.
         "MLSERVER_DEBUG": "false",
+        # Its callers sit in the same cluster: compressing answers only costs both sides CPU.
+        "MLSERVER_GZIP_ENABLED": "false",
         # Tree ensembles predict a few rows at a time: OpenMP threads that spin between
         # requests only take CPU from the transformer next to them.
         "OMP_NUM_THREADS": "1",

@@ -199,7 +199,7 @@ def test_mlflow_runtime_follows_the_kserve_crd_and_serves_mlflow_3() -> None:
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MLSERVER_MODEL_IMPLEMENTATION"] == "workloads.serving.runtime.MLflowTensorRuntime"
     assert env["MLSERVER_PARALLEL_WORKERS"] == "0"
-    assert env["MLSERVER_DEBUG"] == "false"
+    assert (env["MLSERVER_DEBUG"], env["MLSERVER_GZIP_ENABLED"]) == ("false", "false")
     assert container["securityContext"]["runAsNonRoot"] is True
 
 
