@@ -25,26 +25,43 @@ CGROUPS = next(
 CGROUP_V2 = (CGROUPS / "cgroup.controllers").exists()
 
 
-def cpu_seconds(root: int) -> float:
-    """CPU time so far of a process and of every process below it (/proc, Linux)."""
+def family(root: int) -> set[int]:
+    """A process and every process below it (/proc, Linux)."""
     parents: dict[int, int] = {}
-    times: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    family, frontier = {root}, [root]
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    members, frontier = {root}, [root]
     while frontier:
-        children = [pid for pid, parent in parents.items() if parent in frontier]
-        family.update(children)
-        frontier = children
-    return sum(times.get(pid, 0.0) for pid in family)
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        members.update(frontier)
+    return members
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU time so far of a process and of every process below it."""
+    total = 0.0
+    for pid in family(root):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+def peak_memory(root: int) -> float:
+    """The peak resident memory (VmHWM) of a process and the processes below it, summed:
+    what their container's memory limit has to hold, in bytes."""
+    total = 0.0
+    for pid in family(root):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) * 1024
+    return total
 
 
 def cpus(quantity: str) -> float:

@@ -157,9 +157,10 @@ def main() -> None:
             for rows in entity_batches(dataset, 1, 2_000, rng)
         ]
         loaded = asyncio.run(under_load(stacks, floor, bodies, levels, args.rounds))
+        memory = {stack.name: stack.peak_memory() for stack in stacks}
     redis.client().flushdb()
     local_postgres().query(f"DROP DATABASE IF EXISTS {REGISTRY_DATABASE} WITH (FORCE)")
-    print_report(stacks, single, loaded, prepared, args, len(dataset.transactions))
+    print_report(stacks, single, loaded, memory, prepared, args, len(dataset.transactions))
 
 
 def registry_database() -> str:

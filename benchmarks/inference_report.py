@@ -37,6 +37,7 @@ def print_report(
     stacks: list[Stack],
     single: dict[int, dict[str, np.ndarray]],
     loaded: dict[tuple[str, int], Loaded],
+    memory: dict[str, tuple[float, float]],
     prepared: float,
     args: Any,
     events: int,
@@ -56,6 +57,11 @@ def print_report(
     load_table(stacks, loaded, args)
     print()
     log_table(stacks, single, loaded)
+    print()
+    print("Peak resident memory, MiB (the transformer with its log writer; the predictor):")
+    for stack in stacks:
+        transformer, predictor = memory[stack.name]
+        print(f"  {stack.name:34} {transformer / 2**20:8.0f} {predictor / 2**20:8.0f}")
     print("latency in milliseconds")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.host import cpu_limit, cpu_seconds, cpus, pod_network, throttling
+from benchmarks.host import cpu_limit, cpu_seconds, cpus, peak_memory, pod_network, throttling
 from tests.support.kserve import predictor_command, transformer_command
 from tests.support.servers import free_port, running_server
 from workloads.model_inputs import MODEL_NAME
@@ -84,6 +84,10 @@ class Stack:
     def cpu_seconds(self) -> tuple[float, float]:
         """CPU time so far of the transformer (and its writer) and of the predictor."""
         return cpu_seconds(self.pids[0]), cpu_seconds(self.pids[1])
+
+    def peak_memory(self) -> tuple[float, float]:
+        """Peak resident memory so far of the transformer (and its writer) and the predictor."""
+        return peak_memory(self.pids[0]), peak_memory(self.pids[1])
 
     def throttled(self) -> tuple[int, int, int, int]:
         """CFS periods run and throttled so far: the transformer's, then the predictor's."""
