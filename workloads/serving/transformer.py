@@ -81,7 +81,11 @@ OK, BAD_REQUEST, FEATURE_STORE_ERROR, PREDICTOR_ERROR = (
 # The predictor's one input (workloads.serving.runtime): its name and the columns it names.
 PREDICTOR_INPUT = "inputs"
 PREDICTOR_COLUMNS = ",".join(FEATURES)
-# Feature reads in flight at once: each holds a Redis connection of redis-py's pool.
+# MLServer's uvicorn closes a connection idle for 5 s; dropping ours at 4 s keeps a request
+# from going out on a connection the predictor is closing (a 500 on intermittent traffic).
+PREDICTOR_KEEPALIVE_SECONDS = 4.0
+# Feature reads in flight at once: more than the CPUs a transformer gets, so that a thread
+# waiting on Redis leaves work for the others; each holds one of redis-py's pooled connections.
 FEATURE_READ_THREADS = 4
 
 
@@ -235,12 +239,15 @@ class FraudTransformer(Model):
         return predictor_request(inputs)
 
     def validate(self, payload: Any) -> Any:
+        # The payload is already the predictor's request body (bytes): KServe's checks of a
+        # dict body do not apply.
         return payload
 
     async def predict(self, payload: Any, headers: Any = None, response_headers: Any = None) -> Any:
         if self.session is None:
-            # aiohttp: a third of httpx's event-loop time per call to the predictor.
+            # aiohttp rather than httpx: 1.3 to 1.8 ms less CPU per transaction here.
             self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(keepalive_timeout=PREDICTOR_KEEPALIVE_SECONDS),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 headers={"Content-Type": "application/json"},
             )
