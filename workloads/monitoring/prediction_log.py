@@ -126,19 +126,33 @@ class ScoredRequest:
     def frame(self) -> pd.DataFrame:
         """One row per instance: request id, time, model, version, the request's fields, the
         model's inputs and the fraud probability."""
-        n = self.rows
-        head = pd.DataFrame(
-            {
-                REQUEST_ID: [self.request_id] * n,
-                TIMESTAMP: [self.timestamp] * n,
-                MODEL_NAME: [self.model_name] * n,
-                MODEL_VERSION: [self.model_version] * n,
-                **{key: [r[key] for r in self.requests] for key in self.requests[0]},
-            }
-        )
-        inputs = pd.DataFrame(np.asarray(self.inputs, dtype=np.float64), columns=list(FEATURES))
-        tail = pd.DataFrame({PREDICTION: [float(p) for p in self.predictions]})
-        return pd.concat([head, inputs, tail], axis=1)
+        return scored_frame([self])
+
+
+def scored_frame(scored: Sequence[ScoredRequest]) -> pd.DataFrame:
+    """The records of many scored requests as one frame, built column by column: a frame per
+    request costs a millisecond, as much as a prediction."""
+    fields = list(scored[0].requests[0])
+    columns: dict[str, list[Any]] = {
+        name: [] for name in (REQUEST_ID, TIMESTAMP, MODEL_NAME, MODEL_VERSION, *fields)
+    }
+    for chunk in scored:
+        n = chunk.rows
+        columns[REQUEST_ID] += [chunk.request_id] * n
+        columns[TIMESTAMP] += [chunk.timestamp] * n
+        columns[MODEL_NAME] += [chunk.model_name] * n
+        columns[MODEL_VERSION] += [chunk.model_version] * n
+        for field in fields:
+            columns[field] += [request[field] for request in chunk.requests]
+    inputs = np.vstack([np.asarray(c.inputs, dtype=np.float64) for c in scored])
+    predictions = np.concatenate([np.asarray(c.predictions, dtype=np.float64) for c in scored])
+    return pd.DataFrame(
+        {
+            **columns,
+            **{name: inputs[:, i] for i, name in enumerate(FEATURES)},
+            PREDICTION: predictions,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -170,7 +184,10 @@ def write_batch(sink: Any, model_name: str, batch: list[Chunk]) -> str:
     """Builds a batch's records and writes them with `sink`; WRITTEN or why they were not."""
     rows = sum(chunk.rows for chunk in batch)
     try:
-        frame = pd.concat([chunk.frame() for chunk in batch], ignore_index=True)
+        scored = [chunk for chunk in batch if isinstance(chunk, ScoredRequest)]
+        frames = [scored_frame(scored)] if scored else []
+        frames += [chunk.frame() for chunk in batch if isinstance(chunk, Records)]
+        frame = pd.concat(frames, ignore_index=True)
     except Exception as error:
         log.warning("prediction log: cannot build %d records: %s", rows, error)
         return RECORD_ERROR
