@@ -19,6 +19,7 @@ A request the model cannot read (another shape, columns or type) is a 400 naming
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,9 @@ class MLflowTensorRuntime(MLModel):
         pyfunc = metadata.flavors.get("python_function", {})
         self.output_name = str(pyfunc.get("predict_fn", "predict"))
         self.score = self._scorer(uri, pyfunc)
+        # A full garbage collection walks every object MLServer, MLflow and the model left
+        # (150 ms here, a request's tail latency); frozen, it walks only what requests leave.
+        gc.freeze()
         return True
 
     def _scorer(self, uri: str, pyfunc: dict[str, Any]) -> Callable[[np.ndarray], Any]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import logging
 import time
 import uuid
@@ -313,6 +314,9 @@ def main() -> None:
         prediction_logger(args.model_name),
     )
     model.load()
+    # A full garbage collection walks every object the imports and the feature store left
+    # (150 ms here, a request's tail latency); frozen, it walks only what requests leave.
+    gc.freeze()
     server = ModelServer()
     # Per request, KServe logs two timing lines and uvicorn an access line: more event-loop
     # time than parsing the request. Warnings still log; the histograms count every request.
