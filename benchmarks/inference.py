@@ -12,7 +12,7 @@ platform's registry is SQL) and materialized into Redis database 3; the model tr
 training task trains it and saved as MLflow saves it. Then every code tree is deployed on
 loopback as it renders itself (benchmarks/serving_stacks.py): the working tree, and each
 `--compare` git ref or directory, so one run times the before and the after on the same
-machine. The first and the last tree also run a transformer that logs every prediction to the
+machine. Every tree also runs a second transformer that logs every prediction to the
 local S3 server (bucket `predictions-bench`, flushed as deployed: every 1,000 rows or 30 s).
 
 1. One client, one request at a time, for 1 and 100 transactions per request: every stack
@@ -121,8 +121,7 @@ def main() -> None:
         prepared = time.monotonic() - started
         stacks: list[Stack] = []
         for i, tree in enumerate(trees):
-            logs = i in (0, len(trees) - 1)
-            log_env = prediction_log_env(f"{tree.path.name}-{i}") if logs else None
+            log_env = prediction_log_env(f"{tree.path.name}-{i}")
             stacks += running.enter_context(
                 deployed(
                     tree, work, model_dir, env, log_env, redis, REDIS_DB, limit_cpu=args.cpu_limits
