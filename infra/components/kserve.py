@@ -113,7 +113,7 @@ MLFLOW_RUNTIME_PORTS = {"http": 8080, "grpc": 9000, "metrics": 8082}
 MLFLOW_RUNTIME_IMPLEMENTATION = "workloads.serving.runtime.MLflowTensorRuntime"
 # What the fraud model's predictor measured (workloads/serving/inference_service.py, Target),
 # for InferenceServices that name the runtime without resources of their own.
-MLFLOW_RUNTIME_RESOURCES = kube.Resources.of("400m", "512Mi", "1", "1Gi")
+MLFLOW_RUNTIME_RESOURCES = kube.Resources.of("450m", "512Mi", "1", "1Gi")
 # workloads/serving/inference_service.py reads these names in the model namespace.
 FEAST_CLIENT = "feast-client"
 FEAST_CLIENT_KEYS = {

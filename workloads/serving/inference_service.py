@@ -47,22 +47,18 @@ class Target:
 
     namespace: str = "mlops-models"
     image: str = "ghcr.io/mlops-platform/mlops-platform-workloads:0.1.0"
-    # Sized from benchmarks/inference.py (workloads/README.md, "Serving"). Requests: the CPU
-    # one client's stream of single transactions uses (about 3.2 ms per transaction in the
-    # predictor, 3.6 ms in the transformer, at 130 a second) and the peak resident memory.
-    # Limits: one MLServer process with one OpenMP thread never uses more than a CPU; the
-    # transformer's event loop, feature-read threads and log writer run at once, and at a
-    # 1-CPU limit 45% of its 100 ms periods were throttled under 32 clients.
+    # Measured (workloads/README.md, "Serving"): requests hold what one client's stream of
+    # transactions uses; at 1 CPU neither part was throttled from one client to 32.
     predictor_resources: dict[str, Any] = field(
         default_factory=lambda: {
-            "requests": {"cpu": "400m", "memory": "512Mi"},
+            "requests": {"cpu": "450m", "memory": "512Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         }
     )
     transformer_resources: dict[str, Any] = field(
         default_factory=lambda: {
             "requests": {"cpu": "500m", "memory": "512Mi"},
-            "limits": {"cpu": "2", "memory": "1Gi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
         }
     )
 
