@@ -123,7 +123,7 @@ def test_scores_are_the_models_own_predict_fn(classifier: tuple[str, Any]) -> No
         (_request(np.ones((2, 3), dtype=int), COLUMNS, "INT64"), "must be FP64"),
         (
             {"inputs": _request(np.ones((1, 3)), COLUMNS)["inputs"] * 2},
-            "send one input 'inputs', got 2",
+            "send one input, got 2",
         ),
     ],
 )

@@ -32,7 +32,6 @@ from mlserver.errors import MLServerError
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 from mlserver.utils import get_model_uri
 
-INPUT = "inputs"
 COLUMNS_PARAMETER = "columns"
 SKLEARN_LOADER = "mlflow.sklearn"
 
@@ -52,9 +51,7 @@ class MLflowTensorRuntime(MLModel):
         pyfunc = metadata.flavors.get("python_function", {})
         self.output_name = str(pyfunc.get("predict_fn", "predict"))
         self.score = self._scorer(uri, pyfunc)
-        # A full garbage collection walks every object MLServer, MLflow and the model left
-        # (150 ms here, a request's tail latency); frozen, it walks only what requests leave.
-        gc.freeze()
+        self.started = False
         return True
 
     def _scorer(self, uri: str, pyfunc: dict[str, Any]) -> Callable[[np.ndarray], Any]:
@@ -70,7 +67,7 @@ class MLflowTensorRuntime(MLModel):
     def read(self, payload: InferenceRequest) -> np.ndarray:
         """The request's one tensor as a float64 array, checked against the signature."""
         if len(payload.inputs) != 1:
-            raise BadRequest(f"send one input {INPUT!r}, got {len(payload.inputs)}")
+            raise BadRequest(f"send one input, got {len(payload.inputs)}")
         tensor = payload.inputs[0]
         width = len(self.columns)
         if tensor.datatype != "FP64" or len(tensor.shape) != 2 or tensor.shape[1] != width:
@@ -93,6 +90,11 @@ class MLflowTensorRuntime(MLModel):
             ) from error
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        if not self.started:
+            # A full garbage collection walks every object start-up left (150 ms here, and
+            # every request in flight waits): frozen, it walks only what requests leave.
+            gc.freeze()
+            self.started = True
         scores = np.asarray(self.score(self.read(payload)), dtype=np.float64)
         return InferenceResponse(
             model_name=self.name,

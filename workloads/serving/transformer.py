@@ -11,8 +11,8 @@ V2 protocol with one `[n, 11]` FP64 tensor (the runtime of workloads.serving.run
 malformed body is a 400 naming the field; a feature-store or predictor failure is a 500 that
 says which, never a score.
 
-Nothing blocks the event loop: Feast's synchronous read runs on a thread of a small pool of
-its own, so concurrent requests overlap their Redis round trips instead of queueing.
+Nothing blocks the event loop: the feature read is Feast's async one, so concurrent requests
+overlap their Redis round trips instead of queueing behind each other.
 
 Request, feature-fetch and predictor latency are Prometheus histograms with a `status` label,
 served on the HTTP port's /metrics with KServe's own.
@@ -26,14 +26,12 @@ records' request id (one is generated without).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import gc
 import logging
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -85,9 +83,6 @@ PREDICTOR_COLUMNS = ",".join(FEATURES)
 # MLServer's uvicorn closes a connection idle for 5 s; dropping ours at 4 s keeps a request
 # from going out on a connection the predictor is closing (a 500 on intermittent traffic).
 PREDICTOR_KEEPALIVE_SECONDS = 4.0
-# Feature reads in flight at once: more than the CPUs a transformer gets, so that a thread
-# waiting on Redis leaves work for the others; each holds one of redis-py's pooled connections.
-FEATURE_READ_THREADS = 4
 
 
 @dataclass
@@ -184,7 +179,7 @@ class FraudTransformer(Model):
         self.prediction_log = prediction_log
         self.store: Any = None
         self.session: aiohttp.ClientSession | None = None
-        self.feature_reads = ThreadPoolExecutor(FEATURE_READ_THREADS, "feature-read")
+        self.started = False
 
     def load(self) -> bool:
         from workloads.training.data import feature_store
@@ -195,6 +190,11 @@ class FraudTransformer(Model):
         return self.ready
 
     async def __call__(self, body: Any, headers: Any = None, verb: Any = None) -> Any:
+        if not self.started:
+            # A full garbage collection walks every object start-up left (150 ms here, and
+            # every request in flight waits): frozen, it walks only what requests leave.
+            gc.freeze()
+            self.started = True
         start = time.perf_counter()
         status = "error"
         request_id = (headers or {}).get("x-request-id") or uuid.uuid4().hex
@@ -219,18 +219,15 @@ class FraudTransformer(Model):
             SCORED.reset(token)
             REQUEST_SECONDS.labels(self.name, status).observe(time.perf_counter() - start)
 
-    def read_features(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """Feast's synchronous read: one Redis pipeline for every row."""
-        response = self.store.get_online_features(features=self.feature_service, entity_rows=rows)
-        return response.to_dict()  # type: ignore[no-any-return]
-
     async def preprocess(self, payload: Any, headers: Any = None) -> bytes:
         rows = parse_instances(payload)
         with timed(FEATURE_SECONDS, self.name, FEATURE_STORE_ERROR):
             try:
-                features = await asyncio.get_running_loop().run_in_executor(
-                    self.feature_reads, self.read_features, rows
+                # Feast's async read (redis.asyncio): one pipeline for every row, awaited.
+                response = await self.store.get_online_features_async(
+                    features=self.feature_service, entity_rows=rows
                 )
+                features = response.to_dict()
             except Exception as error:
                 raise FeatureStoreError(f"the online feature store failed: {error}") from error
         inputs = model_inputs(features)
@@ -314,9 +311,6 @@ def main() -> None:
         prediction_logger(args.model_name),
     )
     model.load()
-    # A full garbage collection walks every object the imports and the feature store left
-    # (150 ms here, a request's tail latency); frozen, it walks only what requests leave.
-    gc.freeze()
     server = ModelServer()
     # Per request, KServe logs two timing lines and uvicorn an access line: more event-loop
     # time than parsing the request. Warnings still log; the histograms count every request.
