@@ -28,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd
 
-from benchmarks.inference import LOG_BUCKET, calibration, prediction_log_env
+from benchmarks.inference import LOG_BUCKET, prediction_log_env
+from benchmarks.inference_report import calibration
 from workloads.feature_repo.datagen import fraud_events
 from workloads.model_inputs import FEATURES, MONITORED
-from workloads.monitoring import drift, prediction_log
+from workloads.monitoring import drift, log_store
 
 BATCH_ROWS = 1_000
 REFERENCE_ROWS = 2_000
@@ -52,8 +53,8 @@ def traffic(seed: int, rows: int) -> pd.DataFrame:
     return pd.concat([frame] * repeats, ignore_index=True).head(rows)
 
 
-def write(frame: pd.DataFrame, location: prediction_log.LogLocation, model: str) -> float:
-    sink = prediction_log.S3Sink(location)
+def write(frame: pd.DataFrame, location: log_store.LogLocation, model: str) -> float:
+    sink = log_store.S3Sink(location)
     now = datetime.now(UTC)
     records = frame[list(MONITORED)].assign(
         request_id=[uuid.uuid4().hex for _ in range(len(frame))],
@@ -69,13 +70,13 @@ def write(frame: pd.DataFrame, location: prediction_log.LogLocation, model: str)
 
 
 def check(
-    location: prediction_log.LogLocation, model: str, reference: pd.DataFrame
+    location: log_store.LogLocation, model: str, reference: pd.DataFrame
 ) -> tuple[dict[str, float], drift.DriftResult]:
     end = datetime.now(UTC) + timedelta(minutes=1)
     window = (end - timedelta(hours=1), end)
     times = {}
     started = time.perf_counter()
-    logged = prediction_log.read_window(location, model, *window)
+    logged = log_store.read_window(location, model, *window)
     times["read"] = time.perf_counter() - started
     started = time.perf_counter()
     result, snapshot = drift.check(
@@ -103,7 +104,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     os.environ.update(prediction_log_env())
-    location = prediction_log.LogLocation(LOG_BUCKET, f"drift-bench-{uuid.uuid4().hex[:8]}")
+    location = log_store.LogLocation(LOG_BUCKET, f"drift-bench-{uuid.uuid4().hex[:8]}")
     frame = traffic(args.seed, args.rows)
     reference = frame.sample(REFERENCE_ROWS, random_state=args.seed)
     started = time.perf_counter()

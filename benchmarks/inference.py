@@ -1,48 +1,55 @@
-"""Inference latency of the served fraud model: transformer and predictor over HTTP, beside
-the predictor alone, the model in process and the Feast lookup alone.
+"""Inference through the served fraud model, against its floor: what a caller waits for, one
+request at a time and under concurrent clients, beside the same work done in one process.
 
-    .venv/bin/python benchmarks/inference.py [--customers 1000 --merchants 100 --days 35]
-        [--requests 300 --seed 7]
+    eval "$(./scripts/services.sh env)"
+    .venv/bin/python benchmarks/inference.py [--compare REF_OR_DIR ...] [--clients 1,8,32]
+        [--requests 300 --rounds 5 --customers 1000 --merchants 100 --days 35 --seed 7]
 
-Needs the local test Redis and S3 server (./scripts/services.sh) and .venv-serving
-(./scripts/setup.sh --serving). It generates the reference data, applies and materializes a
-copy of the feature repo into Redis database 3 (as benchmarks/feast_online.py does), trains the
-model as the training task does (workloads.training), saves it as MLflow writes it, and starts
-the predictor (the platform's ServingRuntime, infra/components/kserve.py, in .venv-serving) and
-the transformer (the InferenceService's container) as processes on loopback, twice: without
-the prediction log, and logging every scored instance to the local S3 server (bucket
-`predictions-bench`; flushed every 1,000 rows or 30 s, as deployed). Per batch size (1 and 100
-transactions), the same seeded batches are timed these ways:
+Needs the local Redis, Postgres and S3 server (./scripts/services.sh) and .venv-serving
+(./scripts/setup.sh --serving). Setup, once: the seeded reference data; a copy of the feature
+repo applied to a SQL registry in a database of its own (`mlops_bench_inference`, as the
+platform's registry is SQL) and materialized into Redis database 3; the model trained as the
+training task trains it and saved as MLflow saves it. Then every code tree is deployed on
+loopback as it renders itself (benchmarks/serving_stacks.py): the working tree, and each
+`--compare` git ref or directory, so one run times the before and the after on the same
+machine. Every tree also runs a second transformer that logs every prediction to the
+local S3 server (bucket `predictions-bench`, flushed as deployed: every 1,000 rows or 30 s).
 
-  served     POST /v1/models/<name>:predict to the transformer: features, then predictor
-  logged     the same, to the transformer that also logs each prediction (the two take turns
-             on each batch, so the machine's busy moments fall on both)
-  predictor  POST /v2/models/<name>/infer to MLServer, with the features already fetched
-  feast      FeatureStore.get_online_features(...) of the feature service, in process
-  model      predict_proba of the same model, in process, on the same feature rows
-and reports p50/p99 in milliseconds, the ratio of served to the model in process, and of
-logged to served.
+1. One client, one request at a time, for 1 and 100 transactions per request: every stack
+   and the floor take turns on each seeded batch, so the machine's busy moments fall on all.
+   The floor is the same work in this process: Feast's online read of the feature service,
+   the missing values filled, and predict_proba of the same model on the same rows; `feast`
+   and `model` are its two halves.
+2. Closed loop, one transaction per request: N clients (--clients), each with one keep-alive
+   connection, sending its next request as soon as the answer arrives (no think time);
+   `--rounds` rounds in which the stacks take turns. Requests per second, p50 and p99, errors
+   and timeouts (10 s), and the CPU each request cost the transformer (with its log writer)
+   and the predictor.
+Latency in milliseconds; `x floor` is a figure over the floor's of the same batch size.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 # As the predictor runs (infra/components/kserve.py): one OpenMP thread, set before sklearn loads.
 os.environ["OMP_NUM_THREADS"] = "1"
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -53,87 +60,58 @@ from benchmarks.feast_online import (
     entity_batches,
     feast_cli,
     feast_env,
-    free_port,
     prepare_repo,
     redis_server,
-    timed,
 )
-from infra import versions
-from infra.components import kserve
-from tests.support.kserve import predictor_command, transformer_command
-from tests.support.servers import local_s3, running_server
+from benchmarks.inference_report import FLOOR, Loaded, print_report
+from benchmarks.load import Outcome, closed_loop
+from benchmarks.serving_stacks import ROOT, Stack, Tree, checkout, deployed
+from tests.support.servers import local_postgres, local_s3
 from workloads.feature_repo.datagen import fraud_events
-from workloads.model_inputs import FEATURE_SERVICE, FEATURES, MODEL_NAME, model_frame
-from workloads.serving.inference_service import inference_service
+from workloads.model_inputs import FEATURE_SERVICE, model_frame, model_inputs
 from workloads.training import data, model
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
-SERVING_BIN = ROOT / ".venv-serving" / "bin"
 BATCHES = (1, 100)
 LOG_BUCKET = "predictions-bench"
-
-
-def post(connection: http.client.HTTPConnection, path: str, body: Any) -> Any:
-    """One request over a persistent connection; a connection the server closed while idle
-    (uvicorn's keep-alive timeout, between paths) is reopened, inside the warm-up."""
-    payload = json.dumps(body)
-    headers = {"Content-Type": "application/json"}
-    try:
-        connection.request("POST", path, payload, headers)
-        response = connection.getresponse()
-    except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-        connection.close()
-        connection.request("POST", path, payload, headers)
-        response = connection.getresponse()
-    payload = response.read()
-    if response.status != 200:
-        raise SystemExit(f"{path} answered {response.status}: {payload[:300]!r}")
-    return json.loads(payload)
-
-
-def v2_request(frame: Any) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {"name": c, "shape": [len(frame)], "datatype": "FP64", "data": frame[c].tolist()}
-            for c in FEATURES
-        ]
-    }
-
-
-def quantiles(times: np.ndarray) -> tuple[float, float]:
-    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+REGISTRY_DATABASE = "mlops_bench_inference"
+TIMEOUT_SECONDS = 10.0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--compare", action="append", default=[], metavar="REF_OR_DIR")
+    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--merchants", type=int, default=100)
     parser.add_argument("--days", type=int, default=35)
-    parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--predictor-pod",
+        action="store_true",
+        help="also deploy the working tree with its predictor in a network namespace of its own"
+        " (a pod reached over a veth pair, as without collocation; needs root)",
+    )
+    parser.add_argument(
+        "--cpu-limits",
+        action="store_true",
+        help="run each transformer and predictor under its container's CPU limit, as a CFS"
+        " quota, and report the share of 100 ms periods throttled (needs root)",
+    )
     args = parser.parse_args()
+    levels = [int(n) for n in args.clients.split(",")]
     started = time.monotonic()
-    log_env = prediction_log_env()
-    server = redis_server()
-    server.client().flushdb()
+    redis = redis_server()
+    redis.client().flushdb()
+    registry_url = registry_database()
     dataset = fraud_events.generate(
         args.seed, fraud_events.Sizes(args.customers, args.merchants, args.days)
     )
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as running:
         work = Path(tmp)
-        repo = prepare_repo(work, dataset)
-        env = {**feast_env(repo, server), "FEAST_REPO_PATH": str(repo), "HOME": str(work)}
-        events = dataset.transactions["event_timestamp"]
-        feast_cli(repo, env, "apply")
-        feast_cli(
-            repo,
-            env,
-            "materialize",
-            (events.min() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S"),
-            (events.max() + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S"),
-        )
-        os.environ.update({k: v for k, v in env.items() if k.startswith("FEAST_")})
+        trees = [checkout(spec, work) for spec in args.compare] + [Tree("working tree", ROOT)]
+        env = prepare_store(work, dataset, redis, registry_url)
         store = data.feature_store()
         end = fraud_events.END
         frame = data.labelled_features(store, end - timedelta(days=28), end - timedelta(days=7))
@@ -141,40 +119,93 @@ def main() -> None:
         model_dir = work / "mnt-models"
         save(fitted, frame, model_dir)
         prepared = time.monotonic() - started
-
-        runtime = kserve.mlflow_runtime("models", versions.SERVING_IMAGE)
-        isvc = inference_service(MODEL_NAME, "1", "s3://unused")
-        ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
-        command, predictor_env = predictor_command(runtime, isvc, model_dir, ports, SERVING_BIN)
-        (work / "predictor").mkdir()
-        (work / "transformer").mkdir()
-        ready = f"http://127.0.0.1:{ports['http']}/v2/models/{MODEL_NAME}/ready"
-        penv = {**os.environ, **predictor_env, "HOME": str(work)}
-        with running_server(command, ready, work / "predictor", penv, timeout=180):
-            port = free_port()
-            command, tenv = transformer_command(
-                isvc, f"127.0.0.1:{ports['http']}", port, VENV_BIN / "python"
+        stacks: list[Stack] = []
+        for i, tree in enumerate(trees):
+            log_env = prediction_log_env(f"{tree.path.name}-{i}")
+            stacks += running.enter_context(
+                deployed(
+                    tree, work, model_dir, env, log_env, redis, REDIS_DB, limit_cpu=args.cpu_limits
+                )
             )
-            url = f"http://127.0.0.1:{port}/v1/models/{MODEL_NAME}"
-            # The store config is the copy's, where the pod would mount /etc/feast.
-            tenv = {**tenv, **env, "PYTHONPATH": str(ROOT)}
-            logged_port = free_port()
-            logged_command, _ = transformer_command(
-                isvc, f"127.0.0.1:{ports['http']}", logged_port, VENV_BIN / "python"
+        if args.predictor_pod:
+            stacks += running.enter_context(
+                deployed(
+                    trees[-1],
+                    work,
+                    model_dir,
+                    env,
+                    None,
+                    redis,
+                    REDIS_DB,
+                    predictor_pod=1,
+                    limit_cpu=args.cpu_limits,
+                )
             )
-            logged_url = f"http://127.0.0.1:{logged_port}/v1/models/{MODEL_NAME}"
-            (work / "logged").mkdir()
-            with (
-                running_server(command, url, work / "transformer", tenv),
-                running_server(logged_command, logged_url, work / "logged", {**tenv, **log_env}),
-            ):
-                rows = measure(store, fitted, ports["http"], (port, logged_port), dataset, args)
-    server.client().flushdb()
-    report(rows, prepared, args, len(dataset.transactions))
+        working = next(s for s in stacks if s.label == trees[-1].label and not s.logged)
+        floor = Floor(working.store_config, model_dir)
+        rng = np.random.default_rng(args.seed)
+        single = {
+            size: timed_alternately(
+                {**floor.calls(), **{s.name: poster(s) for s in stacks}},
+                entity_batches(dataset, size, args.requests + WARMUP, rng),
+            )
+            for size in BATCHES
+        }
+        bodies = [
+            json.dumps({"instances": rows}).encode()
+            for rows in entity_batches(dataset, 1, 2_000, rng)
+        ]
+        loaded = asyncio.run(under_load(stacks, floor, bodies, levels, args.rounds))
+        memory = {stack.name: stack.peak_memory() for stack in stacks}
+    redis.client().flushdb()
+    local_postgres().query(f"DROP DATABASE IF EXISTS {REGISTRY_DATABASE} WITH (FORCE)")
+    print_report(stacks, single, loaded, memory, prepared, args, len(dataset.transactions))
 
 
-def prediction_log_env() -> dict[str, str]:
-    """The logging transformer's settings: the local S3 server's bucket for the benchmark."""
+def registry_database() -> str:
+    """A fresh database for the feature registry; its SQLAlchemy URL (psycopg 3)."""
+    pg = local_postgres()
+    pg.query(f"DROP DATABASE IF EXISTS {REGISTRY_DATABASE} WITH (FORCE)")
+    pg.query(f"CREATE DATABASE {REGISTRY_DATABASE}")
+    return (
+        f"postgresql+psycopg://{pg.user}:{quote(pg.password, safe='')}@{pg.host}:{pg.port}"
+        f"/{REGISTRY_DATABASE}"
+    )
+
+
+def prepare_store(work: Path, dataset: Any, redis: Any, registry_url: str) -> dict[str, str]:
+    """The feature repo's copy applied to the SQL registry and materialized into Redis; the
+    Feast variables of this process set, and the environment the servers get returned."""
+    repo = prepare_repo(work, dataset)
+    config_path = repo / "feature_store.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["registry"] = {
+        "registry_type": "sql",
+        "path": "${FEAST_REGISTRY_URL}",
+        "cache_ttl_seconds": 60,
+    }
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {
+        **feast_env(repo, redis),
+        "FEAST_REPO_PATH": str(repo),
+        "HOME": str(work),
+        "FEAST_REGISTRY_URL": registry_url,
+    }
+    events = dataset.transactions["event_timestamp"]
+    feast_cli(repo, env, "apply")
+    feast_cli(
+        repo,
+        env,
+        "materialize",
+        (events.min() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+        (events.max() + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    os.environ.update({k: v for k, v in env.items() if k.startswith("FEAST_")})
+    return {k: v for k, v in env.items() if k != "FEAST_FS_YAML_FILE_PATH"}
+
+
+def prediction_log_env(prefix: str = "log") -> dict[str, str]:
+    """A logging transformer's settings: a prefix of the local S3 server's bucket."""
     import boto3
 
     s3 = local_s3()
@@ -194,7 +225,7 @@ def prediction_log_env() -> dict[str, str]:
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     if LOG_BUCKET not in existing:
         client.create_bucket(Bucket=LOG_BUCKET)
-    return {**credentials, "MLOPS_PREDICTION_LOG_URI": f"s3://{LOG_BUCKET}/log"}
+    return {**credentials, "MLOPS_PREDICTION_LOG_URI": f"s3://{LOG_BUCKET}/{prefix}"}
 
 
 def save(fitted: Any, frame: Any, model_dir: Path) -> None:
@@ -212,59 +243,60 @@ def save(fitted: Any, frame: Any, model_dir: Path) -> None:
     )
 
 
-def measure(
-    store: Any,
-    fitted: Any,
-    predictor_port: int,
-    transformer_ports: tuple[int, int],
-    dataset: Any,
-    args: Any,
-) -> list[tuple[int, dict[str, np.ndarray]]]:
-    service = store.get_feature_service(FEATURE_SERVICE)
-    served = http.client.HTTPConnection("127.0.0.1", transformer_ports[0])
-    logged = http.client.HTTPConnection("127.0.0.1", transformer_ports[1])
-    predictor = http.client.HTTPConnection("127.0.0.1", predictor_port)
-    rng = np.random.default_rng(args.seed)
-    results = []
-    for size in BATCHES:
-        batches = entity_batches(dataset, size, args.requests + 20, rng)
+class Floor:
+    """The served path's work in this process: the online read, the fill, the model."""
 
-        def features(rows: list[Row]) -> Any:
-            return model_frame(
-                store.get_online_features(features=service, entity_rows=rows).to_dict()
-            )
+    def __init__(self, store_config: Path, model_dir: Path) -> None:
+        import mlflow.sklearn
+        from feast import FeatureStore
 
-        frames = {id(rows): features(rows) for rows in batches}
-        results.append(
-            (
-                size,
-                {
-                    **timed_alternately(
-                        {
-                            name: lambda rows, c=connection: post(
-                                c, f"/v1/models/{MODEL_NAME}:predict", {"instances": rows}
-                            )
-                            for name, connection in (("served", served), ("logged", logged))
-                        },
-                        batches,
-                    ),
-                    "predictor": timed(
-                        lambda rows, known=frames: post(
-                            predictor,
-                            f"/v2/models/{MODEL_NAME}/infer",
-                            v2_request(known[id(rows)]),
-                        ),
-                        batches,
-                    ),
-                    "feast": timed(features, batches),
-                    "model": timed(
-                        lambda rows, known=frames: fitted.predict_proba(known[id(rows)]),
-                        batches,
-                    ),
-                },
-            )
+        self.store = FeatureStore(
+            repo_path=os.environ["FEAST_REPO_PATH"], fs_yaml_file=store_config
         )
-    return results
+        self.service = self.store.get_feature_service(FEATURE_SERVICE)
+        self.estimator = mlflow.sklearn.load_model(str(model_dir))
+        self.inputs: dict[int, np.ndarray] = {}
+
+    def features(self, rows: list[Row]) -> np.ndarray:
+        response = self.store.get_online_features(features=self.service, entity_rows=rows)
+        return model_inputs(response.to_dict())
+
+    def score(self, rows: list[Row]) -> object:
+        return self.estimator.predict_proba(self.features(rows))
+
+    def calls(self) -> dict[str, Callable[[list[Row]], object]]:
+        def feast(rows: list[Row]) -> None:
+            self.inputs[id(rows)] = self.features(rows)
+
+        return {
+            FLOOR: self.score,
+            "  feast": feast,
+            "  model": lambda rows: self.estimator.predict_proba(self.inputs[id(rows)]),
+        }
+
+
+def poster(stack: Stack) -> Callable[[list[Row]], object]:
+    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=TIMEOUT_SECONDS)
+    path = stack.path
+
+    def post(rows: list[Row]) -> object:
+        """One request over a persistent connection, reopened if the server closed it
+        while idle (uvicorn's keep-alive timeout, between sections)."""
+        payload = json.dumps({"instances": rows})
+        headers = {"Content-Type": "application/json"}
+        try:
+            connection.request("POST", path, payload, headers)
+            response = connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            connection.close()
+            connection.request("POST", path, payload, headers)
+            response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise SystemExit(f"{stack.name} answered {response.status}: {body[:300]!r}")
+        return json.loads(body)
+
+    return post
 
 
 def timed_alternately(
@@ -284,45 +316,53 @@ def timed_alternately(
     return out
 
 
-def calibration() -> float:
-    """A fixed CPU-bound loop, so numbers from a slower or busier machine can be compared."""
-    times = []
-    for _ in range(20):
-        started = time.perf_counter()
-        sum(range(10**6))
-        times.append((time.perf_counter() - started) * 1000)
-    return float(np.median(times))
-
-
-def report(
-    rows: list[tuple[int, dict[str, np.ndarray]]], prepared: float, args: Any, events: int
-) -> None:
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    )
-    print(
-        f"data: seed {args.seed}, {args.customers} customers, {args.merchants} merchants, "
-        f"{args.days} days, {events} transactions; Redis db {REDIS_DB}; "
-        f"{args.requests} timed requests per path after warm-up"
-    )
-    print(f"setup (data, apply, materialize, training frame, fit): {prepared:.1f} s")
-    print(f"calibration: sum(range(10**6)) takes {calibration():.1f} ms here (median of 20)")
-    names = ("served", "logged", "predictor", "feast", "model")
-    print(
-        "batch | "
-        + " | ".join(f"{n:>9} p50     p99" for n in names)
-        + " | served/model p50   p99 | logged/served p50   p99"
-    )
-    for size, times in rows:
-        cells = dict(zip(names, (quantiles(times[n]) for n in names), strict=True))
-        served, logged, in_process = cells["served"], cells["logged"], cells["model"]
-        print(
-            f"{size:5d} | "
-            + " | ".join(f"{p50:13.2f} {p99:7.2f}" for p50, p99 in cells.values())
-            + f" | {served[0] / in_process[0]:12.1f}x {served[1] / in_process[1]:4.1f}x"
-            + f" | {logged[0] / served[0]:13.2f}x {logged[1] / served[1]:5.2f}x"
-        )
-    print("latency in milliseconds")
+async def under_load(
+    stacks: list[Stack], floor: Floor, bodies: list[bytes], levels: list[int], rounds: int
+) -> dict[tuple[str, int], Loaded]:
+    """Per stack and number of clients, over all rounds: the closed loop's outcome, the CPU
+    seconds per request and the share of CFS periods throttled (under --cpu-limits) of the
+    transformer and the predictor. The floor takes its turn in every round, one client, back
+    to back: (FLOOR, 1)."""
+    results: dict[tuple[str, int], Loaded] = {}
+    rows = [json.loads(body)["instances"] for body in bodies]
+    floor_outcome = Outcome()
+    for clients in levels:
+        per_turn = max(50, 25 * clients)
+        total = {s.name: Outcome() for s in stacks}
+        cpu = {s.name: np.zeros(2) for s in stacks}
+        periods = {s.name: np.zeros(4) for s in stacks}
+        for stack in stacks:
+            await closed_loop("127.0.0.1", stack.port, stack.path, bodies, clients, WARMUP)
+        for round_ in range(rounds):
+            started = time.perf_counter()
+            for i in range(50):
+                call_started = time.perf_counter()
+                floor.score(rows[(round_ * 50 + i) % len(rows)])
+                floor_outcome.latencies.append((time.perf_counter() - call_started) * 1e3)
+            floor_outcome.seconds += time.perf_counter() - started
+            for stack in stacks:
+                before, throttled = np.array(stack.cpu_seconds()), np.array(stack.throttled())
+                outcome = await closed_loop(
+                    "127.0.0.1", stack.port, stack.path, bodies, clients, per_turn, TIMEOUT_SECONDS
+                )
+                cpu[stack.name] += np.array(stack.cpu_seconds()) - before
+                periods[stack.name] += np.array(stack.throttled()) - throttled
+                merged = total[stack.name]
+                merged.latencies += outcome.latencies
+                merged.errors += outcome.errors
+                merged.timeouts += outcome.timeouts
+                merged.seconds += outcome.seconds
+                merged.first_error = merged.first_error or outcome.first_error
+        for stack in stacks:
+            served = max(1, len(total[stack.name].latencies))
+            run, throttled = periods[stack.name][[0, 2]], periods[stack.name][[1, 3]]
+            results[stack.name, clients] = Loaded(
+                total[stack.name],
+                tuple(cpu[stack.name] / served),
+                tuple(np.divide(throttled, run, out=np.full(2, np.nan), where=run > 0)),
+            )
+    results[FLOOR, 1] = Loaded(floor_outcome)
+    return results
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ both: no history means no transactions, no spend, and an amount as usual as it c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,13 +43,38 @@ FEATURES: tuple[str, ...] = tuple(FILL_VALUES)
 MONITORED: tuple[str, ...] = ("amount", *FEATURES)
 
 
+# Per column, in FEATURES order: what a missing value becomes.
+_FILL = np.array([FILL_VALUES[name] for name in FEATURES], dtype=np.float64)
+
+
+def fill_missing(inputs: np.ndarray) -> np.ndarray:
+    """Fills, in place, what a feature store cannot supply: nulls (NaN) and inf (a zero mean in
+    a ratio) take the column's FILL_VALUES value. `inputs` is float64 with the FEATURES
+    columns in order."""
+    missing = ~np.isfinite(inputs)
+    if missing.any():
+        inputs[missing] = np.broadcast_to(_FILL, inputs.shape)[missing]
+    return inputs
+
+
+def model_inputs(features: Mapping[str, Sequence[Any]]) -> np.ndarray:
+    """The model's inputs as a float64 array, one row per entity and the FEATURES columns in
+    order, nulls filled: from Feast's online response dict (feature name -> list of values)."""
+    columns = [
+        np.array([np.nan if v is None else v for v in features[name]], dtype=np.float64)
+        for name in FEATURES
+    ]
+    return fill_missing(np.column_stack(columns))
+
+
 def model_frame(features: pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
     """The model's input frame: the feature columns in order, as float64, nulls filled.
 
-    Takes a frame or Feast's online response dict (feature name -> list of values).
+    Takes a frame or Feast's online response dict (feature name -> list of values); what is
+    not a number counts as missing.
     """
     frame = pd.DataFrame({name: features[name] for name in FEATURES})
     frame = frame.apply(pd.to_numeric, errors="coerce").astype("float64")
-    # inf (a zero mean in a ratio) is as unusable as null.
-    frame = frame.replace([np.inf, -np.inf], np.nan)
-    return frame.fillna(FILL_VALUES)
+    return pd.DataFrame(
+        fill_missing(frame.to_numpy(copy=True)), columns=list(FEATURES), index=frame.index
+    )

@@ -49,6 +49,9 @@ class FeatureStoreClient:
     the store config and the values of the variables it names."""
 
     store_config: str
+    # The store config of a server answering online reads (the transformer): its registry
+    # cache is refreshed by a background thread, never by a request.
+    serving_config: str
     # Variable name -> its value, as in the store config.
     secrets: dict[str, pulumi.Output[str]]
     # What a client of the store connects to: the registry and offline store's database, and
@@ -96,8 +99,16 @@ _StoreDumper.add_representer(
 )
 
 
-def store_config(project: str, database: PostgresDatabase, redis: RedisEndpoint) -> str:
-    """The platform's feature_store.yaml; every credential is a `${VARIABLE}` reference."""
+def store_config(
+    project: str, database: PostgresDatabase, redis: RedisEndpoint, serving: bool = False
+) -> str:
+    """The platform's feature_store.yaml; every credential is a `${VARIABLE}` reference.
+
+    `serving`: for online reads on the request path. In Feast's default `sync` cache mode the
+    first read after the registry cache expires (`cache_ttl_seconds`) refreshes it from the SQL
+    registry before answering; in `thread` mode a background thread refreshes it at that
+    interval and reads never wait for the database.
+    """
     connection = f"{redis.host}:{redis.port},password=${{{REDIS_PASSWORD_ENV}}}"
     config: dict[str, Any] = {
         "project": project,
@@ -106,6 +117,7 @@ def store_config(project: str, database: PostgresDatabase, redis: RedisEndpoint)
             "registry_type": "sql",
             "path": _Quoted(f"${{{REGISTRY_URL_ENV}}}"),
             "cache_ttl_seconds": 60,
+            **({"cache_mode": "thread"} if serving else {}),
             "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
         },
         "offline_store": {
@@ -156,6 +168,7 @@ class Feast(pulumi.ComponentResource):
         self.store_config = store_config(cfg.project, args.database, args.redis)
         self.client = FeatureStoreClient(
             self.store_config,
+            store_config(cfg.project, args.database, args.redis, serving=True),
             {
                 REGISTRY_URL_ENV: registry_url(args.database),
                 POSTGRES_PASSWORD_ENV: args.database.password,

@@ -109,7 +109,12 @@ PREDICTION_LOG = "prediction-log"
 # training's (uv.lock). workloads/serving/inference_service.py names it.
 MLFLOW_RUNTIME = "mlops-mlflow"
 MLFLOW_RUNTIME_PORTS = {"http": 8080, "grpc": 9000, "metrics": 8082}
-MLFLOW_RUNTIME_RESOURCES = sizes.Resources.of("100m", "512Mi", "1", "1Gi")
+# The serving image's MLServer runtime (workloads/serving/runtime.py): one [n, k] FP64 tensor
+# in, the model's pyfunc predict_fn out; no DataFrame and no schema enforcement per request.
+MLFLOW_RUNTIME_IMPLEMENTATION = "workloads.serving.runtime.MLflowTensorRuntime"
+# What the fraud model's predictor measured (workloads/serving/inference_service.py, Target),
+# for InferenceServices that name the runtime without resources of their own.
+MLFLOW_RUNTIME_RESOURCES = sizes.Resources.of("450m", "512Mi", "1", "1Gi")
 # workloads/serving/inference_service.py reads these names in the model namespace.
 FEAST_CLIENT = "feast-client"
 FEAST_CLIENT_KEYS = {
@@ -185,7 +190,7 @@ def mlflow_runtime(
     into the predictor's pod."""
     ports = MLFLOW_RUNTIME_PORTS
     env = {
-        "MLSERVER_MODEL_IMPLEMENTATION": "mlserver_mlflow.MLflowRuntime",
+        "MLSERVER_MODEL_IMPLEMENTATION": MLFLOW_RUNTIME_IMPLEMENTATION,
         "MLSERVER_MODEL_NAME": "{{.Name}}",
         "MLSERVER_MODEL_URI": "/mnt/models",
         "MLSERVER_HTTP_PORT": str(ports["http"]),
@@ -195,6 +200,10 @@ def mlflow_runtime(
         # one process also keeps a small model's latency lowest.
         "MLSERVER_PARALLEL_WORKERS": "0",
         "MLSERVER_LOAD_MODELS_AT_STARTUP": "true",
+        # Debug (the default) writes an access-log line per request and logs at DEBUG.
+        "MLSERVER_DEBUG": "false",
+        # Its callers sit in the same cluster: compressing answers only costs both sides CPU.
+        "MLSERVER_GZIP_ENABLED": "false",
         # Tree ensembles predict a few rows at a time: OpenMP threads that spin between
         # requests only take CPU from the transformer next to them.
         "OMP_NUM_THREADS": "1",
@@ -499,7 +508,7 @@ class Kserve(pulumi.ComponentResource):
         k8s.core.v1.ConfigMap(
             f"{FEAST_CLIENT}-config",
             metadata=kube.metadata(FEAST_CLIENT, ns, COMPONENT, "feature-client"),
-            data={"feature_store.yaml": client.store_config},
+            data={"feature_store.yaml": client.serving_config},
             opts=opts,
         )
         kube.secret(

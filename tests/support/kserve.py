@@ -25,6 +25,7 @@ from mlops import render
 from tests.support.rendering import secret_data
 from tests.support.servers import LocalS3
 
+ROOT = Path(__file__).resolve().parents[2]
 MODULE = "github.com/kserve/kserve"
 CRD_FILES = {
     "InferenceService": "serving.kserve.io_inferenceservices.yaml",
@@ -131,9 +132,11 @@ def predictor_command(
     model_dir: Path,
     ports: dict[str, int],
     bin_dir: Path,
+    code: Path = ROOT,
 ) -> tuple[list[str], dict[str, str]]:
     """The runtime container's command and env merged with the InferenceService's model env
-    (the model's wins, as KServe merges them), the model mounted at `model_dir`."""
+    (the model's wins, as KServe merges them), the model mounted at `model_dir`; the runtime's
+    module importable from `code`, as the serving image's PYTHONPATH makes it."""
     name = isvc["metadata"]["name"]
     container = runtime["spec"]["containers"][0]
     env = {e["name"]: _substitute(e["value"], name) for e in container["env"]}
@@ -146,6 +149,7 @@ def predictor_command(
         env[key] = str(port)
     env["MLSERVER_MODEL_URI"] = str(model_dir)
     env["MLSERVER_HOST"] = "127.0.0.1"
+    env["PYTHONPATH"] = str(code)
     command = [str(model_dir) if a == "/mnt/models" else a for a in container["command"]]
     command[0] = str(bin_dir / command[0])
     return command, env

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from infra import versions
 from infra.components import kserve
@@ -239,8 +240,9 @@ def test_mlflow_runtime_follows_the_kserve_crd_and_serves_mlflow_3() -> None:
     container = runtime["spec"]["containers"][0]
     assert container["image"] == versions.SERVING_IMAGE
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["MLSERVER_MODEL_IMPLEMENTATION"] == "mlserver_mlflow.MLflowRuntime"
+    assert env["MLSERVER_MODEL_IMPLEMENTATION"] == "workloads.serving.runtime.MLflowTensorRuntime"
     assert env["MLSERVER_PARALLEL_WORKERS"] == "0"
+    assert (env["MLSERVER_DEBUG"], env["MLSERVER_GZIP_ENABLED"]) == ("false", "false")
     assert container["securityContext"]["runAsNonRoot"] is True
 
 
@@ -278,7 +280,12 @@ def test_transformers_get_the_store_config_and_credentials_by_secret() -> None:
     rendering = evaluate({}, SENTINELS)
     config = rendering.find("ConfigMap", "feast-client").manifest()
     assert config["metadata"]["namespace"] == "mlops-models"
-    assert config["data"]["feature_store.yaml"] == rendering.outputs["feast"]["featureStoreYaml"]
+    served = yaml.safe_load(config["data"]["feature_store.yaml"])
+    platform = yaml.safe_load(rendering.outputs["feast"]["featureStoreYaml"])
+    # The platform's store, its registry cache refreshed off the request path.
+    assert served["registry"].pop("cache_mode") == "thread"
+    assert "cache_mode" not in platform["registry"]
+    assert served == platform
     assert not any(s in str(config) for s in SENTINELS.values())
     data = secret_data(rendering, "feast-client")
     assert set(data) == set(kserve.FEAST_CLIENT_KEYS.values())

@@ -16,7 +16,7 @@ from tests.support.tools import require_module
 
 require_module("evidently", "the workloads dependency group")
 from workloads.model_inputs import FEATURES, MONITORED  # noqa: E402
-from workloads.monitoring import drift, prediction_log, retraining  # noqa: E402
+from workloads.monitoring import drift, log_store, prediction_log, retraining  # noqa: E402
 from workloads.monitoring.prediction_log import LogSettings, PredictionLogger  # noqa: E402
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -100,7 +100,7 @@ def test_settings_come_from_the_environment_and_bad_values_name_the_variable() -
 
 
 def test_partitions_cover_every_hour_of_a_window() -> None:
-    location = prediction_log.LogLocation.parse("s3://logs/fraud")
+    location = log_store.LogLocation.parse("s3://logs/fraud")
     hours = list(location.hours("m", NOW - timedelta(minutes=90), NOW + timedelta(minutes=1)))
     assert hours == [
         "fraud/model=m/date=2026-11-30/hour=06/",

@@ -3,8 +3,10 @@ transformer's reading of the predictor's answer, and the InferenceService builde
 
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
 
 from tests.support.tools import require_module
@@ -13,9 +15,13 @@ require_module("kserve", "the workloads dependency group")
 
 from kserve.errors import InvalidInput  # noqa: E402
 
-from workloads.model_inputs import FEATURES, FILL_VALUES, model_frame  # noqa: E402
+from workloads.model_inputs import FEATURES, FILL_VALUES, model_frame, model_inputs  # noqa: E402
 from workloads.serving import inference_service as isvc  # noqa: E402
-from workloads.serving.transformer import FraudTransformer, parse_instances  # noqa: E402
+from workloads.serving.transformer import (  # noqa: E402
+    FraudTransformer,
+    parse_instances,
+    predictor_request,
+)
 from workloads.training.model import Scores  # noqa: E402
 from workloads.training.registry import Gates, decide  # noqa: E402
 
@@ -62,6 +68,18 @@ def test_missing_features_are_filled_as_in_training() -> None:
     assert list(frame.columns) == list(FEATURES)
     assert frame.iloc[0].to_dict() == FILL_VALUES
     assert frame.iloc[1].to_dict() == {**dict.fromkeys(FEATURES, 3.0), "amount_to_mean_7d": 2.0}
+    # The transformer's array: the same values, row for row.
+    assert model_inputs(online).tolist() == frame.to_numpy().tolist()
+
+
+def test_the_predictor_gets_one_row_major_tensor_naming_its_columns() -> None:
+    inputs = np.arange(2 * len(FEATURES), dtype=np.float64).reshape(2, len(FEATURES))
+    [tensor] = json.loads(predictor_request(inputs))["inputs"]
+    assert (tensor["shape"], tensor["datatype"]) == ([2, len(FEATURES)], "FP64")
+    assert tensor["parameters"] == {"columns": ",".join(FEATURES)}
+    # Row by row: the second transaction's features follow the first's.
+    assert tensor["data"][len(FEATURES)] == inputs[1, 0]
+    assert np.reshape(tensor["data"], tensor["shape"]).tolist() == inputs.tolist()
 
 
 @pytest.mark.parametrize(

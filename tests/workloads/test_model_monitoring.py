@@ -48,7 +48,7 @@ from mlops.demo.data import RUN_AT, SEED, Transaction, seeded, transactions_of  
 from mlops.demo.serving import predict  # noqa: E402
 from workloads.feature_repo.datagen import fraud_events  # noqa: E402
 from workloads.model_inputs import MODEL_NAME  # noqa: E402
-from workloads.monitoring import prediction_log, retraining  # noqa: E402
+from workloads.monitoring import log_store, retraining  # noqa: E402
 from workloads.training import registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ class Loop:
     champion: str
     prometheus: Prometheus
     receiver: Receiver
-    log: prediction_log.LogLocation
+    log: log_store.LogLocation
 
     def score(self, rows: list[Transaction]) -> datetime:
         return score(self.url, rows)
@@ -204,7 +204,7 @@ def loop(
             champion.version,
             prometheus,
             receiver,
-            prediction_log.LogLocation.parse(log_uri),
+            log_store.LogLocation.parse(log_uri),
         )
 
 
@@ -219,7 +219,7 @@ def test_reference_like_traffic_is_no_drift_and_launches_nothing(loop: Loop) -> 
         aws_secret_access_key=loop.stack.s3.secret_key,
         region_name="us-east-1",
     )
-    logged = prediction_log.read_window(
+    logged = log_store.read_window(
         loop.log, MODEL_NAME, start, datetime.now(UTC) + timedelta(seconds=1), s3
     )
     assert len(logged) == len(rows)

@@ -1,12 +1,9 @@
 """Prediction logging: every scored transaction, with the features it was scored on, written
-to the object store as Parquet for the drift check to read.
-
-    s3://<bucket>/<prefix>/model=<name>/date=2026-11-30/hour=07/<epoch ms>-<id>.parquet
+to the object store as Parquet for the drift check to read (workloads.monitoring.log_store).
 
 One row per scored instance: the request id, the time, the model's name and version, the
 request's fields, the model's inputs (after filling, as the predictor saw them) and the fraud
-probability. Hive-style partitions by model, date and hour: a drift window reads only its
-hours, and the bucket's lifecycle rules can expire whole days.
+probability.
 
 Why the object store and not Postgres: the log is append-only and read in bulk, a column at a
 time, which is what Parquet is for; and the serving path then never writes to the database
@@ -14,29 +11,32 @@ that MLflow, Flyte and the Feast registry depend on.
 
 Logging never blocks or fails a prediction. `PredictionLogger.log_request` only queues the
 request as it is (the records are built by the writer, off the request path); a request that
-would take the queue past `queue_rows` rows is dropped. A background thread writes a batch when
-`batch_rows` rows are queued or `flush_seconds` after the first arrived. A write that fails
+would take the queue past `queue_rows` rows is dropped. A background thread hands a batch to
+the writer when `batch_rows` rows are queued or `flush_seconds` after the first arrived: in
+the transformer a process of its own (workloads.monitoring.log_writer), so that building the
+records, Parquet and the S3 upload never hold the serving process's GIL. A write that fails
 drops its batch. Memory stays bounded by the queue plus one batch; every dropped row is
 counted in `prediction_log_dropped_records_total` by reason.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import threading
 import time
-import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlsplit
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 from prometheus_client import Counter, Histogram
+
+from workloads.model_inputs import FEATURES
+from workloads.monitoring.log_store import TIMESTAMP, LogLocation, S3Sink
 
 log = logging.getLogger(__name__)
 
@@ -57,81 +57,16 @@ WRITE_SECONDS = Histogram(
     ["model_name", "status"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-QUEUE_FULL, SINK_ERROR, RECORD_ERROR = "queue_full", "sink_error", "error"
+WRITTEN, QUEUE_FULL, SINK_ERROR, RECORD_ERROR = "ok", "queue_full", "sink_error", "error"
 
-# The columns every record has besides the request fields, the features and the prediction.
-REQUEST_ID, TIMESTAMP, MODEL_NAME, MODEL_VERSION, PREDICTION = (
+# The columns every record has besides the request fields, the features and the prediction
+# (and TIMESTAMP, the partitions' key).
+REQUEST_ID, MODEL_NAME, MODEL_VERSION, PREDICTION = (
     "request_id",
-    "timestamp",
     "model_name",
     "model_version",
     "fraud_probability",
 )
-
-
-@dataclass(frozen=True)
-class LogLocation:
-    """Where a model's log lives: `s3://bucket/prefix`."""
-
-    bucket: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, uri: str) -> LogLocation:
-        parts = urlsplit(uri)
-        if parts.scheme != "s3" or not parts.netloc:
-            raise ValueError(
-                f"the prediction log location must be an s3://bucket[/prefix] URI, got {uri!r}"
-            )
-        return cls(parts.netloc, parts.path.strip("/"))
-
-    def hour_prefix(self, model_name: str, hour: datetime) -> str:
-        path = f"model={model_name}/date={hour:%Y-%m-%d}/hour={hour:%H}/"
-        return f"{self.prefix}/{path}" if self.prefix else path
-
-    def hours(self, model_name: str, start: datetime, end: datetime) -> Iterator[str]:
-        """The partition prefix of every hour that overlaps [start, end)."""
-        hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        while hour < end:
-            yield self.hour_prefix(model_name, hour)
-            hour += timedelta(hours=1)
-
-
-def s3_client() -> Any:
-    """An S3 client from the standard AWS variables (AWS_ENDPOINT_URL for a non-AWS store),
-    with path-style addressing, which every S3-compatible server accepts."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        config=Config(
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": 2, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=30,
-        ),
-    )
-
-
-class S3Sink:
-    """Writes a batch as one Parquet object in its model's hour partition."""
-
-    def __init__(self, location: LogLocation, client: Any = None) -> None:
-        self.location = location
-        self.client = client if client is not None else s3_client()
-
-    def write(self, model_name: str, frame: pd.DataFrame) -> str:
-        frame = frame.assign(**{TIMESTAMP: pd.to_datetime(frame[TIMESTAMP], utc=True)})
-        first = frame[TIMESTAMP].min().to_pydatetime()
-        key = (
-            f"{self.location.hour_prefix(model_name, first)}"
-            f"{int(time.time() * 1000)}-{uuid.uuid4().hex[:12]}.parquet"
-        )
-        body = io.BytesIO()
-        frame.to_parquet(body, index=False)
-        self.client.put_object(Bucket=self.location.bucket, Key=key, Body=body.getvalue())
-        return key
 
 
 @dataclass(frozen=True)
@@ -180,7 +115,8 @@ class ScoredRequest:
     model_version: str
     timestamp: datetime
     requests: Sequence[Mapping[str, Any]]
-    inputs: pd.DataFrame
+    # The model's inputs as the predictor saw them: one row per request, FEATURES columns.
+    inputs: np.ndarray | pd.DataFrame
     predictions: Sequence[float]
 
     @property
@@ -190,18 +126,33 @@ class ScoredRequest:
     def frame(self) -> pd.DataFrame:
         """One row per instance: request id, time, model, version, the request's fields, the
         model's inputs and the fraud probability."""
-        n = self.rows
-        head = pd.DataFrame(
-            {
-                REQUEST_ID: [self.request_id] * n,
-                TIMESTAMP: [self.timestamp] * n,
-                MODEL_NAME: [self.model_name] * n,
-                MODEL_VERSION: [self.model_version] * n,
-                **{key: [r[key] for r in self.requests] for key in self.requests[0]},
-            }
-        )
-        tail = pd.DataFrame({PREDICTION: [float(p) for p in self.predictions]})
-        return pd.concat([head, self.inputs.reset_index(drop=True), tail], axis=1)
+        return scored_frame([self])
+
+
+def scored_frame(scored: Sequence[ScoredRequest]) -> pd.DataFrame:
+    """The records of many scored requests as one frame, built column by column: a frame per
+    request costs a millisecond, as much as a prediction."""
+    fields = list(scored[0].requests[0])
+    columns: dict[str, list[Any]] = {
+        name: [] for name in (REQUEST_ID, TIMESTAMP, MODEL_NAME, MODEL_VERSION, *fields)
+    }
+    for chunk in scored:
+        n = chunk.rows
+        columns[REQUEST_ID] += [chunk.request_id] * n
+        columns[TIMESTAMP] += [chunk.timestamp] * n
+        columns[MODEL_NAME] += [chunk.model_name] * n
+        columns[MODEL_VERSION] += [chunk.model_version] * n
+        for field in fields:
+            columns[field] += [request[field] for request in chunk.requests]
+    inputs = np.vstack([np.asarray(c.inputs, dtype=np.float64) for c in scored])
+    predictions = np.concatenate([np.asarray(c.predictions, dtype=np.float64) for c in scored])
+    return pd.DataFrame(
+        {
+            **columns,
+            **{name: inputs[:, i] for i, name in enumerate(FEATURES)},
+            PREDICTION: predictions,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -221,13 +172,62 @@ class Records:
 Chunk = ScoredRequest | Records
 
 
-class PredictionLogger:
-    """A queue bounded in rows in front of a sink, drained by one background thread."""
+class Writer(Protocol):
+    def write(self, model_name: str, batch: list[Chunk]) -> str:
+        """Writes a batch; returns WRITTEN, or the reason its rows were dropped."""
+        ...
 
-    def __init__(self, model_name: str, settings: LogSettings, sink: Any = None) -> None:
+    def close(self) -> None: ...
+
+
+def write_batch(sink: Any, model_name: str, batch: list[Chunk]) -> str:
+    """Builds a batch's records and writes them with `sink`; WRITTEN or why they were not."""
+    rows = sum(chunk.rows for chunk in batch)
+    try:
+        scored = [chunk for chunk in batch if isinstance(chunk, ScoredRequest)]
+        frames = [scored_frame(scored)] if scored else []
+        frames += [chunk.frame() for chunk in batch if isinstance(chunk, Records)]
+        frame = pd.concat(frames, ignore_index=True)
+    except Exception as error:
+        log.warning("prediction log: cannot build %d records: %s", rows, error)
+        return RECORD_ERROR
+    try:
+        sink.write(model_name, frame)
+    except Exception as error:
+        log.warning("prediction log: dropped %d records: %s", rows, error)
+        return SINK_ERROR
+    return WRITTEN
+
+
+@dataclass(frozen=True)
+class SinkWriter:
+    """Writes in this process, on the logger's thread."""
+
+    sink: Any
+
+    def write(self, model_name: str, batch: list[Chunk]) -> str:
+        return write_batch(self.sink, model_name, batch)
+
+    def close(self) -> None:
+        pass
+
+
+class PredictionLogger:
+    """A queue bounded in rows in front of a writer, drained by one background thread."""
+
+    def __init__(
+        self,
+        model_name: str,
+        settings: LogSettings,
+        sink: Any = None,
+        writer: Writer | None = None,
+    ) -> None:
         self.model_name = model_name
         self.settings = settings
-        self.sink = sink if sink is not None else S3Sink(LogLocation.parse(settings.uri))
+        if writer is None:
+            sink = sink if sink is not None else S3Sink(LogLocation.parse(settings.uri))
+            writer = SinkWriter(sink)
+        self.writer = writer
         self._chunks: deque[Chunk] = deque()
         self._queued = 0  # rows in _chunks
         self._pending = 0  # rows queued or being written
@@ -277,10 +277,14 @@ class PredictionLogger:
             if self._queued + chunk.rows > self.settings.queue_rows:
                 RECORDS_DROPPED.labels(self.model_name, QUEUE_FULL).inc(chunk.rows)
                 return
+            # The writer wakes for a first chunk (its flush deadline starts) and for a full
+            # batch, not for every request.
+            wake = not self._chunks or self._queued + chunk.rows >= self.settings.batch_rows
             self._chunks.append(chunk)
             self._queued += chunk.rows
             self._pending += chunk.rows
-            self._changed.notify_all()
+            if wake:
+                self._changed.notify_all()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Waits until every queued record is written or dropped; False on timeout."""
@@ -294,11 +298,12 @@ class PredictionLogger:
         return True
 
     def close(self, timeout: float = 30.0) -> None:
-        """Writes what is queued, then stops the thread."""
+        """Writes what is queued, then stops the thread and the writer."""
         with self._changed:
             self._stop = True
             self._changed.notify_all()
         self._thread.join(timeout)
+        self.writer.close()
 
     def _batch(self) -> list[Chunk]:
         """The next batch: chunks of at least batch_rows rows, or those queued flush_seconds
@@ -333,44 +338,15 @@ class PredictionLogger:
 
     def _write(self, batch: list[Chunk]) -> None:
         rows = sum(chunk.rows for chunk in batch)
-        try:
-            frame = pd.concat([chunk.frame() for chunk in batch], ignore_index=True)
-        except Exception as error:
-            RECORDS_DROPPED.labels(self.model_name, RECORD_ERROR).inc(rows)
-            log.warning("prediction log: cannot build %d records: %s", rows, error)
-            return
         start = time.perf_counter()
-        status = "ok"
         try:
-            self.sink.write(self.model_name, frame)
-            RECORDS_WRITTEN.labels(self.model_name).inc(rows)
+            outcome = self.writer.write(self.model_name, batch)
         except Exception as error:
-            status = "error"
-            RECORDS_DROPPED.labels(self.model_name, SINK_ERROR).inc(rows)
             log.warning("prediction log: dropped %d records: %s", rows, error)
-        finally:
-            WRITE_SECONDS.labels(self.model_name, status).observe(time.perf_counter() - start)
-
-
-def read_window(
-    location: LogLocation,
-    model_name: str,
-    start: datetime,
-    end: datetime,
-    client: Any = None,
-) -> pd.DataFrame:
-    """Every record of `model_name` logged in [start, end), oldest first (empty when none)."""
-    client = client if client is not None else s3_client()
-    frames = []
-    paginator = client.get_paginator("list_objects_v2")
-    for prefix in location.hours(model_name, start, end):
-        for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                body = client.get_object(Bucket=location.bucket, Key=item["Key"])["Body"].read()
-                frames.append(pd.read_parquet(io.BytesIO(body)))
-    if not frames:
-        return pd.DataFrame()
-    frame = pd.concat(frames, ignore_index=True)
-    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
-    in_window = (frame[TIMESTAMP] >= start) & (frame[TIMESTAMP] < end)
-    return frame[in_window].sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
+            outcome = SINK_ERROR
+        if outcome == WRITTEN:
+            RECORDS_WRITTEN.labels(self.model_name).inc(rows)
+        else:
+            RECORDS_DROPPED.labels(self.model_name, outcome).inc(rows)
+        status = "ok" if outcome == WRITTEN else "error"
+        WRITE_SECONDS.labels(self.model_name, status).observe(time.perf_counter() - start)

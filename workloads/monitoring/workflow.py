@@ -30,7 +30,7 @@ from pathlib import Path
 from flytekit import CronSchedule, LaunchPlan, task, workflow
 
 from workloads.model_inputs import MODEL_NAME
-from workloads.monitoring import drift, metrics, prediction_log, retraining
+from workloads.monitoring import drift, log_store, metrics, retraining
 from workloads.training import registry
 from workloads.training.registry import Gates
 from workloads.training.workflow import DEFAULT_GATES, LARGE, POD_TEMPLATE, SMALL
@@ -117,9 +117,7 @@ def run_check(
     uri = os.environ.get("MLOPS_PREDICTION_LOG_URI", "")
     if not uri:
         raise ValueError("MLOPS_PREDICTION_LOG_URI is not set: no prediction log to check")
-    logged = prediction_log.read_window(
-        prediction_log.LogLocation.parse(uri), model_name, start, end
-    )
+    logged = log_store.read_window(log_store.LogLocation.parse(uri), model_name, start, end)
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(
             run_id=champion.run_id, artifact_path=registry.REFERENCE_SAMPLE, dst_path=tmp

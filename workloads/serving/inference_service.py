@@ -47,15 +47,17 @@ class Target:
 
     namespace: str = "mlops-models"
     image: str = "ghcr.io/mlops-platform/mlops-platform-workloads:0.1.0"
+    # Measured (workloads/README.md, "Serving"): requests hold what one client's stream of
+    # transactions uses; at 1 CPU neither part was throttled from one client to 32.
     predictor_resources: dict[str, Any] = field(
         default_factory=lambda: {
-            "requests": {"cpu": "100m", "memory": "512Mi"},
+            "requests": {"cpu": "450m", "memory": "512Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         }
     )
     transformer_resources: dict[str, Any] = field(
         default_factory=lambda: {
-            "requests": {"cpu": "100m", "memory": "512Mi"},
+            "requests": {"cpu": "500m", "memory": "512Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         }
     )

@@ -7,21 +7,27 @@
 For each instance it reads the `fraud_model_v1` features from the online store through the
 Feast SDK (in process: one Redis round trip, no extra hop through the feature server), fills
 what is missing as training did (workloads.model_inputs), and calls the predictor over the
-V2 protocol with one named input per model column. A malformed body is a 400 naming the
-field; a feature-store or predictor failure is a 500 that says which, never a score.
+V2 protocol with one `[n, 11]` FP64 tensor (the runtime of workloads.serving.runtime). A
+malformed body is a 400 naming the field; a feature-store or predictor failure is a 500 that
+says which, never a score.
+
+Nothing blocks the event loop: the feature read is Feast's async one, so concurrent requests
+overlap their Redis round trips instead of queueing behind each other.
 
 Request, feature-fetch and predictor latency are Prometheus histograms with a `status` label,
 served on the HTTP port's /metrics with KServe's own.
 
 With MLOPS_PREDICTION_LOG_URI set, every scored instance is also logged, with the features it
-was scored on (workloads.monitoring.prediction_log): off the request path, never failing it.
-A caller's `x-request-id` header becomes the records' request id (one is generated without).
+was scored on (workloads.monitoring.prediction_log): queued in this process, written by a
+process of its own, never failing a request. A caller's `x-request-id` header becomes the
+records' request id (one is generated without).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import logging
 import time
 import uuid
@@ -31,13 +37,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
+import numpy as np
+import orjson
 from kserve import Model, ModelServer
 from kserve import model_server as kserve_server
 from kserve.errors import InferenceError, InvalidInput
 from prometheus_client import Histogram
 
-from workloads.model_inputs import FEATURE_SERVICE, FEATURES, REQUEST_FIELDS, model_frame
+from workloads.model_inputs import FEATURE_SERVICE, FEATURES, REQUEST_FIELDS, model_inputs
+from workloads.monitoring.log_writer import WriterProcess
 from workloads.monitoring.prediction_log import LogSettings, PredictionLogger
 
 log = logging.getLogger(__name__)
@@ -68,6 +77,12 @@ OK, BAD_REQUEST, FEATURE_STORE_ERROR, PREDICTOR_ERROR = (
     "feature_store_error",
     "predictor_error",
 )
+# The predictor's one input (workloads.serving.runtime): its name and the columns it names.
+PREDICTOR_INPUT = "inputs"
+PREDICTOR_COLUMNS = ",".join(FEATURES)
+# MLServer's uvicorn closes a connection idle for 5 s; dropping ours at 4 s keeps a request
+# from going out on a connection the predictor is closing (a 500 on intermittent traffic).
+PREDICTOR_KEEPALIVE_SECONDS = 4.0
 
 
 @dataclass
@@ -76,7 +91,7 @@ class Scored:
 
     request_id: str
     requests: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    inputs: Any = None
+    inputs: np.ndarray | None = None
 
 
 # The request being answered: each request runs in its own task, and its stages share it.
@@ -130,6 +145,24 @@ def parse_instances(body: Any) -> list[dict[str, Any]]:
     return parsed
 
 
+def predictor_request(inputs: np.ndarray) -> bytes:
+    """The V2 request body: the model's inputs as one row-major FP64 tensor."""
+    return orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": PREDICTOR_INPUT,
+                    "shape": list(inputs.shape),
+                    "datatype": "FP64",
+                    "data": inputs.ravel(),
+                    "parameters": {"columns": PREDICTOR_COLUMNS},
+                }
+            ]
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
 class FraudTransformer(Model):
     def __init__(
         self,
@@ -145,7 +178,8 @@ class FraudTransformer(Model):
         self.timeout = timeout
         self.prediction_log = prediction_log
         self.store: Any = None
-        self.client: httpx.AsyncClient | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.started = False
 
     def load(self) -> bool:
         from workloads.training.data import feature_store
@@ -156,6 +190,11 @@ class FraudTransformer(Model):
         return self.ready
 
     async def __call__(self, body: Any, headers: Any = None, verb: Any = None) -> Any:
+        if not self.started:
+            # A full garbage collection walks every object start-up left (150 ms here, and
+            # every request in flight waits): frozen, it walks only what requests leave.
+            gc.freeze()
+            self.started = True
         start = time.perf_counter()
         status = "error"
         request_id = (headers or {}).get("x-request-id") or uuid.uuid4().hex
@@ -180,48 +219,47 @@ class FraudTransformer(Model):
             SCORED.reset(token)
             REQUEST_SECONDS.labels(self.name, status).observe(time.perf_counter() - start)
 
-    async def preprocess(self, payload: Any, headers: Any = None) -> dict[str, Any]:
+    async def preprocess(self, payload: Any, headers: Any = None) -> bytes:
         rows = parse_instances(payload)
         with timed(FEATURE_SECONDS, self.name, FEATURE_STORE_ERROR):
             try:
-                # The synchronous read: one Redis pipeline, 1.8 ms p50 and 3.2 ms p99 for a row
-                # here, where the async client's p99 was 12 ms.
-                features = self.store.get_online_features(
+                # Feast's async read (redis.asyncio): one pipeline for every row, awaited.
+                response = await self.store.get_online_features_async(
                     features=self.feature_service, entity_rows=rows
-                ).to_dict()
+                )
+                features = response.to_dict()
             except Exception as error:
                 raise FeatureStoreError(f"the online feature store failed: {error}") from error
-        frame = model_frame(features)
+        inputs = model_inputs(features)
         scored = SCORED.get()
         if scored is not None:
-            scored.requests, scored.inputs = rows, frame
-        return {
-            "inputs": [
-                {
-                    "name": column,
-                    "shape": [len(frame)],
-                    "datatype": "FP64",
-                    "data": frame[column].tolist(),
-                }
-                for column in FEATURES
-            ]
-        }
+            scored.requests, scored.inputs = rows, inputs
+        return predictor_request(inputs)
+
+    def validate(self, payload: Any) -> Any:
+        # The payload is already the predictor's request body (bytes): KServe's checks of a
+        # dict body do not apply.
+        return payload
 
     async def predict(self, payload: Any, headers: Any = None, response_headers: Any = None) -> Any:
-        if self.client is None:
-            self.client = httpx.AsyncClient(timeout=self.timeout)
+        if self.session is None:
+            # aiohttp rather than httpx: 1.3 to 1.8 ms less CPU per transaction here.
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(keepalive_timeout=PREDICTOR_KEEPALIVE_SECONDS),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers={"Content-Type": "application/json"},
+            )
         with timed(PREDICTOR_SECONDS, self.name, PREDICTOR_ERROR):
             try:
-                response = await self.client.post(self.predictor_url, json=payload)
-            except httpx.HTTPError as error:
+                async with self.session.post(self.predictor_url, data=payload) as response:
+                    status, body = response.status, await response.read()
+            except (aiohttp.ClientError, TimeoutError) as error:
                 raise PredictorError(
-                    f"the predictor at {self.predictor_url} failed: {error}"
+                    f"the predictor at {self.predictor_url} failed: {error!r}"
                 ) from error
-            if response.status_code != 200:
-                raise PredictorError(
-                    f"the predictor answered {response.status_code}: {response.text[:300]}"
-                )
-            return response.json()
+            if status != 200:
+                raise PredictorError(f"the predictor answered {status}: {body[:300]!r}")
+            return orjson.loads(body)
 
     def postprocess(self, result: Any, headers: Any = None, response_headers: Any = None) -> Any:
         outputs = result.get("outputs") or []
@@ -250,25 +288,36 @@ class FraudTransformer(Model):
         )
 
 
+def prediction_logger(model_name: str) -> PredictionLogger | None:
+    """The prediction log MLOPS_PREDICTION_LOG_URI names, written by a process of its own."""
+    settings = LogSettings.from_env()
+    if settings is None:
+        log.warning("MLOPS_PREDICTION_LOG_URI is not set: predictions are not logged")
+        return None
+    return PredictionLogger(model_name, settings, writer=WriterProcess(settings.uri))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(parents=[kserve_server.parser])
     parser.add_argument("--feature_service", default=FEATURE_SERVICE)
     args, _ = parser.parse_known_args()
     if not args.predictor_host:
         parser.error("--predictor_host is required (KServe passes it to a transformer)")
-    settings = LogSettings.from_env()
-    if settings is None:
-        log.warning("MLOPS_PREDICTION_LOG_URI is not set: predictions are not logged")
     model = FraudTransformer(
         args.model_name,
         args.predictor_host,
         args.feature_service,
         float(args.predictor_request_timeout_seconds),
-        PredictionLogger(args.model_name, settings) if settings else None,
+        prediction_logger(args.model_name),
     )
     model.load()
+    server = ModelServer()
+    # Per request, KServe logs two timing lines and uvicorn an access line: more event-loop
+    # time than parsing the request. Warnings still log; the histograms count every request.
+    for per_request in ("kserve.trace", "uvicorn.access"):
+        logging.getLogger(per_request).setLevel(logging.WARNING)
     try:
-        ModelServer().start([model])
+        server.start([model])
     finally:
         if model.prediction_log is not None:
             model.prediction_log.close()
