@@ -524,12 +524,21 @@ def known_keys(model: type[Model]) -> list[str]:
 # ---- messages ---------------------------------------------------------------------------------
 
 
+PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def show(value: object) -> str:
     return repr(value) if isinstance(value, str) else json.dumps(value)
 
 
 def line(key: str, value: object, allowed: str) -> str:
     return f"{PROJECT}:{key} = {show(value)}: {allowed}"
+
+
+def key_path(parts: list[str]) -> str:
+    """A key path as a message shows it: dotted, with a key that is not a plain name (one the
+    user mistyped: spaces, dots, a line break) quoted, so every problem stays one line."""
+    return ".".join(part if PLAIN_KEY.fullmatch(part) else json.dumps(part) for part in parts)
 
 
 def describe(error: ValidationError, root: type[Model], stack: str) -> list[str]:
@@ -540,7 +549,7 @@ def describe(error: ValidationError, root: type[Model], stack: str) -> list[str]
 
 def _describe(e: Any, root: type[Model], stack: str, secret_names: list[str]) -> str:
     loc = [str(part) for part in e["loc"]]
-    key = ".".join(loc)
+    key = key_path(loc)
     parent, field = root, None
     for part in loc:
         field = by_alias(parent).get(part)
@@ -578,7 +587,7 @@ def _describe(e: Any, root: type[Model], stack: str, secret_names: list[str]) ->
     if kind == "switch":
         return line(f"{key}.enabled", e["input"].get("enabled"), e["msg"])
     if kind == "key_rule":
-        return line(f"{key}.{e['ctx']['key']}", e["ctx"]["value"], e["msg"])
+        return line(f"{key}.{key_path([str(e['ctx']['key'])])}", e["ctx"]["value"], e["msg"])
     if kind == "switch_external":
         return line(f"{key}.enabled", False, f"must be true when {key}.external is set")
     allowed = allowed_of(field) if field is not None else None

@@ -51,7 +51,16 @@ def test_instances_are_typed_and_integral_floats_accepted() -> None:
                     {"customer_id": 1, "merchant_id": 1, "amount": "9"},
                 ]
             },
-            "instances[1].amount must be a number, got '9'",
+            "instances[1].amount must be a finite number, got '9'",
+        ),
+        (
+            {"instances": [{"customer_id": 2**63, "merchant_id": 1, "amount": 1.0}]},
+            "instances[0].customer_id must be an integer from -9223372036854775808 to "
+            "9223372036854775807, got 9223372036854775808",
+        ),
+        (
+            {"instances": [{"customer_id": 1, "merchant_id": 1, "amount": float("inf")}]},
+            "instances[0].amount must be a finite number, got inf",
         ),
     ],
 )

@@ -146,6 +146,63 @@ def test_served_predictions_equal_in_process_ones(
     } <= exposed_series(exposition)
 
 
+def test_generated_bodies_get_scores_or_a_400_naming_the_field(
+    stack: Stack, first: tuple[dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    """Any body, JSON or not: the transformer scores what its contract accepts (a probability
+    per transaction) and refuses the rest with a 400 that names the field; never a 5xx."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tests.support.generated import BODIES, reference_parse
+
+    _, manifest = first
+    model_dir = tmp_path / "mnt-models"
+    uri = manifest["spec"]["predictor"]["model"]["storageUri"]
+    fetch_like_storage_initializer(stack.rendering, uri, stack.s3, model_dir)
+    seen = {"scored": 0, "refused": 0}
+    with serving(stack, manifest, model_dir, tmp_path) as base:
+        url = f"{base}/v1/models/{MODEL_NAME}:predict"
+
+        @settings(max_examples=250)
+        @given(
+            body=BODIES.map(lambda b: (b, json.dumps(b).encode()))
+            | st.binary(max_size=64).map(lambda raw: (None, raw))
+        )
+        def check(sent: tuple[Any, bytes]) -> None:
+            body, raw = sent
+            status, answer = _post_bytes(url, raw)
+            expected = reference_parse(body) if body is not None else None
+            if expected is not None and status == 200:
+                seen["scored"] += 1
+                predictions = answer["predictions"]
+                assert len(predictions) == len(expected), answer
+                assert all(0.0 <= p["fraud_probability"] <= 1.0 for p in predictions), answer
+                return
+            assert status == 400, (raw[:300], status, answer)
+            assert expected is None, (raw[:300], answer)
+            seen["refused"] += 1
+            assert "Traceback" not in answer["error"]
+            if body is not None:
+                assert any(
+                    name in answer["error"]
+                    for name in ("instances", "customer_id", "merchant_id", "amount", "JSON")
+                ), answer
+
+        check()
+    print(f"generated bodies: {seen['scored']} scored, {seen['refused']} refused")
+    assert seen["scored"] > 10 and seen["refused"] > 10, seen
+
+
+def _post_bytes(url: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=raw, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 def _instances() -> list[Transaction]:
     """Transactions of the data (known customers and merchants) and a few unknown ones."""
     picked = seeded().transactions.sample(40, random_state=SEED)

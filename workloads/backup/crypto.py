@@ -22,6 +22,9 @@ MAGIC = b"MLOPSBK1"
 SUFFIX = ".enc"
 CHUNK = 4 * 1024 * 1024
 _LENGTH = struct.Struct(">I")
+# No chunk this module writes comes near this; a larger length is an altered file, refused
+# before a buffer of that size is allocated.
+_MAX_SEALED = 64 * 1024 * 1024
 
 
 class DecryptionError(Exception):
@@ -56,6 +59,18 @@ def encrypt(source: Path, target: Path, secret: str) -> None:
 
 
 def decrypt(source: Path, target: Path, secret: str) -> None:
+    """Decrypts `source` into `target`, or raises DecryptionError and leaves `target` as it
+    was: the plain text goes to a file beside it that replaces it only once every chunk has
+    decrypted."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        _decrypt(source, partial, secret)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _decrypt(source: Path, target: Path, secret: str) -> None:
     with source.open("rb") as sealed_file, target.open("wb") as out:
         header = sealed_file.read(len(MAGIC) + 24)
         if header[: len(MAGIC)] != MAGIC or len(header) != len(MAGIC) + 24:
@@ -67,7 +82,17 @@ def decrypt(source: Path, target: Path, secret: str) -> None:
             length = sealed_file.read(_LENGTH.size)
             if len(length) != _LENGTH.size:
                 raise DecryptionError(f"{source.name}: truncated (no last chunk)")
-            sealed = sealed_file.read(_LENGTH.unpack(length)[0])
+            declared = _LENGTH.unpack(length)[0]
+            if declared > _MAX_SEALED:
+                raise DecryptionError(
+                    f"{source.name}: chunk {index} claims {declared} bytes (altered file)"
+                )
+            sealed = sealed_file.read(declared)
+            if len(sealed) != declared:
+                raise DecryptionError(
+                    f"{source.name}: truncated (chunk {index} holds {len(sealed)} of its "
+                    f"{declared} bytes)"
+                )
             last = not sealed_file.peek(1)
             try:
                 chunk = cipher.decrypt(

@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import gc
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -80,6 +81,7 @@ OK, BAD_REQUEST, FEATURE_STORE_ERROR, PREDICTOR_ERROR = (
 # The predictor's one input (workloads.serving.runtime): its name and the columns it names.
 PREDICTOR_INPUT = "inputs"
 PREDICTOR_COLUMNS = ",".join(FEATURES)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # MLServer's uvicorn closes a connection idle for 5 s; dropping ours at 4 s keeps a request
 # from going out on a connection the predictor is closing (a 500 on intermittent traffic).
 PREDICTOR_KEEPALIVE_SECONDS = 4.0
@@ -132,17 +134,37 @@ def parse_instances(body: Any) -> list[dict[str, Any]]:
         row: dict[str, Any] = {}
         for field, kind in REQUEST_FIELDS.items():
             value = instance.get(field)
-            valid = isinstance(value, int | float) and not isinstance(value, bool)
-            if kind is int:
-                valid = valid and float(value).is_integer()
-            if not valid:
-                raise InvalidInput(
-                    f"instances[{i}].{field} must be {'an integer' if kind is int else 'a number'}"
-                    f", got {value!r}"
+            checked = _integer(value) if kind is int else _number(value)
+            if checked is None:
+                allowed = (
+                    f"an integer from {INT64_MIN} to {INT64_MAX}"
+                    if kind is int
+                    else "a finite number"
                 )
-            row[field] = kind(value)
+                raise InvalidInput(f"instances[{i}].{field} must be {allowed}, got {value!r}")
+            row[field] = checked
         parsed.append(row)
     return parsed
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number as a finite float; None for anything else (booleans included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _integer(value: Any) -> int | None:
+    """A JSON integer (3 or 3.0, not 3.5) within Feast's INT64 entity keys; None otherwise."""
+    if isinstance(value, float):
+        value = int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 def predictor_request(inputs: np.ndarray) -> bytes:
