@@ -65,6 +65,9 @@ ODD = (
     | st.integers(min_value=2**63 - 2, max_value=2**80)
     | st.integers(min_value=-(2**80), max_value=-(2**63) + 1)
     | st.integers(min_value=10**300, max_value=10**400)
+    # Past INT64 but within what a JSON decoder reads as an integer (orjson: up to 2**64 - 1).
+    | st.integers(min_value=2**63, max_value=2**64 - 1)
+    | st.sampled_from([2**63, 2**64 - 1, -(2**63) - 1, 1e19, -1e19])
     | st.floats(min_value=2**62, max_value=2**70)
 )
 IDS = st.integers(min_value=-(2**63), max_value=2**63 - 1) | ODD
@@ -77,4 +80,20 @@ BODIES = (
     st.fixed_dictionaries({"instances": st.lists(INSTANCE | JSON_SCALARS, max_size=4)})
     | st.fixed_dictionaries({"instances": JSON_VALUES})
     | JSON_VALUES
+)
+# Bodies the contract accepts: any INT64 ids (known entities or not) and any finite amount.
+SCORABLE = st.fixed_dictionaries(
+    {
+        "instances": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "customer_id": st.integers(min_value=-(2**63), max_value=2**63 - 1),
+                    "merchant_id": st.integers(min_value=-(2**63), max_value=2**63 - 1),
+                    "amount": st.floats(allow_nan=False, allow_infinity=False),
+                }
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    }
 )

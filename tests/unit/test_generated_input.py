@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infra import config
-from tests.support.generated import BODIES, JSON_VALUES, reference_parse
+from tests.support.generated import BODIES, JSON_VALUES, SCORABLE, reference_parse
 from tests.support.rendering import SENTINELS, raw_config
 from workloads.backup import crypto
 
@@ -106,7 +106,7 @@ def test_a_secret_value_never_appears_in_a_config_message(
 
 
 @settings(max_examples=600)
-@given(body=BODIES)
+@given(body=BODIES | SCORABLE)
 def test_any_transformer_body_is_parsed_or_refused_naming_the_field(body: Any) -> None:
     pytest.importorskip("kserve", reason="the transformer needs the workloads dependency group")
     from kserve.errors import InvalidInput

@@ -154,7 +154,7 @@ def test_generated_bodies_get_scores_or_a_400_naming_the_field(
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from tests.support.generated import BODIES, reference_parse
+    from tests.support.generated import BODIES, SCORABLE, reference_parse
 
     _, manifest = first
     model_dir = tmp_path / "mnt-models"
@@ -166,7 +166,7 @@ def test_generated_bodies_get_scores_or_a_400_naming_the_field(
 
         @settings(max_examples=250)
         @given(
-            body=BODIES.map(lambda b: (b, json.dumps(b).encode()))
+            sent=(BODIES | SCORABLE).map(lambda b: (b, json.dumps(b).encode()))
             | st.binary(max_size=64).map(lambda raw: (None, raw))
         )
         def check(sent: tuple[Any, bytes]) -> None:
@@ -184,9 +184,17 @@ def test_generated_bodies_get_scores_or_a_400_naming_the_field(
             seen["refused"] += 1
             assert "Traceback" not in answer["error"]
             if body is not None:
+                # A field named, or KServe's refusal of what is not JSON as RFC 8259 has it
+                # (Python's json writes NaN and Infinity; orjson reads no integer past 64 bits).
                 assert any(
                     name in answer["error"]
-                    for name in ("instances", "customer_id", "merchant_id", "amount", "JSON")
+                    for name in (
+                        "instances",
+                        "customer_id",
+                        "merchant_id",
+                        "amount",
+                        "Unrecognized request format",
+                    )
                 ), answer
 
         check()
