@@ -3,6 +3,7 @@ resident memory at the start and the end, and the prediction log's count of what
 
     eval "$(./scripts/services.sh env)"
     .venv/bin/python benchmarks/soak.py [--rate 100 --seconds 300 --window 30 --seed 7]
+        [--without-log]
 
 Needs what benchmarks/inference.py needs (the local Redis, Postgres and S3 server, and
 .venv-serving), and sets up the same way: the seeded data applied to a SQL registry and
@@ -65,6 +66,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--without-log", action="store_true", help="load the transformer that logs nothing"
+    )
     args = parser.parse_args()
     redis = redis_server()
     redis.client().flushdb()
@@ -90,14 +94,14 @@ def main() -> None:
                 REDIS_DB,
             )
         )
-        stack = next(s for s in stacks if s.logged)
+        stack = next(s for s in stacks if s.logged != args.without_log)
         rng = np.random.default_rng(args.seed)
         bodies = [
             json.dumps({"instances": rows}).encode()
             for rows in entity_batches(dataset, 1, 5_000, rng)
         ]
         windows, memory = asyncio.run(soak(stack, bodies, args))
-        logged = log_counts(stack)
+        logged = {} if args.without_log else log_counts(stack)
     redis.client().flushdb()
     local_postgres().query(f"DROP DATABASE IF EXISTS {REGISTRY_DATABASE} WITH (FORCE)")
     report(windows, memory, logged, args)
@@ -221,10 +225,11 @@ def report(
         f"resident memory, MiB: transformer with its log writer {t0:.0f} after the first window, "
         f"{t1:.0f} at the end ({t1 - t0:+.0f}); predictor {p0:.0f}, {p1:.0f} ({p1 - p0:+.0f})"
     )
-    print(
-        f"prediction log: {logged['queued']:.0f} scored, {logged['written']:.0f} records "
-        f"written, {logged['dropped']:.0f} dropped"
-    )
+    if not args.without_log:
+        print(
+            f"prediction log: {logged['queued']:.0f} scored, {logged['written']:.0f} records "
+            f"written, {logged['dropped']:.0f} dropped"
+        )
 
 
 if __name__ == "__main__":
