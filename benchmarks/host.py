@@ -55,11 +55,20 @@ def cpu_seconds(root: int) -> float:
 def peak_memory(root: int) -> float:
     """The peak resident memory (VmHWM) of a process and the processes below it, summed:
     what their container's memory limit has to hold, in bytes."""
+    return _memory(root, "VmHWM:")
+
+
+def resident_memory(root: int) -> float:
+    """The resident memory now (VmRSS) of a process and the processes below it, in bytes."""
+    return _memory(root, "VmRSS:")
+
+
+def _memory(root: int, field: str) -> float:
     total = 0.0
     for pid in family(root):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     total += int(line.split()[1]) * 1024
     return total
 

@@ -111,13 +111,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as running:
         work = Path(tmp)
         trees = [checkout(spec, work) for spec in args.compare] + [Tree("working tree", ROOT)]
-        env = prepare_store(work, dataset, redis, registry_url)
-        store = data.feature_store()
-        end = fraud_events.END
-        frame = data.labelled_features(store, end - timedelta(days=28), end - timedelta(days=7))
-        fitted = model.train(frame, model.HyperParameters(seed=args.seed))
-        model_dir = work / "mnt-models"
-        save(fitted, frame, model_dir)
+        env, model_dir = prepare_model(work, dataset, redis, registry_url, args.seed)
         prepared = time.monotonic() - started
         stacks: list[Stack] = []
         for i, tree in enumerate(trees):
@@ -171,6 +165,21 @@ def registry_database() -> str:
         f"postgresql+psycopg://{pg.user}:{quote(pg.password, safe='')}@{pg.host}:{pg.port}"
         f"/{REGISTRY_DATABASE}"
     )
+
+
+def prepare_model(
+    work: Path, dataset: Any, redis: Any, registry_url: str, seed: int
+) -> tuple[dict[str, str], Path]:
+    """The store prepared (prepare_store) and the model trained on it as the training task
+    trains it, saved as MLflow saves it; the servers' environment and the model's folder."""
+    env = prepare_store(work, dataset, redis, registry_url)
+    store = data.feature_store()
+    end = fraud_events.END
+    frame = data.labelled_features(store, end - timedelta(days=28), end - timedelta(days=7))
+    fitted = model.train(frame, model.HyperParameters(seed=seed))
+    model_dir = work / "mnt-models"
+    save(fitted, frame, model_dir)
+    return env, model_dir
 
 
 def prepare_store(work: Path, dataset: Any, redis: Any, registry_url: str) -> dict[str, str]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
 import sys
@@ -32,7 +31,6 @@ import time
 import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -40,15 +38,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.feast_online import REDIS_DB, entity_batches, redis_server
-from benchmarks.host import family
-from benchmarks.inference import prediction_log_env, prepare_store, registry_database, save
+from benchmarks.host import resident_memory
+from benchmarks.inference import (
+    REGISTRY_DATABASE,
+    prediction_log_env,
+    prepare_model,
+    registry_database,
+)
 from benchmarks.load import Connection, request_bytes
 from benchmarks.serving_stacks import ROOT, Stack, Tree, deployed
 from tests.support.servers import local_postgres
 from workloads.feature_repo.datagen import fraud_events
-from workloads.training import data, model
 
-REGISTRY_DATABASE = "mlops_bench_inference"
 TIMEOUT_SECONDS = 10.0
 OK_REQUESTS = "transformer_request_duration_seconds_count{"
 
@@ -77,13 +78,7 @@ def main() -> None:
     dataset = fraud_events.generate(args.seed, fraud_events.Sizes(1000, 100, 35))
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as running:
         work = Path(tmp)
-        env = prepare_store(work, dataset, redis, registry_url)
-        store = data.feature_store()
-        end = fraud_events.END
-        frame = data.labelled_features(store, end - timedelta(days=28), end - timedelta(days=7))
-        fitted = model.train(frame, model.HyperParameters(seed=args.seed))
-        model_dir = work / "mnt-models"
-        save(fitted, frame, model_dir)
+        env, model_dir = prepare_model(work, dataset, redis, registry_url, args.seed)
         stacks = running.enter_context(
             deployed(
                 Tree("working tree", ROOT),
@@ -164,18 +159,8 @@ async def soak(
 
 
 def resident(stack: Stack) -> tuple[float, float]:
-    """Resident memory now (VmRSS, MiB) of the transformer with its writer, and the predictor."""
-
-    def rss(root: int) -> float:
-        total = 0
-        for pid in family(root):
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        return total / 1024
-
-    return rss(stack.pids[0]), rss(stack.pids[1])
+    """Resident memory now, MiB, of the transformer with its writer, and of the predictor."""
+    return resident_memory(stack.pids[0]) / 2**20, resident_memory(stack.pids[1]) / 2**20
 
 
 def log_counts(stack: Stack, wait_seconds: float = 45.0) -> dict[str, float]:

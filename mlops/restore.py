@@ -83,16 +83,7 @@ def restore(stack: str, backup: str) -> None:
             k.check("scale", "-n", namespace, workload, "--replicas=0")
     materialize = k.run("get", "-n", namespace, "cronjob", "feast-materialize").returncode == 0
     if materialize:
-        k.check(
-            "patch",
-            "-n",
-            namespace,
-            "cronjob",
-            "feast-materialize",
-            "--type=merge",
-            "-p",
-            '{"spec":{"suspend":true}}',
-        )
+        _suspend_materialization(k, namespace, True)
     for workload in writers:
         k.run(
             "wait",
@@ -122,14 +113,11 @@ def restore(stack: str, backup: str) -> None:
         console.say(f"scaling {workload} back to {replicas}")
         k.check("scale", "-n", namespace, workload, f"--replicas={replicas}")
     if materialize:
-        k.check(
-            "patch",
-            "-n",
-            namespace,
-            "cronjob",
-            "feast-materialize",
-            "--type=merge",
-            "-p",
-            '{"spec":{"suspend":false}}',
-        )
+        _suspend_materialization(k, namespace, False)
     console.say(f"restored {backup} into {namespace}")
+
+
+def _suspend_materialization(k: kube.Kube, namespace: str, suspend: bool) -> None:
+    """Holds Feast's materialization CronJob (suspend) while Redis is restored, or resumes it."""
+    spec = json.dumps({"spec": {"suspend": suspend}}, separators=(",", ":"))
+    k.check("patch", "-n", namespace, "cronjob", "feast-materialize", "--type=merge", "-p", spec)
